@@ -32,3 +32,48 @@ def validate_cmd(
 
     code = run_cli(file, as_json=as_json, fix=fix, out=out, reference=reference, limit=limit)
     raise typer.Exit(code)
+
+
+@app.command("diff")
+def diff_cmd(
+    file: Annotated[Path, typer.Argument(help="The new zone set (GeoJSON FeatureCollection).")],
+    against: Annotated[
+        Path | None,
+        typer.Option(help="The old zone set to compare with (default: the bundled Zhuhai set)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    moved_threshold: Annotated[
+        float, typer.Option(help="Centroid shift (m) above which a zone counts as moved.")
+    ] = 0.5,
+    limit: Annotated[int, typer.Option(help="Changed-zone rows to show (0 = all).")] = 50,
+) -> None:
+    """Added, removed, moved, reshaped and re-attributed zones: exit 0, 1 bad zones, 2 usage."""
+    from zones.diff import run_cli
+
+    code = run_cli(
+        file, against=against, as_json=as_json, moved_threshold_m=moved_threshold, limit=limit
+    )
+    raise typer.Exit(code)
+
+
+@app.command("export")
+def export_cmd(
+    file: Annotated[
+        Path | None, typer.Argument(help="Zone set to export (default: the bundled Zhuhai set).")
+    ] = None,
+    fmt: Annotated[
+        str, typer.Option("--format", "-f", help="geojson | gbfs-3.0 | gbfs-2.3 | mds")
+    ] = "geojson",
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output directory.")] = Path("export"),
+    base_url: Annotated[
+        str | None, typer.Option(help="Where the GBFS files will be published (gbfs.json links).")
+    ] = None,
+    system_id: Annotated[str, typer.Option(help="GBFS system_id / MDS namespace.")] = (
+        "zhuhai-parking"
+    ),
+) -> None:
+    """Write GeoJSON, GBFS 3.0/2.3 or MDS 2.0 files: exit 0, 1 invalid zones/output, 2 usage."""
+    from zones.export import run_cli
+
+    code = run_cli(file, fmt=fmt, out=out, base_url=base_url, system_id=system_id)
+    raise typer.Exit(code)
