@@ -10,7 +10,9 @@
   * Every fenced parking box that is active at ``now`` is a virtual station
     (``station_id`` = zone id, ``lat``/``lon`` = a point inside the box,
     ``is_virtual_station``, ``station_area`` as a MultiPolygon, ``capacity``,
-    ``parking_type``). Unfenced boxes are not stations: only a fenced box settles a trip.
+    ``parking_type``; boxes not yet or no longer active are left out unless
+    ``active_only=False``). Unfenced boxes are not stations: only a fenced box settles a
+    trip.
   * ``geofencing_zones.json``: the no-parking areas not yet expired (``start``/``end``
     from ``active_from``/``active_to``; rides may not end there: 3.0
     ``ride_end_allowed: false``, 2.3 ``ride_allowed: false``), then the service area
@@ -103,6 +105,7 @@ PARKING_TYPES = (
 )
 DEFAULT_CONTACT_EMAIL = "gbfs@example.invalid"
 MDS_VERSION = "2.0.0"
+GBFS2_MIN_TIME = 1450155600  # the GBFS 2.3 schemas' minimum POSIX time (2015-12-15)
 
 Progress = Callable[[str, int, int], None]
 
@@ -212,13 +215,16 @@ def export(
     ttl: int = 3600,
     parking_type: str = "sidewalk_parking",
     service_area: shapely.Geometry | None = None,
+    active_only: bool = True,
     progress: Progress | None = None,
 ) -> list[Path]:
     """Write ``fc`` in format ``fmt`` into ``out_dir`` (created if needed).
 
     ``base_url`` is where the GBFS files will be published (``gbfs.json`` links to them;
     default ``https://example.invalid/{system_id}/gbfs/{version}/``). ``service_area``
-    (WGS-84) defaults to :func:`zones.districts.service_area`. ``progress`` is called as
+    (WGS-84) defaults to :func:`zones.districts.service_area`. With ``active_only`` (the
+    default) a GBFS feed shows the stations active at ``now`` and the no-parking areas not
+    yet expired; ``active_only=False`` exports every zone. ``progress`` is called as
     ``progress(step, done, total)``. Raises :class:`~geofence.errors.ZoneDataError` when
     the zone set cannot be read, :class:`ValueError` for an unknown format.
     """
@@ -262,6 +268,7 @@ def export(
         ttl=ttl,
         parking_type=parking_type,
         service_area=service_area,
+        active_only=active_only,
         report=report,
     )
 
@@ -375,6 +382,7 @@ def _export_gbfs(
     ttl: int,
     parking_type: str,
     service_area: shapely.Geometry,
+    active_only: bool,
     report: Progress,
 ) -> list[Path]:
     v3 = version == "3.0"
@@ -407,7 +415,9 @@ def _export_gbfs(
     st = [
         z
         for z in zones
-        if z.props.get("kind") == "parking" and z.props.get("fenced") is True and z.active_at(now)
+        if z.props.get("kind") == "parking"
+        and z.props.get("fenced") is True
+        and (z.active_at(now) or not active_only)
     ]
     pos = np.array([z.pos for z in st], dtype=np.intp)
     areas = _geojson_fragments(_as_multipolygons(geoms[pos])) if len(pos) else []
@@ -420,8 +430,8 @@ def _export_gbfs(
             {
                 "station_id": z.id,
                 "name": _text(version, _name(z)),
-                "lat": lat,
-                "lon": lon,
+                "lat": round(lat, 7),  # 1 cm; the point stays well inside a >= 1.5 m box
+                "lon": round(lon, 7),
                 "is_virtual_station": True,
                 "station_area": area,
                 **({"capacity": cap} if isinstance(cap, int) and cap >= 0 else {}),
@@ -441,7 +451,8 @@ def _export_gbfs(
     np_zones = [
         z
         for z in zones
-        if z.props.get("kind") == "no_parking" and (z.active_to is None or now < z.active_to)
+        if z.props.get("kind") == "no_parking"
+        and (z.active_to is None or now < z.active_to or not active_only)
     ]
     np_pos = np.array([z.pos for z in np_zones], dtype=np.intp)
     np_geoms = _geojson_fragments(_as_multipolygons(geoms[np_pos])) if len(np_pos) else []
@@ -463,10 +474,13 @@ def _export_gbfs(
     features = []
     for z, g in zip(np_zones, np_geoms, strict=True):
         props: dict[str, Any] = {"name": _text(version, _name(z))}
-        if z.active_from is not None:
-            props["start"] = _rfc3339(z.active_from) if v3 else int(z.active_from.timestamp())
-        if z.active_to is not None:
-            props["end"] = _rfc3339(z.active_to) if v3 else int(z.active_to.timestamp())
+        for key, t in (("start", z.active_from), ("end", z.active_to)):
+            if t is None:
+                continue
+            if v3:
+                props[key] = _rfc3339(t)
+            elif t.timestamp() >= GBFS2_MIN_TIME:  # 2.3's schema floor; earlier = always
+                props[key] = int(t.timestamp())
         props["rules"] = [no_end]
         features.append({"type": "Feature", "geometry": g, "properties": props})
     sa_geom = _as_multipolygons(_ccw(np.array([service_area], dtype=object)))
