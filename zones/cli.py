@@ -77,3 +77,40 @@ def export_cmd(
 
     code = run_cli(file, fmt=fmt, out=out, base_url=base_url, system_id=system_id)
     raise typer.Exit(code)
+
+
+@app.command("synth")
+def synth_cmd(
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same bytes.")] = (
+        20261126
+    ),
+    out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the zone set.")] = Path(
+        "zones/data/zhuhai.geojson"
+    ),
+    parking: Annotated[int, typer.Option(help="Parking boxes.")] = 18000,
+    fenced: Annotated[int, typer.Option(help="Of which fenced (park-in-box settlement).")] = 13000,
+    no_parking: Annotated[int, typer.Option(help="No-parking areas.")] = 300,
+    workload: Annotated[int, typer.Option(help="Also write N trip ends with ground truth.")] = 0,
+    workload_out: Annotated[
+        Path | None, typer.Option(help="The workload .npz (default trip_ends_N_ACC_CRS.npz).")
+    ] = None,
+    accuracy: Annotated[
+        str, typer.Option(help="Workload GPS accuracy: consumer (3-10 m), precise (0.3-1 m), LO-HI")
+    ] = "consumer",
+    crs: Annotated[str, typer.Option(help="Workload fix CRS: wgs84 | gcj02 | bd09.")] = "wgs84",
+) -> None:
+    """Generate the synthetic Zhuhai zone set (and trip-end workloads): exit 0, 2 usage."""
+    from zones.synth import run_cli
+
+    code = run_cli(
+        seed=seed,
+        out=out,
+        n_parking=parking,
+        n_fenced=fenced,
+        n_no_parking=no_parking,
+        workload=workload,
+        workload_out=workload_out,
+        accuracy=accuracy,
+        crs=crs,
+    )
+    raise typer.Exit(code)
