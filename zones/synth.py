@@ -22,6 +22,7 @@ import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, fields
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -285,6 +286,7 @@ class _Land:
         return out
 
 
+@cache
 def _land() -> _Land:
     outline, inner, core = {}, {}, {}
     for code, geom in load_districts().items():
@@ -298,9 +300,14 @@ def _land() -> _Land:
     return _Land(list(DISTRICTS), outline, inner, core)
 
 
+@cache
+def _shrunk(geom: shapely.Geometry, depth: float) -> shapely.Geometry:
+    return shapely.buffer(geom, -depth, quad_segs=2)
+
+
 def _snap_inside(geom: shapely.Geometry, x: float, y: float, depth: float) -> tuple[float, float]:
     """Move a point that is not at least ``depth`` inside ``geom`` to the nearest such point."""
-    deep = shapely.buffer(geom, -depth, quad_segs=2)
+    deep = _shrunk(geom, depth)
     p = shapely.Point(x, y)
     if deep.contains(p):
         return x, y
@@ -339,6 +346,8 @@ def _anchors(rng: np.random.Generator, land: _Land, n_random: int) -> _Anchors:
     shares = {"XZ": 0.60, "DM": 0.18, "JW": 0.22}
     counts = rng.multinomial(n_random, [shares[c] for c in land.code])
     for code, k in zip(land.code, counts, strict=True):
+        if k == 0:
+            continue
         got_x: list[np.ndarray] = []
         got_y: list[np.ndarray] = []
         have = 0
