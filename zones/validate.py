@@ -36,9 +36,11 @@ parking boxes
     warning ``implausible-box-size`` (width, length or area outside
             :data:`BOX_WIDTH_M`, :data:`BOX_LENGTH_M`, :data:`BOX_AREA_M2`, measured
             on the minimum rotated rectangle in EPSG:4547 metres)
-    error   ``overlapping-boxes`` (two parking boxes, active at a common time,
-            sharing more than :data:`OVERLAP_MIN_M2`; boxes that merely touch, along
-            an edge or at a corner, are fine: adjacent painted boxes share a line)
+    error   ``overlapping-boxes`` (two parking boxes sharing more than
+            :data:`OVERLAP_MIN_M2`; boxes that merely touch, along an edge or at a
+            corner, are fine: adjacent painted boxes share a line. Active periods do
+            not excuse an overlap: the index resolves overlaps without looking at
+            time, and a replaced box belongs in a new zone-set version)
 
 Speed: per-feature structure and property checks are one Python pass; geometry
 construction, validity, winding, area, service-area, size and overlap checks are
@@ -149,8 +151,7 @@ HINTS: dict[str, str] = {
     "convert with geofence.crs.bd09_to_wgs84",
     "implausible-box-size": "boxes are typically 1.5-3 m wide and 4-20 m long: check the "
     "units and the corners",
-    "overlapping-boxes": "parking boxes must not overlap: shrink or merge them (or give "
-    "them disjoint active periods)",
+    "overlapping-boxes": "parking boxes must not overlap: shrink, move or merge them",
 }
 
 
@@ -318,6 +319,12 @@ def _type_name(v: Any) -> str:
     return type(v).__name__
 
 
+def _a_type(v: Any) -> str:
+    """The JSON type of ``v`` with its article: "an array", "a string", "null"."""
+    t = _type_name(v)
+    return t if t == "null" else ("an " if t[0] in "aeiou" else "a ") + t
+
+
 def _short(v: Any, n: int = 40) -> str:
     try:
         r = repr(v)
@@ -339,34 +346,49 @@ def _parse_time(v: str) -> float | None:
         return None
 
 
+_SEQ_TYPES = frozenset({list, tuple})
+_NUM_TYPES = frozenset({float, int})
+
+
 def _ring_array(ring: Any) -> tuple[np.ndarray | None, str | None, str]:
     """Check one ring; return (n x 2 array, None, "") or (None, rule, detail)."""
     if not _is_seq(ring):
-        return None, "bad-geometry", f"is a {_type_name(ring)}, not an array of positions"
-    for k, pos in enumerate(ring):
-        if not _is_seq(pos) or not 2 <= len(pos) <= 3:
-            return None, "bad-geometry", f"position {k} is {_short(pos)}, not [lon, lat]"
-        for v in pos:
-            if not _is_number(v):
-                return None, "bad-geometry", f"position {k} has a {_type_name(v)} {_short(v)}"
-    if not ring:
-        return None, "too-few-positions", "has no positions; a ring needs at least 4"
+        return None, "bad-geometry", f"is {_a_type(ring)}, not an array of positions"
+    # fast path: a list of [lon, lat] (or [lon, lat, alt]) lists of plain numbers
+    fast = (
+        bool(ring)
+        and {type(pos) for pos in ring} <= _SEQ_TYPES
+        and len({len(pos) for pos in ring} - {2, 3}) == 0
+        and len({len(pos) for pos in ring}) == 1
+        and {type(v) for pos in ring for v in pos} <= _NUM_TYPES
+    )
+    if not fast:
+        for k, pos in enumerate(ring):
+            if not _is_seq(pos) or not 2 <= len(pos) <= 3:
+                return None, "bad-geometry", f"position {k} is {_short(pos)}, not [lon, lat]"
+            for v in pos:
+                if not _is_number(v):
+                    return None, "bad-geometry", f"position {k} has {_a_type(v)} {_short(v)}"
+        if not ring:
+            return None, "too-few-positions", "has no positions; a ring needs at least 4"
+        if len({len(pos) for pos in ring}) > 1:
+            return None, "bad-geometry", "mixes 2- and 3-coordinate positions"
     try:
-        a = np.array([pos[:2] for pos in ring], dtype=np.float64)
+        a = np.array(ring, dtype=np.float64)[:, :2]
     except OverflowError:
         return None, "non-finite-coordinate", "has a number too large for a double"
     if not np.isfinite(a).all():
         k = int(np.flatnonzero(~np.isfinite(a).all(axis=1))[0])
         return None, "non-finite-coordinate", f"position {k} is {ring[k]!r}"
+    closed = len(a) > 1 and ring[0][0] == ring[-1][0] and ring[0][1] == ring[-1][1]
     if len(a) < 4:
-        closed = len(a) > 1 and bool((a[0] == a[-1]).all())
         extra = "" if closed else " and is not closed"
         return None, "too-few-positions", f"has {len(a)} positions{extra}; a ring needs 4+"
-    if not (a[0] == a[-1]).all():
+    if not closed:
         return (
             None,
             "unclosed-ring",
-            (f"is not closed: first position {a[0].tolist()} != last {a[-1].tolist()}"),
+            f"is not closed: first position {a[0].tolist()} != last {a[-1].tolist()}",
         )
     return a, None, ""
 
@@ -383,7 +405,7 @@ def _geometry_rings(
     if geom is None:
         return None, "", [("missing-geometry", "has no geometry")]
     if not isinstance(geom, Mapping):
-        return None, "", [("bad-geometry", f"geometry is a {_type_name(geom)}, not an object")]
+        return None, "", [("bad-geometry", f"geometry is {_a_type(geom)}, not an object")]
     gtype = geom.get("type")
     coords = geom.get("coordinates")
     if gtype == "Polygon":
@@ -436,41 +458,55 @@ def _geometry_rings(
         parts.append(rings)
     if problems:
         return None, gtype, problems
-    # coordinate range (after structure, over the whole feature)
-    allc = np.concatenate([r for p in parts for r in p])
-    lon, lat = allc[:, 0], allc[:, 1]
-    if (np.abs(lon) > 180).any() or (np.abs(lat) > 90).any():
-        if (np.abs(lat) <= 180).all() and (np.abs(lon) <= 90).all():
-            return (
-                None,
-                gtype,
-                [
-                    (
-                        "lonlat-swapped",
-                        f"latitude {float(lat[np.argmax(np.abs(lat))]):g} is beyond ±90 "
-                        "while the swapped pair is in range",
-                    )
-                ],
-            )
-        return (
-            None,
-            gtype,
-            [
-                (
-                    "lonlat-out-of-range",
-                    f"position ({float(lon[0]):g}, {float(lat[0]):g}) is beyond lon ±180 / lat ±90",
-                )
-            ],
-        )
     return parts, gtype, []
 
 
+def _range_problem(coords: np.ndarray) -> tuple[str, str] | None:
+    """(rule, message) when a zone's coordinates are beyond lon ±180 / lat ±90."""
+    lon, lat = coords[:, 0], coords[:, 1]
+    if not ((np.abs(lon) > 180).any() or (np.abs(lat) > 90).any()):
+        return None
+    if (np.abs(lat) <= 180).all() and (np.abs(lon) <= 90).all():
+        worst = float(lat[np.argmax(np.abs(lat))])
+        return (
+            "lonlat-swapped",
+            f"latitude {worst:g} is beyond ±90 while the swapped pair is in range",
+        )
+    k = int(np.flatnonzero((np.abs(lon) > 180) | (np.abs(lat) > 90))[0])
+    return (
+        "lonlat-out-of-range",
+        f"position ({float(lon[k]):g}, {float(lat[k]):g}) is beyond lon ±180 / lat ±90",
+    )
+
+
+def _range_filter(z: _Zones, out: _Collector | None) -> _Zones:
+    """Drop zones with coordinates out of range (vectorized test), reporting them."""
+    counts = [sum(len(r) for p in parts for r in p) for parts in z.parts]
+    coords = np.concatenate([r for parts in z.parts for p in parts for r in p])
+    bad = (np.abs(coords[:, 0]) > 180) | (np.abs(coords[:, 1]) > 90)
+    if not bad.any():
+        return z
+    zone_of = np.repeat(np.arange(len(counts)), counts)
+    drop = set(np.unique(zone_of[bad]).tolist())
+    starts = np.r_[0, np.cumsum(counts)]
+    kept = _Zones()
+    for k in range(len(z.parts)):
+        if k in drop:
+            problem = _range_problem(coords[starts[k] : starts[k + 1]])
+            if out is not None and problem is not None:
+                out.error(problem[0], problem[1], feature=z.label[k], index=z.feat[k])
+            continue
+        kept.feat.append(z.feat[k])
+        kept.label.append(z.label[k])
+        kept.kind.append(z.kind[k])
+        kept.parts.append(z.parts[k])
+        kept.multi.append(z.multi[k])
+    return kept
+
+
 # ---------------------------------------------------------------------------- properties
-def _check_properties(
-    props: Any, label: str, index: int, out: _Collector
-) -> tuple[str | None, float, float]:
-    """Check DESIGN §3 properties; return (kind or None, active_from, active_to)."""
-    t_from, t_to = -math.inf, math.inf
+def _check_properties(props: Any, label: str, index: int, out: _Collector) -> str | None:
+    """Check DESIGN §3 properties; return the kind (None when missing or unknown)."""
     if props is None:
         out.error(
             "unknown-kind",
@@ -478,15 +514,15 @@ def _check_properties(
             feature=label,
             index=index,
         )
-        return None, t_from, t_to
+        return None
     if not isinstance(props, Mapping):
         out.error(
             "bad-properties",
-            f"properties is a {_type_name(props)}, not an object",
+            f"properties is {_a_type(props)}, not an object",
             feature=label,
             index=index,
         )
-        return None, t_from, t_to
+        return None
 
     def bad(name: str, want: str, v: Any) -> None:
         out.error(
@@ -548,10 +584,6 @@ def _check_properties(
             bad(name, "an RFC 3339 time with a UTC offset (e.g. 2024-05-01T00:00:00+08:00)", v)
         times[name] = t
     a, b = times["active_from"], times["active_to"]
-    if a is not None:
-        t_from = a
-    if b is not None:
-        t_to = b
     if a is not None and b is not None and a >= b:
         out.error(
             "bad-active-period",
@@ -559,7 +591,7 @@ def _check_properties(
             feature=label,
             index=index,
         )
-    return kind, t_from, t_to
+    return kind
 
 
 # ---------------------------------------------------------------------------- geometry
@@ -570,8 +602,6 @@ class _Zones:
     feat: list[int] = field(default_factory=list)  # feature index
     label: list[str] = field(default_factory=list)
     kind: list[str | None] = field(default_factory=list)
-    t_from: list[float] = field(default_factory=list)
-    t_to: list[float] = field(default_factory=list)
     parts: list[list[list[np.ndarray]]] = field(default_factory=list)
     multi: list[bool] = field(default_factory=list)
 
@@ -676,7 +706,7 @@ def _validate_doc(
         what = (
             f"its type is {_short(doc.get('type'))}"
             if isinstance(doc, Mapping)
-            else f"the top level is a {_type_name(doc)}"
+            else f"the top level is {_a_type(doc)}"
         )
         out.error("not-feature-collection", f"not a GeoJSON FeatureCollection: {what}")
         return
@@ -684,7 +714,7 @@ def _validate_doc(
     if not _is_seq(features):
         out.error(
             "not-feature-collection",
-            f"'features' is {_type_name(features)}, not an array",
+            f"'features' is {_a_type(features)}, not an array",
         )
         return
     report.n_features = len(features)
@@ -706,7 +736,7 @@ def _validate_doc(
             what = (
                 f"its type is {_short(feat.get('type'))}"
                 if isinstance(feat, Mapping)
-                else f"it is a {_type_name(feat)}"
+                else f"it is {_a_type(feat)}"
             )
             out.error(
                 "not-a-feature", f"feature #{i} is not a Feature: {what}", feature=f"#{i}", index=i
@@ -734,7 +764,7 @@ def _validate_doc(
         else:
             out.error(
                 "bad-id-type",
-                f"id {_short(raw_id)} is a {_type_name(raw_id)}, not a string",
+                f"id {_short(raw_id)} is {_a_type(raw_id)}, not a string",
                 feature=label,
                 index=i,
             )
@@ -748,7 +778,7 @@ def _validate_doc(
                 )
             else:
                 first_index[label] = i
-        kind, t_from, t_to = _check_properties(feat.get("properties"), label, i, out)
+        kind = _check_properties(feat.get("properties"), label, i, out)
         parts, gtype, problems = _geometry_rings(feat.get("geometry"), kind)
         for rule, msg in problems:
             out.error(rule, msg, feature=label, index=i)
@@ -757,11 +787,11 @@ def _validate_doc(
         zones.feat.append(i)
         zones.label.append(label)
         zones.kind.append(kind)
-        zones.t_from.append(t_from)
-        zones.t_to.append(t_to)
         zones.parts.append(parts)
         zones.multi.append(gtype == "MultiPolygon")
 
+    if zones.feat:
+        zones = _range_filter(zones, out)
     if zones.feat:
         _geometry_checks(zones, out, reference=reference, service_area=service_area)
 
@@ -795,22 +825,6 @@ def _geometry_checks(z: _Zones, out: _Collector, *, reference: Any, service_area
         rule = "self-intersection" if "self-intersection" in reason.lower() else "invalid-geometry"
         out.error(rule, f"invalid polygon: {reason}", feature=z.label[k], index=z.feat[k])
 
-    # winding (RFC 7946): exterior CCW, holes CW; only for valid zones
-    rv = valid[ring_zone]
-    ccw = np.zeros(len(rings), dtype=bool)
-    ccw[rv] = shapely.is_ccw(rings[rv])
-    bad_ext = rv & ring_ext & ~ccw
-    bad_hole = rv & ~ring_ext & ccw
-    for rule, mask, what in (
-        ("clockwise-exterior", bad_ext, "exterior ring"),
-        ("counter-clockwise-hole", bad_hole, "hole"),
-    ):
-        zs, counts = np.unique(ring_zone[mask], return_counts=True)
-        for k, c in zip(zs.tolist(), counts.tolist(), strict=True):
-            plural = f"{c} {what}s are" if c > 1 else f"its {what} is"
-            direction = "clockwise" if what == "exterior ring" else "counter-clockwise"
-            out.warning(rule, f"{plural} {direction}", feature=z.label[k], index=z.feat[k])
-
     # service area
     if service_area is None:
         from zones.districts import service_area as _default_area
@@ -825,6 +839,7 @@ def _geometry_checks(z: _Zones, out: _Collector, *, reference: Any, service_area
         covered[vk] = shapely.covers(service_area, geoms[vk])
     kind = np.array([k or "" for k in z.kind])
     outside = valid & ~inter
+    swapped_zone = np.zeros(n, dtype=bool)
     if outside.any():
         ok_ = np.flatnonzero(outside)
         swapped = shapely.transform(geoms[ok_], lambda c: c[:, ::-1].copy())
@@ -832,6 +847,7 @@ def _geometry_checks(z: _Zones, out: _Collector, *, reference: Any, service_area
         for k, s in zip(ok_.tolist(), swap_in.tolist(), strict=True):
             c = shapely.centroid(geoms[k])
             if s:
+                swapped_zone[k] = True
                 out.error(
                     "lonlat-swapped",
                     f"lies outside the service area at ({c.x:.5f}, {c.y:.5f}) but inside it "
@@ -853,6 +869,23 @@ def _geometry_checks(z: _Zones, out: _Collector, *, reference: Any, service_area
             feature=z.label[k],
             index=z.feat[k],
         )
+
+    # winding (RFC 7946): exterior CCW, holes CW; only for valid zones
+    # (not for zones read as lon/lat swapped: swapping reverses their rings)
+    rv = (valid & ~swapped_zone)[ring_zone]
+    ccw = np.zeros(len(rings), dtype=bool)
+    ccw[rv] = shapely.is_ccw(rings[rv])
+    bad_ext = rv & ring_ext & ~ccw
+    bad_hole = rv & ~ring_ext & ccw
+    for rule, mask, what in (
+        ("clockwise-exterior", bad_ext, "exterior ring"),
+        ("counter-clockwise-hole", bad_hole, "hole"),
+    ):
+        zs, counts = np.unique(ring_zone[mask], return_counts=True)
+        for k, c in zip(zs.tolist(), counts.tolist(), strict=True):
+            plural = f"{c} {what}s are" if c > 1 else f"its {what} is"
+            direction = "clockwise" if what == "exterior ring" else "counter-clockwise"
+            out.warning(rule, f"{plural} {direction}", feature=z.label[k], index=z.feat[k])
 
     # metric checks on parking boxes inside the service area
     pk = np.flatnonzero(valid & inter & (kind == "parking"))
@@ -900,12 +933,6 @@ def _box_checks(z: _Zones, geoms: np.ndarray, pk: np.ndarray, out: _Collector) -
     left, right = left[keep], right[keep]
     if not len(left):
         return
-    t_from = np.asarray(z.t_from)[pk]
-    t_to = np.asarray(z.t_to)[pk]
-    concurrent = np.maximum(t_from[left], t_from[right]) < np.minimum(t_to[left], t_to[right])
-    left, right = left[concurrent], right[concurrent]
-    if not len(left):
-        return
     shared = shapely.area(shapely.intersection(gm[left], gm[right]))
     hit = shared > OVERLAP_MIN_M2
     for a_, b_, s in zip(
@@ -940,9 +967,13 @@ def _reference_centroids(reference: Any) -> dict[str, tuple[float, float]]:
         parts, gtype, _ = _geometry_rings(feat.get("geometry"), None)
         if parts is None:
             continue
+        z.feat.append(len(z.feat))
         z.label.append(str(fid))
+        z.kind.append(None)
         z.parts.append(parts)
         z.multi.append(gtype == "MultiPolygon")
+    if z.parts:
+        z = _range_filter(z, None)
     if not z.parts:
         return {}
     geoms = _build(z)[0]
@@ -1101,7 +1132,7 @@ def render(report: Report, console: Any, *, limit: int = 200) -> None:
                 highlight=False,
             )
     style = "green" if report.ok else "red"
-    console.print(f"[{style}]{report.summary()}[/{style}]", highlight=False)
+    console.print(f"[{style}]{report.summary()}[/{style}]", highlight=False, soft_wrap=True)
 
 
 def run_cli(
@@ -1119,10 +1150,9 @@ def run_cli(
     from rich.console import Console
 
     console = Console()
-    err = Console(stderr=True)
 
     def usage(msg: str) -> int:
-        err.print(f"error: {msg}", markup=False, highlight=False)
+        sys.stderr.write(f"error: {msg}\n")
         return 2
 
     if not file.is_file():
