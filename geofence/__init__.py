@@ -1,0 +1,27 @@
+"""The geofence engine: zone sets, coordinate systems, the spatial index, decisions.
+
+Pure domain code: numpy, shapely, pyproj and numba only; no web, no database, no
+environment reads. The public names:
+
+>>> import geofence
+>>> sorted(n for n in geofence.__all__ if n[0].isupper())[:3]
+['CRSError', 'CheckError', 'GeofenceError']
+"""
+
+from geofence import crs
+from geofence.errors import CheckError, CRSError, GeofenceError, ZoneDataError
+from geofence.index import ZoneIndex
+from geofence.zoneset import KIND_NAMES, KIND_NO_PARKING, KIND_PARKING, ZoneSet
+
+__all__ = [
+    "KIND_NAMES",
+    "KIND_NO_PARKING",
+    "KIND_PARKING",
+    "CRSError",
+    "CheckError",
+    "GeofenceError",
+    "ZoneDataError",
+    "ZoneIndex",
+    "ZoneSet",
+    "crs",
+]

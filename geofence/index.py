@@ -1,0 +1,329 @@
+"""The spatial index over a zone set: covering zone and nearest zones, vectorized."""
+
+from __future__ import annotations
+
+import time
+from functools import cached_property
+
+import numpy as np
+import shapely
+
+from geofence import _kernels
+from geofence import crs as _crs
+from geofence.zoneset import KIND_NO_PARKING, ZoneSet
+
+__all__ = ["ZoneIndex"]
+
+_MAX_LEVEL = 31
+
+
+def _flatten(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Polygons/MultiPolygons -> (vx, vy, ring_start, zone_ring_start)."""
+    parts, part_zone = shapely.get_parts(geoms, return_index=True)
+    rings, ring_part = shapely.get_rings(parts, return_index=True)
+    coords, vert_ring = shapely.get_coordinates(rings, return_index=True)
+    n_rings = len(rings)
+    ring_start = np.zeros(n_rings + 1, np.int64)
+    np.cumsum(np.bincount(vert_ring, minlength=n_rings), out=ring_start[1:])
+    ring_zone = part_zone[ring_part]
+    zone_ring_start = np.zeros(len(geoms) + 1, np.int64)
+    np.cumsum(np.bincount(ring_zone, minlength=len(geoms)), out=zone_ring_start[1:])
+    return (
+        np.ascontiguousarray(coords[:, 0]),
+        np.ascontiguousarray(coords[:, 1]),
+        ring_start,
+        zone_ring_start,
+    )
+
+
+class ZoneIndex:
+    """Spatial index over a :class:`~geofence.ZoneSet`: which zone covers a fix, which are near.
+
+    Positions in, positions out: answers are integer positions into the zone set's
+    arrays (``-1`` for none), never copies of zones. The index is immutable; to
+    change zones, build a new index and swap the reference.
+
+    Structure: a hierarchical hashed grid in lon/lat. A zone is registered, at the
+    smallest level whose cell (``s0 * 2**level`` degrees) is at least its size, in
+    each of the (at most 2 x 2) cells its bounding box overlaps; a query probes one
+    cell per occupied level. Zones of every size (2 m boxes and no-parking areas
+    kilometres across) cost the same, and build is a sort. See the README's
+    performance section for the measurements behind this choice.
+
+    Edge rule: a fix exactly on a zone's edge or vertex is inside it. Where zones
+    overlap, ``locate`` returns a parking box before a no-parking area, then the
+    zone of smaller area, then the lower position.
+
+    Parameters
+    ----------
+    zone_set : ZoneSet
+    cell_size_deg : float, optional
+        Base cell size in degrees; defaults to twice the median zone size.
+
+    Examples
+    --------
+    >>> fc = {"type": "FeatureCollection", "features": [{"type": "Feature",
+    ...   "id": "A", "properties": {"kind": "parking", "fenced": True},
+    ...   "geometry": {"type": "Polygon", "coordinates": [[[113.55, 22.25],
+    ...     [113.55008, 22.25], [113.55008, 22.25002], [113.55, 22.25002], [113.55, 22.25]]]}}]}
+    >>> ix = ZoneIndex(ZoneSet.from_geojson(fc))
+    >>> ix.locate([113.55004, 113.551], [22.25001, 22.25]).tolist()
+    [0, -1]
+    >>> pos, dist = ix.nearest([113.5501], [22.25001], k=1, max_distance_m=50)
+    >>> pos.tolist(), round(float(dist[0, 0]), 2)
+    ([[0]], 2.06)
+    """
+
+    def __init__(self, zone_set: ZoneSet, *, cell_size_deg: float | None = None) -> None:
+        t0 = time.perf_counter()
+        self.zone_set = zone_set
+        n = len(zone_set)
+        self._vx, self._vy, self._ring_start, self._zone_ring_start = _flatten(zone_set.geometry)
+        self._mx, self._my, _, _ = _flatten(zone_set.geometry_m)
+        b = shapely.bounds(zone_set.geometry) if n else np.zeros((0, 4))
+        self._bminx, self._bminy, self._bmaxx, self._bmaxy = (np.ascontiguousarray(c) for c in b.T)
+        bm = shapely.bounds(zone_set.geometry_m) if n else np.zeros((0, 4))
+        self._mminx, self._mminy, self._mmaxx, self._mmaxy = (
+            np.ascontiguousarray(c) for c in bm.T
+        )
+        # locate tie-break: parking first, then smaller area, then lower position
+        order = np.lexsort((np.arange(n), zone_set.area_m2, zone_set.kind == KIND_NO_PARKING))
+        self._rank = np.empty(n, np.int32)
+        self._rank[order] = np.arange(n, dtype=np.int32)
+        self._build_grid(cell_size_deg)
+        self._all = np.ones(n, bool)
+        self.build_seconds = time.perf_counter() - t0
+
+    def _build_grid(self, cell_size_deg: float | None) -> None:
+        n = len(self.zone_set)
+        size = np.maximum(self._bmaxx - self._bminx, self._bmaxy - self._bminy)
+        if cell_size_deg is None:
+            cell_size_deg = 2.0 * float(np.median(size)) if n else 1e-3
+        # keep cell numbers inside the 29 bits the key packs them into
+        self.cell_size_deg = s0 = max(float(cell_size_deg), 1e-6)
+        level = np.zeros(n, np.int64)
+        if n:
+            level = np.clip(np.ceil(np.log2(np.maximum(size, 1e-300) / s0)), 0, _MAX_LEVEL)
+            level = level.astype(np.int64)
+        sizes = s0 * 2.0 ** np.arange(_MAX_LEVEL + 1)
+        self._inv_size = 1.0 / sizes
+        inv = self._inv_size[level]
+        cx0 = np.floor(self._bminx * inv).astype(np.int64)
+        cx1 = np.floor(self._bmaxx * inv).astype(np.int64)
+        cy0 = np.floor(self._bminy * inv).astype(np.int64)
+        cy1 = np.floor(self._bmaxy * inv).astype(np.int64)
+        w = cx1 - cx0 + 1
+        counts = w * (cy1 - cy0 + 1)
+        zone = np.repeat(np.arange(n, dtype=np.int64), counts)
+        first = np.repeat(np.cumsum(counts) - counts, counts)
+        local = np.arange(len(zone), dtype=np.int64) - first
+        cx = cx0[zone] + local % w[zone]
+        cy = cy0[zone] + local // w[zone]
+        keys = (level[zone] << 58) | ((cx + (1 << 28)) << 29) | (cy + (1 << 28))
+        order = np.lexsort((self._rank[zone], keys))
+        keys = keys[order]
+        self._cell_zone = zone[order].astype(np.int32)
+        ukeys, starts = np.unique(keys, return_index=True)
+        self._cell_start = np.append(starts, len(keys)).astype(np.int64)
+        self._bits = max(4, int(np.ceil(np.log2(max(len(ukeys), 1) * 2))))
+        self._table_keys, self._table_slot = _kernels.build_table(ukeys, self._bits)
+        # occupied levels, with their cell counts and zone lists (for wide nearest queries)
+        self._levels = np.unique(level).astype(np.int64) if n else np.zeros(0, np.int64)
+        ulevel = ukeys >> 58
+        self._level_cells = np.array(
+            [np.count_nonzero(ulevel == lv) for lv in self._levels], np.float64
+        )
+        by_level = np.argsort(level, kind="stable")
+        self._level_zones = by_level.astype(np.int32)
+        self._level_zone_start = np.searchsorted(
+            level[by_level], np.append(self._levels, _MAX_LEVEL + 1)
+        ).astype(np.int64)
+
+    # ----------------------------------------------------------------- queries
+    def __len__(self) -> int:
+        return len(self.zone_set)
+
+    def __repr__(self) -> str:
+        return (
+            f"<ZoneIndex {len(self)} zones, {len(self._cell_start) - 1} cells on "
+            f"{len(self._levels)} levels, built in {self.build_seconds * 1e3:.0f} ms>"
+        )
+
+    @cached_property
+    def nbytes(self) -> int:
+        """Bytes held by the index's own arrays (not the zone set's geometries)."""
+        return sum(
+            a.nbytes for a in vars(self).values() if isinstance(a, np.ndarray) and a.dtype != object
+        )
+
+    def locate(self, lon, lat, crs: str = "wgs84") -> np.ndarray:
+        """Position of the zone covering each fix, or -1.
+
+        Parameters
+        ----------
+        lon, lat : array_like
+            Fix coordinates in ``crs`` (``wgs84``, ``cgcs2000``, ``gcj02`` or ``bd09``).
+            Non-finite coordinates give -1.
+
+        Returns
+        -------
+        numpy.ndarray of int64, shaped like ``lon`` (1-D for a scalar).
+
+        A fix on an edge or a vertex is inside. Where zones overlap, a parking box
+        wins over a no-parking area, then the smaller area, then the lower position.
+
+        Examples
+        --------
+        >>> fc = {"type": "FeatureCollection", "features": [{"type": "Feature",
+        ...   "id": "A", "properties": {},
+        ...   "geometry": {"type": "Polygon", "coordinates": [[[113.5, 22.2],
+        ...     [113.6, 22.2], [113.6, 22.3], [113.5, 22.3], [113.5, 22.2]]]}}]}
+        >>> ZoneIndex(ZoneSet.from_geojson(fc)).locate([113.55, 113.5, 113.7], [22.25, 22.2, 22.25])
+        array([ 0,  0, -1])
+        """
+        lon, lat = self._wgs84(lon, lat, crs)
+        out = np.empty(lon.shape, np.int64)
+        _kernels.locate(
+            lon.ravel(),
+            lat.ravel(),
+            self._inv_size,
+            self._levels,
+            self._table_keys,
+            self._table_slot,
+            self._bits,
+            self._cell_start,
+            self._cell_zone,
+            self._bminx,
+            self._bminy,
+            self._bmaxx,
+            self._bmaxy,
+            self._rank,
+            self._vx,
+            self._vy,
+            self._ring_start,
+            self._zone_ring_start,
+            out.reshape(-1),
+        )
+        return out
+
+    def nearest(
+        self,
+        lon,
+        lat,
+        k: int = 1,
+        max_distance_m: float = 50.0,
+        crs: str = "wgs84",
+        mask: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` nearest zones of each fix within ``max_distance_m`` metres.
+
+        Distances are true metric distances to the polygon (not to its bounding
+        box), in EPSG:4547: 0 for a fix inside or on the edge of a zone.
+
+        Parameters
+        ----------
+        lon, lat : array_like, shape (n,)
+        k : int
+        max_distance_m : float
+            Zones farther than this are not returned (``inf`` searches everything).
+        crs : str
+        mask : bool array over the zones, optional
+            Only zones where ``mask`` is true are candidates.
+
+        Returns
+        -------
+        positions : int64 array (n, k), -1 where fewer than k zones are near
+        distances : float64 array (n, k), ``inf`` with -1; rows sorted by distance,
+            ties by position.
+
+        Examples
+        --------
+        >>> fc = {"type": "FeatureCollection", "features": [{"type": "Feature",
+        ...   "id": "A", "properties": {},
+        ...   "geometry": {"type": "Polygon", "coordinates": [[[113.5, 22.2],
+        ...     [113.5001, 22.2], [113.5001, 22.2001], [113.5, 22.2001], [113.5, 22.2]]]}}]}
+        >>> pos, d = ZoneIndex(ZoneSet.from_geojson(fc)).nearest([113.5002], [22.2], k=2)
+        >>> pos.tolist(), d.round(2).tolist()
+        ([[0, -1]], [[10.34, inf]])
+        """
+        if k < 1:
+            raise ValueError(f"k must be >= 1, got {k}")
+        if not max_distance_m >= 0:
+            raise ValueError(f"max_distance_m must be >= 0, got {max_distance_m}")
+        lon, lat = self._wgs84(lon, lat, crs)
+        lon = lon.ravel()
+        lat = lat.ravel()
+        x, y = _crs.project(lon, lat)
+        if mask is None:
+            mask = self._all
+        elif mask.shape != (len(self),) or mask.dtype != bool:
+            raise ValueError(f"mask must be a bool array of {len(self)} zones")
+        out_pos = np.empty((len(lon), k), np.int64)
+        out_dist = np.empty((len(lon), k), np.float64)
+        _kernels.nearest(
+            lon,
+            lat,
+            np.ascontiguousarray(x, dtype=np.float64),
+            np.ascontiguousarray(y, dtype=np.float64),
+            k,
+            float(max_distance_m),
+            self._inv_size,
+            self._levels,
+            self._level_cells,
+            self._level_zone_start,
+            self._level_zones,
+            self._table_keys,
+            self._table_slot,
+            self._bits,
+            self._cell_start,
+            self._cell_zone,
+            self._bminx,
+            self._bminy,
+            self._bmaxx,
+            self._bmaxy,
+            self._mminx,
+            self._mminy,
+            self._mmaxx,
+            self._mmaxy,
+            mask,
+            self._mx,
+            self._my,
+            self._ring_start,
+            self._zone_ring_start,
+            out_pos,
+            out_dist,
+        )
+        return out_pos, out_dist
+
+    def signed_distance_m(self, pos, x, y) -> np.ndarray:
+        """Signed distance in metres from projected points to zones ``pos`` (pairwise).
+
+        Negative inside, 0 on the edge, positive outside; NaN where ``pos`` is -1.
+        ``x, y`` are EPSG:4547 metres (see :func:`geofence.crs.project`).
+        """
+        pos = np.ascontiguousarray(pos, dtype=np.int64).ravel()
+        x = np.ascontiguousarray(x, dtype=np.float64).ravel()
+        y = np.ascontiguousarray(y, dtype=np.float64).ravel()
+        out = np.empty(len(pos), np.float64)
+        _kernels.signed_distance(
+            pos, x, y, self._mx, self._my, self._ring_start, self._zone_ring_start, out
+        )
+        return out
+
+    def zone_vertices_m(self, pos: int) -> list[np.ndarray]:
+        """The rings of zone ``pos`` in metres, as (m, 2) arrays (closed)."""
+        rings = []
+        for r in range(self._zone_ring_start[pos], self._zone_ring_start[pos + 1]):
+            a, b = self._ring_start[r], self._ring_start[r + 1]
+            rings.append(np.column_stack((self._mx[a:b], self._my[a:b])))
+        return rings
+
+    @staticmethod
+    def _wgs84(lon, lat, crs: str) -> tuple[np.ndarray, np.ndarray]:
+        lon = np.atleast_1d(np.asarray(lon, dtype=np.float64))
+        lat = np.atleast_1d(np.asarray(lat, dtype=np.float64))
+        if lon.shape != lat.shape:
+            raise ValueError(f"lon and lat shapes differ: {lon.shape} vs {lat.shape}")
+        if crs != "wgs84":
+            lon, lat = _crs.to_wgs84(lon, lat, crs)
+        return np.ascontiguousarray(lon), np.ascontiguousarray(lat)

@@ -1,0 +1,295 @@
+"""Oracle tests: ZoneIndex.locate / nearest against shapely's covers / distance."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import shapely
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import geofence
+from geofence import _kernels, crs
+from geofence.zoneset import KIND_NO_PARKING, KIND_PARKING
+
+X0, Y0 = 455_000.0, 2_460_000.0  # metres, EPSG:4547, central Zhuhai
+
+
+def rotated_box(cx, cy, w, h, angle_deg):
+    a = math.radians(angle_deg)
+    c, s = math.cos(a), math.sin(a)
+    pts = [(-w / 2, -h / 2), (w / 2, -h / 2), (w / 2, h / 2), (-w / 2, h / 2)]
+    return shapely.Polygon([(cx + x * c - y * s, cy + x * s + y * c) for x, y in pts])
+
+
+def to_lonlat(geom_m):
+    return shapely.transform(geom_m, lambda c: np.column_stack(crs.unproject(c[:, 0], c[:, 1])))
+
+
+coord = st.floats(-150, 150)
+
+
+@st.composite
+def zone_m(draw):
+    """One zone in metres around (X0, Y0): small box, big polygon with a hole, or multi."""
+    shape = draw(st.sampled_from(["box", "box", "box", "poly", "holed", "multi", "lshape"]))
+    cx, cy = X0 + draw(coord), Y0 + draw(coord)
+    ang = draw(st.floats(0, 180))
+    if shape == "box":
+        return rotated_box(cx, cy, draw(st.floats(1.5, 3)), draw(st.floats(4, 20)), ang)
+    if shape == "lshape":
+        b = rotated_box(cx, cy, 6, 12, ang)
+        return shapely.difference(b, rotated_box(cx + 2, cy + 3, 4, 8, ang)).normalize()
+    r = draw(st.floats(10, 120))
+    n = draw(st.integers(3, 9))
+    poly = shapely.Point(cx, cy).buffer(r, quad_segs=max(1, n // 4))
+    if shape == "holed":
+        return poly.difference(shapely.Point(cx, cy).buffer(r / 3, quad_segs=2))
+    if shape == "multi":
+        return shapely.MultiPolygon(
+            [rotated_box(cx, cy, 3, 10, ang), rotated_box(cx + 30, cy + 5, 2, 8, ang)]
+        )
+    return poly
+
+
+@st.composite
+def city(draw):
+    geoms_m = draw(st.lists(zone_m(), min_size=1, max_size=25))
+    kinds = draw(
+        st.lists(
+            st.sampled_from([KIND_PARKING, KIND_NO_PARKING]),
+            min_size=len(geoms_m),
+            max_size=len(geoms_m),
+        )
+    )
+    geoms = np.array([to_lonlat(g) for g in geoms_m], dtype=object)
+    assert shapely.is_valid(geoms).all()
+    zs = geofence.ZoneSet.from_arrays(
+        geoms, [f"Z{i}" for i in range(len(geoms))], kind=kinds, fenced=True
+    )
+    return zs
+
+
+def fixes_for(draw, zs, n):
+    """Random fixes plus fixes on and next to zone vertices."""
+    xy = np.column_stack(
+        [X0 + np.array(draw(st.lists(coord, min_size=n, max_size=n))), np.zeros(n)]
+    )
+    xy[:, 1] = Y0 + np.array(draw(st.lists(coord, min_size=n, max_size=n)))
+    verts = shapely.get_coordinates(zs.geometry_m)
+    pick = verts[np.array(draw(st.lists(st.integers(0, len(verts) - 1), min_size=5, max_size=5)))]
+    jitter = np.array(draw(st.lists(st.floats(-0.5, 0.5), min_size=10, max_size=10))).reshape(5, 2)
+    xy = np.vstack([xy, pick + jitter])
+    lon, lat = crs.unproject(xy[:, 0], xy[:, 1])
+    return np.asarray(lon), np.asarray(lat)
+
+
+def oracle_locate(zs, lon, lat):
+    x, y = crs.project(lon, lat)
+    pts = shapely.points(x, y)
+    rank_key = [(int(zs.kind[i] == KIND_NO_PARKING), zs.area_m2[i], i) for i in range(len(zs))]
+    out, ambiguous = [], []
+    for p in pts:
+        cov = [i for i in range(len(zs)) if shapely.covers(zs.geometry_m[i], p)]
+        near_edge = any(shapely.distance(shapely.boundary(g), p) < 1e-6 for g in zs.geometry_m)
+        out.append(min(cov, key=lambda i: rank_key[i]) if cov else -1)
+        ambiguous.append(near_edge)
+    return np.array(out), np.array(ambiguous)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_locate_matches_shapely_covers(data):
+    zs = data.draw(city())
+    lon, lat = fixes_for(data.draw, zs, 40)
+    got = geofence.ZoneIndex(zs).locate(lon, lat)
+    want, ambiguous = oracle_locate(zs, lon, lat)
+    # within a micrometre of an edge, lon/lat and projected straight edges may disagree
+    assert (got == want)[~ambiguous].all(), (got, want)
+
+
+def oracle_nearest(zs, lon, lat, k, max_d, mask):
+    x, y = crs.project(lon, lat)
+    rows = []
+    for px, py in zip(x, y, strict=True):
+        d = shapely.distance(zs.geometry_m, shapely.Point(px, py))
+        cand = sorted((float(d[i]), i) for i in range(len(zs)) if mask[i] and d[i] <= max_d)
+        rows.append(cand[:k])
+    return rows
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    data=st.data(),
+    k=st.integers(1, 4),
+    max_d=st.sampled_from([0.0, 5.0, 50.0, 400.0, math.inf]),
+)
+def test_nearest_matches_shapely_distance(data, k, max_d):
+    zs = data.draw(city())
+    lon, lat = fixes_for(data.draw, zs, 25)
+    mask = np.array(data.draw(st.lists(st.booleans(), min_size=len(zs), max_size=len(zs))))
+    pos, dist = geofence.ZoneIndex(zs).nearest(lon, lat, k=k, max_distance_m=max_d, mask=mask)
+    assert pos.shape == dist.shape == (len(lon), k)
+    for row_pos, row_dist, want in zip(
+        pos, dist, oracle_nearest(zs, lon, lat, k, max_d + 1e-6, mask), strict=True
+    ):
+        found = [(d, p) for d, p in zip(row_dist, row_pos, strict=True) if p >= 0]
+        # distances agree to 1 mm; a zone right at the cut-off may fall either side
+        want_d = [d for d, _ in want]
+        if len(found) != len(want):
+            assert len(want) == len(found) + 1 and abs(want_d[-1] - max_d) < 1e-6
+            want_d = want_d[:-1]
+        np.testing.assert_allclose([d for d, _ in found], want_d, atol=1e-3)
+        for d, p in found:
+            assert mask[p]
+            assert d <= max_d
+        assert (row_pos[len(found) :] == -1).all() and np.isinf(row_dist[len(found) :]).all()
+        # the positions returned are the oracle's, up to ties in distance
+        want_by_pos = {p: d for d, p in want}
+        for d, p in found:
+            if p not in want_by_pos:
+                assert any(abs(d - wd) < 1e-3 for wd in want_d)
+
+
+# ---------------------------------------------------------------- exact edges
+# Dyadic coordinates: every midpoint below is exactly representable, so "on the
+# edge" is exact and the oracle is shapely's covers on the lon/lat geometry.
+U = 2.0**-14  # ~ 6.8 m of longitude
+
+
+def dyadic_box(i, j, w=1, h=1):
+    x0, y0 = 113.5 + i * U, 22.25 + j * U
+    return shapely.box(x0, y0, x0 + w * U, y0 + h * U)
+
+
+@pytest.fixture(scope="module")
+def touching():
+    """Two boxes sharing an edge, a big no-parking area under both, a holed area."""
+    geoms = [
+        dyadic_box(0, 0),
+        dyadic_box(1, 0, 2, 1),
+        dyadic_box(-4, -4, 12, 12),
+        shapely.Polygon(dyadic_box(20, 0, 8, 8).exterior, [dyadic_box(22, 2, 4, 4).exterior]),
+    ]
+    zs = geofence.ZoneSet.from_arrays(
+        np.array(geoms, dtype=object),
+        ["a", "b", "np", "holed"],
+        kind=[KIND_PARKING, KIND_PARKING, KIND_NO_PARKING, KIND_PARKING],
+    )
+    return zs, geofence.ZoneIndex(zs)
+
+
+def test_vertices_and_edges_count_as_inside(touching):
+    zs, ix = touching
+    box_a = zs.geometry[0]
+    xs, ys = shapely.get_coordinates(box_a).T
+    mid_x = (xs[:-1] + xs[1:]) / 2
+    mid_y = (ys[:-1] + ys[1:]) / 2
+    lon = np.concatenate([xs, mid_x])
+    lat = np.concatenate([ys, mid_y])
+    assert shapely.covers(box_a, shapely.points(lon, lat)).all()
+    got = ix.locate(lon, lat)
+    # on a's boundary: a (1 unit²) is smaller than b (2 units²) and beats the no-parking area
+    assert (got == 0).all()
+
+
+def test_shared_edge_goes_to_smaller_box(touching):
+    zs, ix = touching
+    x = 113.5 + U
+    lat = 22.25 + U * np.array([0.0, 0.25, 0.5, 1.0])
+    assert (ix.locate(np.full(4, x), lat) == 0).all()
+    # just right of the shared edge: only b (and the no-parking area under it)
+    assert (ix.locate(np.full(4, x + U / 4), lat) == 1).all()
+
+
+def test_parking_beats_no_parking_then_area(touching):
+    zs, ix = touching
+    assert ix.locate([113.5 + U / 2], [22.25 + U / 2]).tolist() == [0]
+    assert ix.locate([113.5 + 5 * U], [22.25 + 5 * U]).tolist() == [2]  # only the area
+
+
+def test_holes(touching):
+    zs, ix = touching
+    inside_hole = [113.5 + 24 * U, 22.25 + 4 * U]
+    hole_edge = [113.5 + 22 * U, 22.25 + 3 * U]
+    ring = [113.5 + 21 * U, 22.25 + 1 * U]
+    got = ix.locate([inside_hole[0], hole_edge[0], ring[0]], [inside_hole[1], hole_edge[1], ring[1]])
+    assert got.tolist() == [-1, 3, 3]
+    pos, dist = ix.nearest([inside_hole[0]], [inside_hole[1]], k=1, max_distance_m=100)
+    assert pos[0, 0] == 3 and dist[0, 0] > 0
+
+
+def test_far_outside_and_non_finite(touching):
+    _, ix = touching
+    got = ix.locate([120.0, np.nan, 113.5, np.inf], [30.0, 22.25, np.nan, 22.25])
+    assert got.tolist() == [-1, -1, -1, -1]
+    pos, dist = ix.nearest([120.0, np.nan], [30.0, 22.25], k=2)
+    assert (pos == -1).all() and np.isinf(dist).all()
+
+
+def test_crs_argument(touching):
+    zs, ix = touching
+    lon = np.array([113.5 + U / 2, 113.5 + 5 * U, 113.6])
+    lat = np.array([22.25 + U / 2, 22.25 + 5 * U, 22.3])
+    want = ix.locate(lon, lat)
+    for name in ("gcj02", "bd09"):
+        glon, glat = crs.from_wgs84(lon, lat, name)
+        np.testing.assert_array_equal(ix.locate(glon, glat, crs=name), want)
+        p1, d1 = ix.nearest(glon, glat, k=2, crs=name)
+        p0, d0 = ix.nearest(lon, lat, k=2)
+        np.testing.assert_array_equal(p1, p0)
+        np.testing.assert_allclose(d1, d0, atol=1e-3)
+    with pytest.raises(geofence.CRSError):
+        ix.locate(lon, lat, crs="mars")
+
+
+def test_shapes_and_bad_arguments(touching):
+    _, ix = touching
+    assert ix.locate(113.5, 22.25).shape == (1,)
+    with pytest.raises(ValueError, match="shapes differ"):
+        ix.locate([1.0, 2.0], [1.0])
+    with pytest.raises(ValueError, match="k must be"):
+        ix.nearest([113.5], [22.25], k=0)
+    with pytest.raises(ValueError, match="mask"):
+        ix.nearest([113.5], [22.25], mask=np.ones(3, bool))
+
+
+def test_signed_distance(touching):
+    zs, ix = touching
+    lon = np.array([113.5 + U / 2, 113.5 + U, 113.5 + 3.5 * U])
+    lat = np.full(3, 22.25 + U / 2)
+    x, y = crs.project(lon, lat)
+    d = ix.signed_distance_m(np.array([0, 0, 0]), x, y)
+    want = shapely.distance(shapely.boundary(zs.geometry_m[0]), shapely.points(x, y))
+    assert d[0] < 0 and abs(d[1]) < 1e-6 and d[2] > 0
+    np.testing.assert_allclose(np.abs(d), want, atol=1e-6)
+    assert np.isnan(ix.signed_distance_m(np.array([-1]), x[:1], y[:1])[0])
+
+
+def test_empty_zone_set():
+    zs = geofence.ZoneSet.from_geojson({"type": "FeatureCollection", "features": []})
+    ix = geofence.ZoneIndex(zs)
+    assert ix.locate([113.5], [22.2]).tolist() == [-1]
+    pos, _ = ix.nearest([113.5], [22.2], k=3, max_distance_m=math.inf)
+    assert (pos == -1).all()
+
+
+def test_compiled_kernels_are_exercised(touching):
+    _, ix = touching
+    ix.locate([113.5], [22.25])
+    ix.nearest([113.5], [22.25])
+    assert _kernels.locate.signatures and _kernels.nearest.signatures
+
+
+def test_engine_imports_no_web_or_database_code():
+    code = (
+        "import sys, geofence\n"
+        "bad = {'fastapi', 'starlette', 'pydantic', 'sqlalchemy', 'uvicorn', 'httpx'}\n"
+        "print(sorted(bad & {m.split('.')[0] for m in sys.modules}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
