@@ -479,23 +479,23 @@ def _no_parking(
         cand.append((label, _np_shape(rng, x0, y0, length, width, float(anc.theta[i]), style)))
     # 3. major road junctions: grid intersections near anchors (more than needed)
     m = 3 * n_target
-    i = rng.choice(len(anc.name), m, p=anc.weight / anc.weight.sum())
-    ang = rng.uniform(0, 2 * math.pi, m)
-    dist = rng.uniform(0.0, 1.5, m) * anc.radius[i]
-    px, py = dist * np.cos(ang), dist * np.sin(ang)
-    c, s = np.cos(anc.theta[i]), np.sin(anc.theta[i])
+    ji = rng.choice(len(anc.name), m, p=anc.weight / anc.weight.sum())
+    j_ang = rng.uniform(0, 2 * math.pi, m)
+    j_dist = rng.uniform(0.0, 1.5, m) * anc.radius[ji]
+    px, py = j_dist * np.cos(j_ang), j_dist * np.sin(j_ang)
+    c, s = np.cos(anc.theta[ji]), np.sin(anc.theta[ji])
     u = px * c + py * s
     v = -px * s + py * c
-    u = np.round((u - anc.ou[i]) / anc.su[i]) * anc.su[i] + anc.ou[i]
-    v = np.round((v - anc.ov[i]) / anc.sv[i]) * anc.sv[i] + anc.ov[i]
-    jx = anc.x[i] + u * c - v * s
-    jy = anc.y[i] + u * s + v * c
+    u = np.round((u - anc.ou[ji]) / anc.su[ji]) * anc.su[ji] + anc.ou[ji]
+    v = np.round((v - anc.ov[ji]) / anc.sv[ji]) * anc.sv[ji] + anc.ov[ji]
+    jx = anc.x[ji] + u * c - v * s
+    jy = anc.y[ji] + u * s + v * c
     side = rng.uniform(50.0, 110.0, m)
     aspect = np.where(rng.random(m) < 0.4, rng.uniform(1.0, 1.35, m), 1.0)
-    rot = anc.theta[i] + np.where(rng.random(m) < 0.2, rng.uniform(-0.3, 0.3, m), 0.0)
-    rings = _rect_ring(jx, jy, side * aspect, side, rot)
+    j_rot = anc.theta[ji] + np.where(rng.random(m) < 0.2, rng.uniform(-0.3, 0.3, m), 0.0)
+    rings = _rect_ring(jx, jy, side * aspect, side, j_rot)
     for k in range(m):
-        cand.append((f"{anc.name[i[k]]}路口", shapely.Polygon(rings[k])))
+        cand.append((f"{anc.name[ji[k]]}路口", shapely.Polygon(rings[k])))
 
     # clip to land; the named precincts first, then drop overlaps in priority order
     out = list(placed)
