@@ -16,9 +16,11 @@ and observes each through ``fixes_per_trip`` GPS fixes: the true position plus a
 isotropic 2-D Gaussian whose 68 % radius is the trip's ``accuracy_m`` (per-axis sigma
 = accuracy / sqrt(-2 ln 0.32) = accuracy / 1.5096), drawn uniformly per trip from
 3-10 m ("consumer" phones) or 0.3-1 m ("precise", a Beidou high-precision lock), then
-reported in WGS-84, GCJ-02 or BD-09. Distances are metres in EPSG:4547; every class
-keeps at least 5 mm from its defining edge, so the truth survives the projection
-round trip. Everything is vectorized; the same seed gives the same arrays.
+reported in WGS-84, GCJ-02 or BD-09. True positions are placed in EPSG:4547 metres;
+every class keeps at least 5 mm from its defining edge, so the truth survives the
+projection round trip. The noise is drawn in local east/north metres (WGS-84 radii of
+curvature at the true point). Everything is vectorized (1,000,000 trips in a few
+seconds); the same seed gives the same arrays.
 """
 
 from __future__ import annotations
@@ -63,6 +65,8 @@ ACCURACY_PRESETS: dict[str, tuple[float, float]] = {
 #: accuracy_m (68 % radius of an isotropic 2-D Gaussian) / per-axis sigma
 SIGMA_PER_ACCURACY = math.sqrt(-2.0 * math.log(1.0 - 0.68))  # 1.5096
 
+_WGS84_A = 6378137.0
+_WGS84_E2 = 0.00669437999014
 _EPS_M = 0.005  # keep this far from the edge that defines a class
 _RANGES = {"beside": (0.0, 2.0), "near": (2.0, 15.0), "far": (15.0, 300.0)}
 
@@ -412,9 +416,15 @@ def make_trip_ends(
     acc = rng.uniform(lo, hi, n)
     sigma = acc / SIGMA_PER_ACCURACY
     noise = rng.standard_normal((2, n, fixes_per_trip)) * sigma[None, :, None]
-    fx, fy = x[:, None] + noise[0], y[:, None] + noise[1]
-    flon, flat = _crs.unproject(fx.ravel(), fy.ravel())
-    flon, flat = _crs.from_wgs84(flon, flat, crs)
+    # east/north metres -> degrees with the WGS-84 radii of curvature at the true point
+    # (exact to ~(noise / 6400 km)^2: far cheaper than projecting every fix)
+    lat_r = np.radians(np.asarray(true_lat, dtype=np.float64))
+    w = np.sqrt(1.0 - _WGS84_E2 * np.sin(lat_r) ** 2)
+    m_lat = _WGS84_A * (1.0 - _WGS84_E2) / w**3  # metres per radian of latitude
+    m_lon = _WGS84_A / w * np.cos(lat_r)  # metres per radian of longitude
+    flon = np.asarray(true_lon)[:, None] + np.degrees(noise[0] / m_lon[:, None])
+    flat = np.asarray(true_lat)[:, None] + np.degrees(noise[1] / m_lat[:, None])
+    flon, flat = _crs.from_wgs84(flon.ravel(), flat.ravel(), crs)
     shape = (n, fixes_per_trip)
     truth_zone = np.where(zone >= 0, z.ids[np.maximum(zone, 0)] if len(z.ids) else "", "")
     return TripEnds(
