@@ -109,7 +109,7 @@ def test_district_outlines_are_converted_from_gcj02() -> None:
     raw = shapely.from_geojson((zd.DATA_DIR / "440402.geojson").read_text())
     for g in outlines.values():
         assert isinstance(g, shapely.MultiPolygon) and g.is_valid
-    # WGS-84 sits south-west of GCJ-02 in Zhuhai by some 500-700 m
+    # WGS-84 sits some 600 m west-north-west of GCJ-02 in Zhuhai
     a = np.array(shapely.centroid(raw).coords[0])
     b = np.array(shapely.centroid(outlines["XZ"]).coords[0])
     (ax, bx), (ay, by) = crs.project([a[0], b[0]], [a[1], b[1]])
@@ -223,6 +223,7 @@ def _check_geometry(z: ZoneFile) -> None:
     for code, outline in outlines.items():
         sel = codes == code
         assert shapely.contains(outline, z.geom[sel]).all(), code
+    assert shapely.contains(zd.service_area(), z.geom).all()
     # no two boxes overlap or touch; no box touches a no-parking area
     boxes = z.geom[z.park]
     a, b = STRtree(boxes).query(boxes, predicate="intersects")
