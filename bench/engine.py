@@ -49,7 +49,7 @@ def synth_city(n: int, seed: int = 7) -> geofence.ZoneSet:
     n_box = n - n_np
     # clusters: hubs with a local street direction
     n_hubs = max(20, n_box // 60)
-    hub_xy = rng.uniform(-side / 2, side / 2, (n_hubs, 2)) + (X0, Y0)
+    hub_xy = rng.uniform(-side / 2, side / 2, (n_hubs, 2)) + np.array([X0, Y0])
     hub_ang = rng.uniform(0, np.pi, n_hubs)
     hub = rng.integers(0, n_hubs, n_box)
     # boxes on a 12 m x 24 m street lattice around their hub: a box's slot is its rank
@@ -86,8 +86,12 @@ def synth_city(n: int, seed: int = 7) -> geofence.ZoneSet:
     nx, ny = rng.uniform(-side / 2, side / 2, (2, n_np)) + np.array([[X0], [Y0]])
     na = rng.uniform(0, np.pi / 2, n_np)
     cor = np.array([[-1, -1], [1, -1], [1, 1], [-1, 1], [-1, -1]], float)
-    qx = nx[:, None] + r[:, None] * (cor[:, 0] * np.cos(na)[:, None] - cor[:, 1] * np.sin(na)[:, None])
-    qy = ny[:, None] + r[:, None] * (cor[:, 0] * np.sin(na)[:, None] + cor[:, 1] * np.cos(na)[:, None])
+    qx = nx[:, None] + r[:, None] * (
+        cor[:, 0] * np.cos(na)[:, None] - cor[:, 1] * np.sin(na)[:, None]
+    )
+    qy = ny[:, None] + r[:, None] * (
+        cor[:, 0] * np.sin(na)[:, None] + cor[:, 1] * np.cos(na)[:, None]
+    )
     areas_m = shapely.polygons(np.stack([qx, qy], axis=-1))
     geoms_m = np.concatenate([boxes_m, areas_m])
     lonlat = shapely.transform(geoms_m, lambda a: np.column_stack(crs.unproject(a[:, 0], a[:, 1])))
@@ -145,7 +149,7 @@ def bench_size(n: int, repeat: int, n_fixes: int) -> dict:
 
     dt, ours = timed(lambda: ix.locate(lon, lat), repeat)
     row["locate_fixes_per_s"] = n_fixes / dt
-    dt, (npos, ndist) = timed(lambda: ix.nearest(lon, lat, k=3, max_distance_m=50.0), repeat)
+    dt, _ = timed(lambda: ix.nearest(lon, lat, k=3, max_distance_m=50.0), repeat)
     row["nearest_fixes_per_s"] = n_fixes / dt
 
     # shapely STRtree on the same lon/lat geometries and fixes

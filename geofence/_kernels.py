@@ -5,12 +5,12 @@ The index is a handful of flat arrays (see :mod:`geofence.index`):
 - rings: vertex arrays ``vx, vy`` (closed rings), ``ring_start`` (offsets into the
   vertices, one more than rings) and ``zone_ring_start`` (offsets into the rings,
   one more than zones). The same layout serves lon/lat and metres.
-- a hierarchical hashed grid: level ``l`` has cells of ``s0 * 2**l`` degrees; a zone
+- a hierarchical hashed grid: level ``l`` has cells of ``s0 * 4**l`` degrees; a zone
   is registered, at the smallest level whose cell is at least its size, in every
   cell its bounding box overlaps (at most 2 x 2). Occupied cells live in an
-  open-addressing hash table ``table_keys -> table_slot``; cell ``slot`` lists
-  zones ``cell_zone[cell_start[slot]:cell_start[slot + 1]]`` in rank order (the
-  locate tie-break: parking before no-parking, then smaller area).
+  open-addressing hash table whose rows are ``(key, start, end, 0)``: the cell's
+  entries ``start:end`` (zone, rank, bounding box; contiguous) are in rank order
+  (the locate tie-break: parking before no-parking, then smaller area).
 
 Everything here is a pure function of its arguments; nothing allocates per point
 in the hot loops.
@@ -43,30 +43,32 @@ def _hash(key, shift):
 
 
 @_jit
-def build_table(keys, bits):
-    """Open-addressing hash table over unique non-negative ``keys``."""
+def build_table(keys, starts, ends, bits):
+    """Open-addressing hash table: rows ``(key, start, end, 0)``, key -1 for empty."""
     size = 1 << bits
     mask = size - 1
     shift = 64 - bits
-    table_keys = np.full(size, _EMPTY, np.int64)
-    table_slot = np.zeros(size, np.int32)
+    table = np.zeros((size, 4), np.int64)
+    table[:, 0] = _EMPTY
     for j in range(keys.shape[0]):
         h = _hash(keys[j], shift)
-        while table_keys[h] != _EMPTY:
+        while table[h, 0] != _EMPTY:
             h = (h + 1) & mask
-        table_keys[h] = keys[j]
-        table_slot[h] = j
-    return table_keys, table_slot
+        table[h, 0] = keys[j]
+        table[h, 1] = starts[j]
+        table[h, 2] = ends[j]
+    return table
 
 
 @_jit_inline
-def _lookup(table_keys, table_slot, shift, key):
-    mask = table_keys.shape[0] - 1
+def _lookup(table, shift, key):
+    """Row of ``key`` in the table, or -1."""
+    mask = table.shape[0] - 1
     h = _hash(key, shift)
     while True:
-        k = table_keys[h]
+        k = table[h, 0]
         if k == key:
-            return table_slot[h]
+            return h
         if k == _EMPTY:
             return -1
         h = (h + 1) & mask
@@ -138,23 +140,20 @@ def locate(
     lat,
     inv_size,
     levels,
-    table_keys,
-    table_slot,
+    level_min_rank,
+    table,
     bits,
-    cell_start,
-    cell_zone,
-    bminx,
-    bminy,
-    bmaxx,
-    bmaxy,
-    rank,
+    entry_zone,
+    entry_rank,
+    entry_box,
     vx,
     vy,
     ring_start,
     zone_ring_start,
+    perm,
     out,
 ):
-    """For each point, the covering zone of best rank, or -1."""
+    """For each point, the position (``perm`` of the zone) of best rank covering it, or -1."""
     shift = 64 - bits
     for i in range(lon.shape[0]):
         px = lon[i]
@@ -163,24 +162,31 @@ def locate(
         best_rank = np.iinfo(np.int32).max
         if math.isfinite(px) and math.isfinite(py):
             for li in range(levels.shape[0]):
+                if level_min_rank[li] >= best_rank:
+                    continue  # nothing on this level can beat what we have
                 lev = levels[li]
                 inv = inv_size[lev]
                 cx = np.int64(math.floor(px * inv))
                 cy = np.int64(math.floor(py * inv))
-                slot = _lookup(table_keys, table_slot, shift, cell_key(lev, cx, cy))
-                if slot < 0:
+                row = _lookup(table, shift, cell_key(lev, cx, cy))
+                if row < 0:
                     continue
-                for e in range(cell_start[slot], cell_start[slot + 1]):
-                    z = cell_zone[e]
-                    if rank[z] >= best_rank:
+                for e in range(table[row, 1], table[row, 2]):
+                    if entry_rank[e] >= best_rank:
                         break  # the cell lists zones in rank order
-                    if px < bminx[z] or px > bmaxx[z] or py < bminy[z] or py > bmaxy[z]:
+                    if (
+                        px < entry_box[e, 0]
+                        or py < entry_box[e, 1]
+                        or px > entry_box[e, 2]
+                        or py > entry_box[e, 3]
+                    ):
                         continue
+                    z = entry_zone[e]
                     if point_in_zone(z, px, py, vx, vy, ring_start, zone_ring_start):
                         best = z
-                        best_rank = rank[z]
+                        best_rank = entry_rank[e]
                         break
-        out[i] = best
+        out[i] = perm[best] if best >= 0 else -1
 
 
 @_jit_inline
@@ -191,7 +197,8 @@ def _insert(row_pos, row_dist, k, z, d):
         return
     j = last
     while j > 0 and (
-        row_dist[j - 1] > d or (row_dist[j - 1] == d and (row_pos[j - 1] == -1 or row_pos[j - 1] > z))
+        row_dist[j - 1] > d
+        or (row_dist[j - 1] == d and (row_pos[j - 1] == -1 or row_pos[j - 1] > z))
     ):
         row_dist[j] = row_dist[j - 1]
         row_pos[j] = row_pos[j - 1]
@@ -213,11 +220,9 @@ def nearest(
     level_cells,
     level_zone_start,
     level_zones,
-    table_keys,
-    table_slot,
+    table,
     bits,
-    cell_start,
-    cell_zone,
+    entry_zone,
     bminx,
     bminy,
     bmaxx,
@@ -231,10 +236,11 @@ def nearest(
     vy,
     ring_start,
     zone_ring_start,
+    perm,
     out_pos,
     out_dist,
 ):
-    """For each point, the ``k`` nearest zones (where ``mask``) within ``max_distance`` metres.
+    """For each point, the ``k`` nearest positions (where ``mask``) within ``max_distance`` m.
 
     ``lon, lat`` select grid cells; ``x, y`` (metres) give exact distances to the
     polygons in ``vx, vy`` (metres); 0 inside. Rows are sorted by (distance, position).
@@ -264,22 +270,22 @@ def nearest(
         for li in range(levels.shape[0]):
             lev = levels[li]
             inv = inv_size[lev]
-            fx0 = math.floor(qminx * inv)
-            fx1 = math.floor(qmaxx * inv)
-            fy0 = math.floor(qminy * inv)
-            fy1 = math.floor(qmaxy * inv)
+            fx0 = np.floor(qminx * inv)
+            fx1 = np.floor(qmaxx * inv)
+            fy0 = np.floor(qminy * inv)
+            fy1 = np.floor(qmaxy * inv)
             ncells = (fx1 - fx0 + 1.0) * (fy1 - fy0 + 1.0)
             if not (ncells <= level_cells[li]):
                 # cheaper to scan every zone of this level than to probe the cells
                 for e in range(level_zone_start[li], level_zone_start[li + 1]):
                     z = level_zones[e]
-                    if not mask[z]:
+                    if not mask[perm[z]]:
                         continue
                     if bmaxx[z] < qminx or bminx[z] > qmaxx or bmaxy[z] < qminy or bminy[z] > qmaxy:
                         continue
                     _consider(
                         z, qx, qy, max_distance, k, row_pos, row_dist,
-                        mminx, mminy, mmaxx, mmaxy, vx, vy, ring_start, zone_ring_start,
+                        mminx, mminy, mmaxx, mmaxy, vx, vy, ring_start, zone_ring_start, perm,
                     )  # fmt: skip
                 continue
             cx0 = np.int64(fx0)
@@ -288,12 +294,12 @@ def nearest(
             cy1 = np.int64(fy1)
             for cx in range(cx0, cx1 + 1):
                 for cy in range(cy0, cy1 + 1):
-                    slot = _lookup(table_keys, table_slot, shift, cell_key(lev, cx, cy))
-                    if slot < 0:
+                    row = _lookup(table, shift, cell_key(lev, cx, cy))
+                    if row < 0:
                         continue
-                    for e in range(cell_start[slot], cell_start[slot + 1]):
-                        z = cell_zone[e]
-                        if not mask[z]:
+                    for e in range(table[row, 1], table[row, 2]):
+                        z = entry_zone[e]
+                        if not mask[perm[z]]:
                             continue
                         if (
                             bmaxx[z] < qminx
@@ -310,7 +316,7 @@ def nearest(
                             continue
                         _consider(
                             z, qx, qy, max_distance, k, row_pos, row_dist,
-                            mminx, mminy, mmaxx, mmaxy, vx, vy, ring_start, zone_ring_start,
+                            mminx, mminy, mmaxx, mmaxy, vx, vy, ring_start, zone_ring_start, perm,
                         )  # fmt: skip
 
 
@@ -331,6 +337,7 @@ def _consider(
     vy,
     ring_start,
     zone_ring_start,
+    perm,
 ):
     limit = min(max_distance, row_dist[k - 1])
     dx = max(mminx[z] - qx, 0.0, qx - mmaxx[z])
@@ -341,7 +348,7 @@ def _consider(
     if d < 0.0:
         d = 0.0
     if d <= max_distance:
-        _insert(row_pos, row_dist, k, z, d)
+        _insert(row_pos, row_dist, k, perm[z], d)
 
 
 @_jit

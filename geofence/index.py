@@ -14,7 +14,27 @@ from geofence.zoneset import KIND_NO_PARKING, ZoneSet
 
 __all__ = ["ZoneIndex"]
 
-_MAX_LEVEL = 31
+_MAX_LEVEL = 14
+_LEVEL_RATIO = 4
+_CELL_PER_ZONE = 12.0
+
+
+def _morton(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Interleave the bits of two non-negative integer arrays (Z-order key)."""
+
+    def spread(v: np.ndarray) -> np.ndarray:
+        v = v.astype(np.uint64) & np.uint64(0xFFFFFFFF)
+        for shift, mask in (
+            (16, 0x0000FFFF0000FFFF),
+            (8, 0x00FF00FF00FF00FF),
+            (4, 0x0F0F0F0F0F0F0F0F),
+            (2, 0x3333333333333333),
+            (1, 0x5555555555555555),
+        ):
+            v = (v | (v << np.uint64(shift))) & np.uint64(mask)
+        return v
+
+    return spread(x) | (spread(y) << np.uint64(1))
 
 
 def _flatten(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -44,7 +64,7 @@ class ZoneIndex:
     change zones, build a new index and swap the reference.
 
     Structure: a hierarchical hashed grid in lon/lat. A zone is registered, at the
-    smallest level whose cell (``s0 * 2**level`` degrees) is at least its size, in
+    smallest level whose cell (``s0 * 4**level`` degrees) is at least its size, in
     each of the (at most 2 x 2) cells its bounding box overlaps; a query probes one
     cell per occupied level. Zones of every size (2 m boxes and no-parking areas
     kilometres across) cost the same, and build is a sort. See the README's
@@ -58,7 +78,7 @@ class ZoneIndex:
     ----------
     zone_set : ZoneSet
     cell_size_deg : float, optional
-        Base cell size in degrees; defaults to twice the median zone size.
+        Base cell size in degrees; defaults to the 90th percentile of zone sizes.
 
     Examples
     --------
@@ -78,35 +98,52 @@ class ZoneIndex:
         t0 = time.perf_counter()
         self.zone_set = zone_set
         n = len(zone_set)
-        self._vx, self._vy, self._ring_start, self._zone_ring_start = _flatten(zone_set.geometry)
-        self._mx, self._my, _, _ = _flatten(zone_set.geometry_m)
         b = shapely.bounds(zone_set.geometry) if n else np.zeros((0, 4))
-        self._bminx, self._bminy, self._bmaxx, self._bmaxy = (np.ascontiguousarray(c) for c in b.T)
-        bm = shapely.bounds(zone_set.geometry_m) if n else np.zeros((0, 4))
-        self._mminx, self._mminy, self._mmaxx, self._mmaxy = (
-            np.ascontiguousarray(c) for c in bm.T
+        size = np.maximum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1])
+        if cell_size_deg is None:
+            # level-0 cells hold nearly every box; a few boxes per cell is cheaper
+            # than probing more cells (measured: bench/results/engine.json)
+            cell_size_deg = _CELL_PER_ZONE * float(np.percentile(size, 90)) if n else 1e-3
+        # keep cell numbers inside the 29 bits the key packs them into
+        self.cell_size_deg = s0 = max(float(cell_size_deg), 1e-6)
+        # internal order: zones sorted along a Z-order curve of their level-0 cell, so
+        # that neighbours in space are neighbours in memory; kernels map back to
+        # positions through ``_perm``
+        if n:
+            cx = np.floor((b[:, 0] + b[:, 2]) / (2 * s0))
+            cy = np.floor((b[:, 1] + b[:, 3]) / (2 * s0))
+            self._perm = np.argsort(_morton(cx - cx.min(), cy - cy.min()), kind="stable").astype(
+                np.int64
+            )
+        else:
+            self._perm = np.zeros(0, np.int64)
+        perm = self._perm
+        self._inv_perm = np.empty(n, np.int64)
+        self._inv_perm[perm] = np.arange(n)
+        geoms = zone_set.geometry[perm]
+        self._vx, self._vy, self._ring_start, self._zone_ring_start = _flatten(geoms)
+        self._mx, self._my, _, _ = _flatten(zone_set.geometry_m[perm])
+        self._bminx, self._bminy, self._bmaxx, self._bmaxy = (
+            np.ascontiguousarray(c) for c in b[perm].T
         )
+        bm = shapely.bounds(zone_set.geometry_m[perm]) if n else np.zeros((0, 4))
+        self._mminx, self._mminy, self._mmaxx, self._mmaxy = (np.ascontiguousarray(c) for c in bm.T)
         # locate tie-break: parking first, then smaller area, then lower position
         order = np.lexsort((np.arange(n), zone_set.area_m2, zone_set.kind == KIND_NO_PARKING))
-        self._rank = np.empty(n, np.int32)
-        self._rank[order] = np.arange(n, dtype=np.int32)
-        self._build_grid(cell_size_deg)
+        rank = np.empty(n, np.int32)
+        rank[order] = np.arange(n, dtype=np.int32)
+        self._rank = rank[perm]
+        self._build_grid(size[perm], s0)
         self._all = np.ones(n, bool)
         self.build_seconds = time.perf_counter() - t0
 
-    def _build_grid(self, cell_size_deg: float | None) -> None:
-        n = len(self.zone_set)
-        size = np.maximum(self._bmaxx - self._bminx, self._bmaxy - self._bminy)
-        if cell_size_deg is None:
-            cell_size_deg = 2.0 * float(np.median(size)) if n else 1e-3
-        # keep cell numbers inside the 29 bits the key packs them into
-        self.cell_size_deg = s0 = max(float(cell_size_deg), 1e-6)
+    def _build_grid(self, size: np.ndarray, s0: float) -> None:
+        n = len(size)
         level = np.zeros(n, np.int64)
         if n:
-            level = np.clip(np.ceil(np.log2(np.maximum(size, 1e-300) / s0)), 0, _MAX_LEVEL)
-            level = level.astype(np.int64)
-        sizes = s0 * 2.0 ** np.arange(_MAX_LEVEL + 1)
-        self._inv_size = 1.0 / sizes
+            ratio = np.log(np.maximum(size, 1e-300) / s0) / np.log(_LEVEL_RATIO)
+            level = np.clip(np.ceil(ratio), 0, _MAX_LEVEL).astype(np.int64)
+        self._inv_size = 1.0 / (s0 * float(_LEVEL_RATIO) ** np.arange(_MAX_LEVEL + 1))
         inv = self._inv_size[level]
         cx0 = np.floor(self._bminx * inv).astype(np.int64)
         cx1 = np.floor(self._bmaxx * inv).astype(np.int64)
@@ -122,16 +159,25 @@ class ZoneIndex:
         keys = (level[zone] << 58) | ((cx + (1 << 28)) << 29) | (cy + (1 << 28))
         order = np.lexsort((self._rank[zone], keys))
         keys = keys[order]
-        self._cell_zone = zone[order].astype(np.int32)
+        zone = zone[order]
+        # one row per cell entry: the zone, its rank and its bounding box, contiguous
+        self._entry_zone = zone.astype(np.int32)
+        self._entry_rank = self._rank[zone]
+        self._entry_box = np.column_stack(
+            [self._bminx[zone], self._bminy[zone], self._bmaxx[zone], self._bmaxy[zone]]
+        )
         ukeys, starts = np.unique(keys, return_index=True)
-        self._cell_start = np.append(starts, len(keys)).astype(np.int64)
+        ends = np.append(starts[1:], len(keys))
         self._bits = max(4, int(np.ceil(np.log2(max(len(ukeys), 1) * 2))))
-        self._table_keys, self._table_slot = _kernels.build_table(ukeys, self._bits)
-        # occupied levels, with their cell counts and zone lists (for wide nearest queries)
+        self._table = _kernels.build_table(ukeys, starts.astype(np.int64), ends, self._bits)
+        # occupied levels: cell counts, best rank, zone lists (for wide nearest queries)
         self._levels = np.unique(level).astype(np.int64) if n else np.zeros(0, np.int64)
         ulevel = ukeys >> 58
         self._level_cells = np.array(
             [np.count_nonzero(ulevel == lv) for lv in self._levels], np.float64
+        )
+        self._level_min_rank = np.array(
+            [self._rank[level == lv].min() for lv in self._levels], np.int32
         )
         by_level = np.argsort(level, kind="stable")
         self._level_zones = by_level.astype(np.int32)
@@ -145,7 +191,7 @@ class ZoneIndex:
 
     def __repr__(self) -> str:
         return (
-            f"<ZoneIndex {len(self)} zones, {len(self._cell_start) - 1} cells on "
+            f"<ZoneIndex {len(self)} zones, {int((self._table[:, 0] >= 0).sum())} cells on "
             f"{len(self._levels)} levels, built in {self.build_seconds * 1e3:.0f} ms>"
         )
 
@@ -188,20 +234,17 @@ class ZoneIndex:
             lat.ravel(),
             self._inv_size,
             self._levels,
-            self._table_keys,
-            self._table_slot,
+            self._level_min_rank,
+            self._table,
             self._bits,
-            self._cell_start,
-            self._cell_zone,
-            self._bminx,
-            self._bminy,
-            self._bmaxx,
-            self._bmaxy,
-            self._rank,
+            self._entry_zone,
+            self._entry_rank,
+            self._entry_box,
             self._vx,
             self._vy,
             self._ring_start,
             self._zone_ring_start,
+            self._perm,
             out.reshape(-1),
         )
         return out
@@ -272,11 +315,9 @@ class ZoneIndex:
             self._level_cells,
             self._level_zone_start,
             self._level_zones,
-            self._table_keys,
-            self._table_slot,
+            self._table,
             self._bits,
-            self._cell_start,
-            self._cell_zone,
+            self._entry_zone,
             self._bminx,
             self._bminy,
             self._bmaxx,
@@ -290,6 +331,7 @@ class ZoneIndex:
             self._my,
             self._ring_start,
             self._zone_ring_start,
+            self._perm,
             out_pos,
             out_dist,
         )
@@ -301,7 +343,8 @@ class ZoneIndex:
         Negative inside, 0 on the edge, positive outside; NaN where ``pos`` is -1.
         ``x, y`` are EPSG:4547 metres (see :func:`geofence.crs.project`).
         """
-        pos = np.ascontiguousarray(pos, dtype=np.int64).ravel()
+        pos = np.asarray(pos, dtype=np.int64).ravel()
+        pos = np.where(pos >= 0, self._inv_perm[np.maximum(pos, 0)], -1) if len(self) else pos
         x = np.ascontiguousarray(x, dtype=np.float64).ravel()
         y = np.ascontiguousarray(y, dtype=np.float64).ravel()
         out = np.empty(len(pos), np.float64)
@@ -313,7 +356,8 @@ class ZoneIndex:
     def zone_vertices_m(self, pos: int) -> list[np.ndarray]:
         """The rings of zone ``pos`` in metres, as (m, 2) arrays (closed)."""
         rings = []
-        for r in range(self._zone_ring_start[pos], self._zone_ring_start[pos + 1]):
+        z = self._inv_perm[pos]
+        for r in range(self._zone_ring_start[z], self._zone_ring_start[z + 1]):
             a, b = self._ring_start[r], self._ring_start[r + 1]
             rings.append(np.column_stack((self._mx[a:b], self._my[a:b])))
         return rings

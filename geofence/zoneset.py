@@ -302,7 +302,9 @@ class ZoneSet:
             fid = str(raw_id)
             if fid in seen:
                 raise ZoneDataError(
-                    f"zone {fid!r}: duplicate id (feature #{i})", feature_id=fid, rule="duplicate-id"
+                    f"zone {fid!r}: duplicate id (feature #{i})",
+                    feature_id=fid,
+                    rule="duplicate-id",
                 )
             seen.add(fid)
             ids.append(fid)

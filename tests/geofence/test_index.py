@@ -198,7 +198,7 @@ def test_vertices_and_edges_count_as_inside(touching):
 
 
 def test_shared_edge_goes_to_smaller_box(touching):
-    zs, ix = touching
+    _zs, ix = touching
     x = 113.5 + U
     lat = 22.25 + U * np.array([0.0, 0.25, 0.5, 1.0])
     assert (ix.locate(np.full(4, x), lat) == 0).all()
@@ -207,17 +207,19 @@ def test_shared_edge_goes_to_smaller_box(touching):
 
 
 def test_parking_beats_no_parking_then_area(touching):
-    zs, ix = touching
+    _zs, ix = touching
     assert ix.locate([113.5 + U / 2], [22.25 + U / 2]).tolist() == [0]
     assert ix.locate([113.5 + 5 * U], [22.25 + 5 * U]).tolist() == [2]  # only the area
 
 
 def test_holes(touching):
-    zs, ix = touching
+    _zs, ix = touching
     inside_hole = [113.5 + 24 * U, 22.25 + 4 * U]
     hole_edge = [113.5 + 22 * U, 22.25 + 3 * U]
     ring = [113.5 + 21 * U, 22.25 + 1 * U]
-    got = ix.locate([inside_hole[0], hole_edge[0], ring[0]], [inside_hole[1], hole_edge[1], ring[1]])
+    got = ix.locate(
+        [inside_hole[0], hole_edge[0], ring[0]], [inside_hole[1], hole_edge[1], ring[1]]
+    )
     assert got.tolist() == [-1, 3, 3]
     pos, dist = ix.nearest([inside_hole[0]], [inside_hole[1]], k=1, max_distance_m=100)
     assert pos[0, 0] == 3 and dist[0, 0] > 0
@@ -232,7 +234,7 @@ def test_far_outside_and_non_finite(touching):
 
 
 def test_crs_argument(touching):
-    zs, ix = touching
+    _zs, ix = touching
     lon = np.array([113.5 + U / 2, 113.5 + 5 * U, 113.6])
     lat = np.array([22.25 + U / 2, 22.25 + 5 * U, 22.3])
     want = ix.locate(lon, lat)
