@@ -206,6 +206,9 @@ class ZoneSet:
     positions. Geometries are kept in WGS-84 lon/lat (``geometry``) and projected once
     to metres in EPSG:4547 (``geometry_m``, CGCS2000 3-degree Gauss-Kruger CM 114E).
 
+    ``version`` is the store's version number of the set (None when it was not
+    stored); every decision records it.
+
     Build one with :meth:`from_geojson` (a GeoJSON FeatureCollection, DESIGN §3) or
     :meth:`from_arrays`. Bad input raises :class:`geofence.errors.ZoneDataError`
     naming the feature id, the field and the rule; nothing is silently dropped.
@@ -237,10 +240,13 @@ class ZoneSet:
     operators: tuple[frozenset[str], ...]
     beacons: tuple[tuple[str, ...], ...]
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    version: int | None = None
 
     # ------------------------------------------------------------------ building
     @classmethod
-    def from_geojson(cls, source: Mapping[str, Any] | str | Path) -> ZoneSet:
+    def from_geojson(
+        cls, source: Mapping[str, Any] | str | Path, *, version: int | None = None
+    ) -> ZoneSet:
         """Build a zone set from a GeoJSON FeatureCollection (a mapping or a file path).
 
         Every feature needs a unique string (or integer) ``id``, a Polygon or
@@ -270,11 +276,15 @@ class ZoneSet:
                 "FeatureCollection has no 'features' array", rule="not-feature-collection"
             )
         meta = {k: v for k, v in source.items() if k not in ("type", "features")}
-        return cls.from_features(features, metadata=meta)
+        return cls.from_features(features, metadata=meta, version=version)
 
     @classmethod
     def from_features(
-        cls, features: Sequence[Any], *, metadata: Mapping[str, Any] | None = None
+        cls,
+        features: Sequence[Any],
+        *,
+        metadata: Mapping[str, Any] | None = None,
+        version: int | None = None,
     ) -> ZoneSet:
         """Build a zone set from a sequence of GeoJSON Feature mappings."""
         n = len(features)
@@ -315,19 +325,20 @@ class ZoneSet:
                     feature_id=fid,
                     rule="bad-property-type",
                 )
-            k = props.get("kind", "parking")
-            if k not in _KIND_CODES:
+            k = props.get("kind")
+            if not isinstance(k, str) or k not in _KIND_CODES:
                 raise ZoneDataError(
-                    f"zone {fid!r}: unknown kind {k!r} (expected 'parking' or 'no_parking')",
+                    f"zone {fid!r}: {'missing' if k is None else 'unknown'} kind {k!r} "
+                    "(expected 'parking' or 'no_parking')",
                     feature_id=fid,
                     rule="unknown-kind",
                 )
             kind[i] = _KIND_CODES[k]
             fenced[i] = bool(_prop(props, "fenced", (bool,), False, fid)) and k == "parking"
             cap = _prop(props, "capacity", (int,), 0, fid)
-            if cap is not None and cap < 0:
+            if cap is not None and not 0 <= cap < 2**31:
                 raise ZoneDataError(
-                    f"zone {fid!r}: capacity must be >= 0, got {cap}",
+                    f"zone {fid!r}: capacity must be an integer from 0 to 2**31 - 1, got {cap}",
                     feature_id=fid,
                     rule="bad-property-type",
                 )
@@ -372,6 +383,7 @@ class ZoneSet:
             operators=operators,
             beacons=beacons,
             metadata=metadata,
+            version=version,
         )
 
     @classmethod
@@ -391,6 +403,7 @@ class ZoneSet:
         operators: Iterable[Iterable[str]] | None = None,
         beacons: Iterable[Iterable[str]] | None = None,
         metadata: Mapping[str, Any] | None = None,
+        version: int | None = None,
     ) -> ZoneSet:
         """Build a zone set from shapely geometries (WGS-84 lon/lat) and attribute arrays.
 
@@ -428,6 +441,7 @@ class ZoneSet:
             else (frozenset(),) * n,
             beacons=tuple(tuple(b) for b in beacons) if beacons is not None else ((),) * n,
             metadata=dict(metadata or {}),
+            version=version,
         )
 
     # ------------------------------------------------------------------ queries
