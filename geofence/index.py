@@ -134,6 +134,35 @@ class ZoneIndex:
         rank[order] = np.arange(n, dtype=np.int32)
         self._rank = rank[perm]
         self._build_grid(size[perm], s0)
+        self._grid = _kernels.Grid(
+            inv_size=self._inv_size,
+            levels=self._levels,
+            level_min_rank=self._level_min_rank,
+            level_cells=self._level_cells,
+            level_zone_start=self._level_zone_start,
+            level_zones=self._level_zones,
+            table=self._table,
+            shift=64 - self._bits,
+            entry_zone=self._entry_zone,
+            entry_rank=self._entry_rank,
+            entry_box=self._entry_box,
+            bminx=self._bminx,
+            bminy=self._bminy,
+            bmaxx=self._bmaxx,
+            bmaxy=self._bmaxy,
+            mminx=self._mminx,
+            mminy=self._mminy,
+            mmaxx=self._mmaxx,
+            mmaxy=self._mmaxy,
+            vx=self._vx,
+            vy=self._vy,
+            mx=self._mx,
+            my=self._my,
+            ring_start=self._ring_start,
+            zone_ring_start=self._zone_ring_start,
+            perm=self._perm,
+            inv_perm=self._inv_perm,
+        )
         self._all = np.ones(n, bool)
         self.build_seconds = time.perf_counter() - t0
 
@@ -229,24 +258,7 @@ class ZoneIndex:
         """
         lon, lat = self._wgs84(lon, lat, crs)
         out = np.empty(lon.shape, np.int64)
-        _kernels.locate(
-            lon.ravel(),
-            lat.ravel(),
-            self._inv_size,
-            self._levels,
-            self._level_min_rank,
-            self._table,
-            self._bits,
-            self._entry_zone,
-            self._entry_rank,
-            self._entry_box,
-            self._vx,
-            self._vy,
-            self._ring_start,
-            self._zone_ring_start,
-            self._perm,
-            out.reshape(-1),
-        )
+        _kernels.locate(self._grid, lon.ravel(), lat.ravel(), out.reshape(-1))
         return out
 
     def nearest(
@@ -304,54 +316,37 @@ class ZoneIndex:
         out_pos = np.empty((len(lon), k), np.int64)
         out_dist = np.empty((len(lon), k), np.float64)
         _kernels.nearest(
+            self._grid,
             lon,
             lat,
             np.ascontiguousarray(x, dtype=np.float64),
             np.ascontiguousarray(y, dtype=np.float64),
             k,
             float(max_distance_m),
-            self._inv_size,
-            self._levels,
-            self._level_cells,
-            self._level_zone_start,
-            self._level_zones,
-            self._table,
-            self._bits,
-            self._entry_zone,
-            self._bminx,
-            self._bminy,
-            self._bmaxx,
-            self._bmaxy,
-            self._mminx,
-            self._mminy,
-            self._mmaxx,
-            self._mmaxy,
             mask,
-            self._mx,
-            self._my,
-            self._ring_start,
-            self._zone_ring_start,
-            self._perm,
+            self.zone_set.active_from,
+            self.zone_set.active_to,
+            np.nan,
             out_pos,
             out_dist,
         )
         return out_pos, out_dist
 
-    def signed_distance_m(self, pos, x, y) -> np.ndarray:
-        """Signed distance in metres from projected points to zones ``pos`` (pairwise).
+    def closest_m(self, pos, x, y) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Signed distance and closest boundary point, from projected points to zones.
 
-        Negative inside, 0 on the edge, positive outside; NaN where ``pos`` is -1.
-        ``x, y`` are EPSG:4547 metres (see :func:`geofence.crs.project`).
+        Pairwise: point i against zone ``pos[i]``. ``x, y`` are EPSG:4547 metres (see
+        :func:`geofence.crs.project`). Returns ``(distance, bx, by)``: the distance is
+        negative inside, 0 on the edge, positive outside; NaN where ``pos`` is -1.
         """
-        pos = np.asarray(pos, dtype=np.int64).ravel()
-        pos = np.where(pos >= 0, self._inv_perm[np.maximum(pos, 0)], -1) if len(self) else pos
+        pos = np.ascontiguousarray(pos, dtype=np.int64).ravel()
         x = np.ascontiguousarray(x, dtype=np.float64).ravel()
         y = np.ascontiguousarray(y, dtype=np.float64).ravel()
-        out = np.empty(len(pos), np.float64)
-        _kernels.signed_distance(
-            pos, x, y, self._mx, self._my, self._ring_start, self._zone_ring_start, out
-        )
-        return out
+        d = np.empty(len(pos), np.float64)
+        bx = np.empty(len(pos), np.float64)
+        by = np.empty(len(pos), np.float64)
+        _kernels.closest(self._grid, pos, x, y, d, bx, by)
+        return d, bx, by
 
     def zone_vertices_m(self, pos: int) -> list[np.ndarray]:
         """The rings of zone ``pos`` in metres, as (m, 2) arrays (closed)."""

@@ -260,16 +260,20 @@ def test_shapes_and_bad_arguments(touching):
         ix.nearest([113.5], [22.25], mask=np.ones(3, bool))
 
 
-def test_signed_distance(touching):
+def test_closest_point_and_signed_distance(touching):
     zs, ix = touching
     lon = np.array([113.5 + U / 2, 113.5 + U, 113.5 + 3.5 * U])
     lat = np.full(3, 22.25 + U / 2)
     x, y = crs.project(lon, lat)
-    d = ix.signed_distance_m(np.array([0, 0, 0]), x, y)
-    want = shapely.distance(shapely.boundary(zs.geometry_m[0]), shapely.points(x, y))
+    d, bx, by = ix.closest_m(np.array([0, 0, 0]), x, y)
+    boundary = shapely.boundary(zs.geometry_m[0])
+    want = shapely.distance(boundary, shapely.points(x, y))
     assert d[0] < 0 and abs(d[1]) < 1e-6 and d[2] > 0
     np.testing.assert_allclose(np.abs(d), want, atol=1e-6)
-    assert np.isnan(ix.signed_distance_m(np.array([-1]), x[:1], y[:1])[0])
+    # the closest point lies on the boundary, at that distance
+    assert (shapely.distance(boundary, shapely.points(bx, by)) < 1e-6).all()
+    np.testing.assert_allclose(np.hypot(bx - x, by - y), want, atol=1e-6)
+    assert np.isnan(ix.closest_m(np.array([-1]), x[:1], y[:1])[0][0])
 
 
 def test_empty_zone_set():
