@@ -1,0 +1,264 @@
+"""The app factory: ``create_app(settings) -> FastAPI``.
+
+The lifespan opens the store (creating or migrating the schema), then, in the
+background so that ``/healthz`` answers at once, seeds an empty database from the
+bundled zone set, loads the active version into a :class:`geofence.ZoneIndex`,
+warms the compiled kernels, and only then turns ``/readyz`` ready. Until then the
+``/v1`` routes answer 503. A poller re-reads the active version every
+``active_poll_seconds`` so that workers of a multi-process server follow an
+activation made through any one of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from api import errors
+from api.audit import AuditWriter
+from api.auth import KeyCache
+from api.metrics import Metrics, MetricsMiddleware
+from api.models import request_schemas
+from api.responses import JSONResponse
+from api.service import Active, Districts, build_active, policy_from, policy_params, seed
+from api.settings import Settings
+from api.storage import Store
+
+__all__ = ["AppState", "BodyLimitMiddleware", "create_app", "create_app_from_env"]
+
+log = logging.getLogger("geofence.api")
+
+DESCRIPTION = """\
+Park-in-box settlement decisions for Zhuhai's shared bikes, the city's versioned
+zone sets, and the audit log of every decision.
+
+Every `/v1` route takes an `X-API-Key` header. Operator keys post checks and read
+their own; admin keys (the city) upload and activate zone sets and read statistics.
+Errors are RFC 9457 problem documents (`application/problem+json`). Request bodies
+are limited to `GEOFENCE_MAX_BODY_BYTES` (64 MiB by default, 413 beyond) and a batch
+to `GEOFENCE_BATCH_LIMIT` checks (10,000; 413 beyond).
+"""
+
+
+class AppState:
+    """Everything the routes read, in ``app.state.geofence``."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.metrics = Metrics()
+        self.store: Store | None = None
+        self.writer: AuditWriter | None = None
+        self.policy: Any = None
+        self.active: Active | None = None
+        self.districts: Districts | None = None
+        self.keys: KeyCache | None = None
+        self.swap_lock = asyncio.Lock()
+        self.load_error: BaseException | None = None
+        self.started_at = time.time()
+        self.ready_at: float | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self.active is not None and self.writer is not None
+
+    def set_active(self, active: Active) -> None:
+        """Swap the active index (one reference assignment: atomic for readers)."""
+        self.active = active
+        m = self.metrics
+        m.active_version.set(active.version or 0)
+        m.zones.set(len(active.zone_set))
+        m.build_seconds.set(active.build_seconds)
+
+
+class BodyLimitMiddleware:
+    """Refuses request bodies over ``limit`` bytes with 413 (declared or streamed)."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    declared = -1
+                if declared > self.limit:
+                    resp = errors.problem_response(
+                        413,
+                        "body-too-large",
+                        f"the body is {declared} bytes; the limit is {self.limit} "
+                        "(GEOFENCE_MAX_BODY_BYTES)",
+                        headers={"Connection": "close"},
+                    )
+                    await resp(scope, receive, send)
+                    return
+                break
+        seen = 0
+        limit = self.limit
+
+        async def limited() -> Any:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise errors.Problem(
+                        413,
+                        "body-too-large",
+                        f"the body exceeds the limit of {limit} bytes (GEOFENCE_MAX_BODY_BYTES)",
+                    )
+            return message
+
+        await self.app(scope, limited, send)
+
+
+async def _load(app_state: AppState) -> None:
+    """Seed, load the active zone set, warm the kernels; then the app is ready."""
+    s = app_state.settings
+    store = app_state.store
+    assert store is not None
+    try:
+        seeded = await run_in_threadpool(seed, store, s.seed_file)
+        if seeded is not None:
+            log.info("seeded zone set version %d from %s", seeded[0].version, s.seed_file)
+        version = await run_in_threadpool(store.active_version)
+        if version is None:
+            raise RuntimeError("the database has zone sets but none is active")
+        zs = seeded[1] if seeded is not None and seeded[0].version == version else None
+        active = await run_in_threadpool(
+            build_active, store, version, app_state.policy, zone_set=zs
+        )
+        app_state.districts = await run_in_threadpool(Districts)
+        app_state.set_active(active)
+        app_state.ready_at = time.time()
+        app_state.metrics.ready.set(1)
+        log.info(
+            "ready: zone set version %d (%d zones), index built in %.3f s, %.2f s after start",
+            version,
+            len(active.zone_set),
+            active.build_seconds,
+            app_state.ready_at - app_state.started_at,
+        )
+    except Exception as exc:  # readiness stays false; /readyz says why
+        app_state.load_error = exc
+        log.exception("could not load the active zone set")
+
+
+async def _poll_active(app_state: AppState) -> None:
+    """Follow activations made by other processes (multi-worker servers)."""
+    store = app_state.store
+    assert store is not None
+    while True:
+        await asyncio.sleep(app_state.settings.active_poll_seconds)
+        if app_state.active is None or app_state.swap_lock.locked():
+            continue
+        try:
+            version = await run_in_threadpool(store.active_version)
+            if version is None or version == app_state.active.version:
+                continue
+            async with app_state.swap_lock:
+                if app_state.active is not None and app_state.active.version == version:
+                    continue
+                active = await run_in_threadpool(build_active, store, version, app_state.policy)
+                app_state.set_active(active)
+                log.info("followed activation of zone set version %d", version)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("active zone-set poll failed")
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """The FastAPI app for ``settings`` (nothing is read from the environment here)."""
+    state = AppState(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state.store = await run_in_threadpool(
+            Store.open, settings.database_url, sqlite_synchronous=settings.sqlite_synchronous
+        )
+        state.keys = KeyCache(state.store, settings.key_cache_seconds)
+        state.policy = policy_from(settings.policy)
+        await run_in_threadpool(
+            state.store.ensure_policy, state.policy.id, policy_params(state.policy)
+        )
+        state.writer = AuditWriter(
+            state.store.engine,
+            window_s=settings.commit_window_ms / 1e3,
+            max_rows=settings.commit_max_rows,
+            on_commit=state.metrics.on_commit,
+        )
+        loader = asyncio.create_task(_load(state), name="geofence-load")
+        poller = asyncio.create_task(_poll_active(state), name="geofence-poll")
+        try:
+            yield
+        finally:
+            for task in (poller, loader):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            writer, state.writer = state.writer, None
+            await run_in_threadpool(writer.close)
+            state.store.close()
+
+    app = FastAPI(
+        title="Zhuhai shared-bike parking geofence",
+        version="1.0.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        default_response_class=JSONResponse,
+    )
+    app.state.geofence = state
+
+    errors.install(app)
+
+    from api.routes import checks, health, stats, zone_sets, zones
+
+    app.include_router(health.router)
+    app.include_router(checks.router)
+    app.include_router(zones.router)
+    app.include_router(zone_sets.router)
+    app.include_router(stats.router)
+
+    app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=state.metrics, log=settings.access_log)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = get_openapi(
+            title=app.title,
+            version=app.version,
+            description=app.description,
+            routes=app.routes,
+        )
+        schema.setdefault("components", {}).setdefault("schemas", {}).update(request_schemas())
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    """``create_app(Settings())`` with JSON logging: the uvicorn factory of ``geofence serve``
+    (``api.app:create_app_from_env``), called in each worker process."""
+    from api.server import configure_logging
+
+    settings = Settings()
+    configure_logging(settings.log_level)
+    return create_app(settings)

@@ -1,0 +1,127 @@
+"""``X-API-Key`` authentication and the two roles.
+
+Keys are stored only as SHA-256 hashes (:mod:`api.storage`). A presented key is
+hashed and looked up by hash; the stored hash is compared with
+``hmac.compare_digest``. Verified keys are cached for ``key_cache_seconds`` (default
+1 s) so that a check costs no database read; a key revoked with ``geofence keys
+revoke`` stops working within that time. Unknown keys are never cached.
+
+No key, an unknown key or a revoked key: 401. A key whose role may not use the
+route: 403. The operator of a check is its key's operator.
+"""
+
+from __future__ import annotations
+
+import hmac
+import threading
+import time
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyHeader
+from starlette.concurrency import run_in_threadpool
+
+from api.errors import Problem
+from api.storage import ApiKey, Store, hash_key
+
+__all__ = ["KeyCache", "Principal", "admin", "any_role", "operator"]
+
+_header = APIKeyHeader(
+    name="X-API-Key",
+    auto_error=False,
+    description="An API key from `geofence keys create` (operator or admin role).",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: the key's id, role and (for operator keys) operator."""
+
+    key_id: str
+    role: str
+    operator: str | None
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+class KeyCache:
+    """Hash -> verified key record, each trusted for ``ttl`` seconds."""
+
+    def __init__(self, store: Store, ttl: float) -> None:
+        self.store = store
+        self.ttl = ttl
+        self._lock = threading.Lock()
+        self._cache: dict[str, tuple[float, ApiKey]] = {}
+
+    def cached(self, key: str) -> ApiKey | None:
+        """The record of ``key`` if verified within the TTL, else None (no I/O)."""
+        h = hash_key(key)
+        hit = self._cache.get(h)
+        if hit is not None and time.monotonic() - hit[0] < self.ttl:
+            rec = hit[1]
+            if hmac.compare_digest(rec.key_hash, h):
+                return rec
+        return None
+
+    def verify(self, key: str) -> ApiKey | None:
+        """Look ``key`` up in the store (blocking); caches a known, unrevoked key."""
+        rec = self.store.lookup_key(key)
+        h = hash_key(key)
+        with self._lock:
+            if rec is None or rec.revoked:
+                self._cache.pop(h, None)
+                return None
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[h] = (time.monotonic(), rec)
+        return rec
+
+
+async def _principal(
+    request: Request, key: Annotated[str | None, Security(_header)] = None
+) -> Principal:
+    if not key:
+        raise Problem(
+            401,
+            "unauthorized",
+            "send an API key in the X-API-Key header",
+            headers={"WWW-Authenticate": 'APIKey header="X-API-Key"'},
+        )
+    cache: KeyCache | None = request.app.state.geofence.keys
+    if cache is None:
+        raise Problem(503, "not-ready", "the service is starting")
+    rec = cache.cached(key)
+    if rec is None:
+        rec = await run_in_threadpool(cache.verify, key)
+    if rec is None:
+        raise Problem(
+            401,
+            "unauthorized",
+            "the API key is unknown or revoked",
+            headers={"WWW-Authenticate": 'APIKey header="X-API-Key"'},
+        )
+    p = Principal(rec.id, rec.role, rec.operator)
+    request.state.principal = p
+    return p
+
+
+async def _operator(p: Annotated[Principal, Depends(_principal)]) -> Principal:
+    if p.role != "operator" or not p.operator:
+        raise Problem(
+            403, "forbidden", "this route takes an operator key (checks are per operator)"
+        )
+    return p
+
+
+async def _admin(p: Annotated[Principal, Depends(_principal)]) -> Principal:
+    if p.role != "admin":
+        raise Problem(403, "forbidden", "this route takes an admin key")
+    return p
+
+
+any_role = Annotated[Principal, Depends(_principal)]
+operator = Annotated[Principal, Depends(_operator)]
+admin = Annotated[Principal, Depends(_admin)]

@@ -1,0 +1,235 @@
+"""Errors as RFC 9457 problem documents (``application/problem+json``).
+
+Every 4xx and 5xx answer of the service is a problem document with ``type``,
+``title``, ``status``, ``detail`` and, for validation failures, ``errors`` (one
+entry per broken field or feature). The engine raises its own exception classes;
+:data:`DOMAIN_ERRORS` is the one table that maps them to HTTP statuses. The web
+layer raises :class:`Problem` for what only it knows (auth, limits, not found).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping, Sequence
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from api.responses import ProblemResponse
+from geofence.errors import CheckError, CRSError, GeofenceError, ZoneDataError
+
+__all__ = [
+    "DOMAIN_ERRORS",
+    "PROBLEM_TYPES",
+    "Problem",
+    "install",
+    "problem_response",
+    "validation_errors",
+]
+
+log = logging.getLogger("geofence.api")
+
+#: Problem ``type`` URIs (relative references, documented in the README): slug -> title.
+PROBLEM_TYPES: dict[str, str] = {
+    "malformed-json": "The request body is not valid JSON",
+    "validation": "The request does not match the schema",
+    "invalid-check": "The check's evidence cannot be decided",
+    "invalid-zone-set": "The zone set breaks validation rules",
+    "unknown-crs": "Unknown coordinate reference system",
+    "geofence-error": "The engine refused the request",
+    "unauthorized": "A valid API key is required",
+    "forbidden": "This key's role may not use this route",
+    "not-found": "Not found",
+    "body-too-large": "The request body is too large",
+    "batch-too-large": "Too many checks in one batch",
+    "idempotency-conflict": "The Idempotency-Key was used for a different request",
+    "unsupported-media-type": "Unsupported media type",
+    "not-ready": "The service is starting",
+    "unavailable": "The service cannot record decisions",
+    "internal": "Internal server error",
+}
+
+#: The one table from engine exception classes to (HTTP status, problem slug); the most
+#: specific class wins (looked up along the exception's MRO).
+DOMAIN_ERRORS: dict[type[GeofenceError], tuple[int, str]] = {
+    CheckError: (422, "invalid-check"),
+    ZoneDataError: (422, "invalid-zone-set"),
+    CRSError: (422, "unknown-crs"),
+    GeofenceError: (422, "geofence-error"),
+}
+
+
+class Problem(Exception):
+    """An HTTP-layer failure answered as a problem document."""
+
+    def __init__(
+        self,
+        status: int,
+        slug: str,
+        detail: str,
+        *,
+        errors: Sequence[Mapping[str, Any]] | None = None,
+        headers: Mapping[str, str] | None = None,
+        title: str | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.slug = slug
+        self.detail = detail
+        self.errors = errors
+        self.headers = dict(headers or {})
+        self.title = title
+        self.extra = dict(extra or {})
+
+
+def problem_response(
+    status: int,
+    slug: str | None,
+    detail: str,
+    *,
+    errors: Sequence[Mapping[str, Any]] | None = None,
+    headers: Mapping[str, str] | None = None,
+    title: str | None = None,
+    extra: Mapping[str, Any] | None = None,
+    instance: str | None = None,
+) -> ProblemResponse:
+    """A problem document; ``slug`` None means ``about:blank`` (the plain HTTP status)."""
+    phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
+    body: dict[str, Any] = {
+        "type": f"/problems/{slug}" if slug else "about:blank",
+        "title": title or (PROBLEM_TYPES.get(slug, phrase) if slug else phrase),
+        "status": status,
+        "detail": detail,
+    }
+    if instance:
+        body["instance"] = instance
+    if errors is not None:
+        body["errors"] = list(errors)
+    if extra:
+        body.update(extra)
+    return ProblemResponse(body, status_code=status, headers=dict(headers or {}))
+
+
+def _loc(loc: Sequence[Any]) -> str:
+    """``("body", "fixes", 0, "lat")`` -> ``/fixes/0/lat`` (a JSON Pointer into the body)."""
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in ("body", "query", "path", "header"):
+        where, parts = parts[0], parts[1:]
+        if where != "body":
+            return f"{where}:{'/'.join(parts)}"
+    return "/" + "/".join(p.replace("~", "~0").replace("/", "~1") for p in parts)
+
+
+def validation_errors(errs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Pydantic/FastAPI errors as ``[{pointer, type, message}]`` (no echo of the input)."""
+    out = []
+    for e in errs:
+        out.append(
+            {
+                "pointer": _loc(e.get("loc", ())),
+                "type": e.get("type", "invalid"),
+                "message": e.get("msg", "invalid value"),
+            }
+        )
+    return out
+
+
+def from_pydantic(exc: ValidationError, *, prefix: Sequence[Any] = ()) -> Problem:
+    """A Problem for a body that failed validation (400 when it is not JSON at all)."""
+    errs = exc.errors(include_url=False, include_input=False)
+    if any(e.get("type") == "json_invalid" for e in errs):
+        msg = next(e["msg"] for e in errs if e.get("type") == "json_invalid")
+        return Problem(400, "malformed-json", f"the request body is not valid JSON: {msg}")
+    fixed = [{**e, "loc": (*prefix, *e.get("loc", ()))} for e in errs]
+    return Problem(
+        422,
+        "validation",
+        f"{len(errs)} field(s) failed validation",
+        errors=validation_errors(fixed),
+    )
+
+
+def field_pointer(field: str) -> str:
+    """An engine field name as a JSON Pointer: ``fixes[0].lat`` -> ``/fixes/0/lat``."""
+    if not field:
+        return ""
+    return "/" + "/".join(p for p in re.sub(r"\[(\d+)\]", r".\1", field).split(".") if p)
+
+
+def from_domain(exc: GeofenceError) -> Problem:
+    """A Problem for an engine exception, by :data:`DOMAIN_ERRORS`."""
+    status, slug = 422, "geofence-error"
+    for cls in type(exc).__mro__:
+        if cls in DOMAIN_ERRORS:
+            status, slug = DOMAIN_ERRORS[cls]  # type: ignore[index]
+            break
+    err: dict[str, Any] = {"message": str(exc)}
+    if isinstance(exc, CheckError):
+        err = {"pointer": field_pointer(exc.field), **err, "type": exc.rule or "invalid"}
+    elif isinstance(exc, ZoneDataError):
+        err = {"feature": exc.feature_id, "rule": exc.rule, **err}
+    return Problem(status, slug, str(exc), errors=[err])
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers that turn every error into a problem document."""
+
+    async def on_problem(request: Request, exc: Exception) -> ProblemResponse:
+        assert isinstance(exc, Problem)
+        return problem_response(
+            exc.status,
+            exc.slug,
+            exc.detail,
+            errors=exc.errors,
+            headers=exc.headers,
+            title=exc.title,
+            extra=exc.extra,
+        )
+
+    async def on_domain(request: Request, exc: Exception) -> ProblemResponse:
+        assert isinstance(exc, GeofenceError)
+        return await on_problem(request, from_domain(exc))
+
+    async def on_request_validation(request: Request, exc: Exception) -> ProblemResponse:
+        assert isinstance(exc, RequestValidationError)
+        errs = list(exc.errors())
+        if any(e.get("type") == "json_invalid" for e in errs):
+            return problem_response(400, "malformed-json", "the request body is not valid JSON")
+        return problem_response(
+            422,
+            "validation",
+            f"{len(errs)} field(s) failed validation",
+            errors=validation_errors(errs),
+        )
+
+    async def on_pydantic(request: Request, exc: Exception) -> ProblemResponse:
+        assert isinstance(exc, ValidationError)
+        return await on_problem(request, from_pydantic(exc))
+
+    async def on_http(request: Request, exc: Exception) -> ProblemResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
+        if exc.status_code == 404 and detail == "Not Found":
+            detail = f"no route {request.url.path}"
+        elif exc.status_code == 405:
+            detail = f"{request.method} is not allowed on {request.url.path}"
+        return problem_response(
+            exc.status_code, None, detail, headers=getattr(exc, "headers", None) or None
+        )
+
+    async def on_unexpected(request: Request, exc: Exception) -> ProblemResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return problem_response(500, "internal", "an unexpected error occurred; it was logged")
+
+    app.add_exception_handler(Problem, on_problem)
+    app.add_exception_handler(GeofenceError, on_domain)
+    app.add_exception_handler(RequestValidationError, on_request_validation)
+    app.add_exception_handler(ValidationError, on_pydantic)
+    app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(Exception, on_unexpected)

@@ -1,0 +1,174 @@
+"""Prometheus metrics and the access log, as one pure ASGI middleware.
+
+Each app has its own :class:`Metrics` (its own registry), so tests can build many
+apps in one process. Requests are labelled by route template (``/v1/checks/{check_id}``,
+not the raw path) so the label set stays small; unknown paths are ``<unmatched>``.
+
+The access log is one JSON line per request on the ``geofence.access`` logger:
+``ts``, ``method``, ``path``, ``route``, ``status``, ``ms``, ``bytes_in``, and, when
+known, ``key_id``, ``operator``, ``check_id`` and ``n_checks``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+__all__ = ["AccessLogFormatter", "Metrics", "MetricsMiddleware"]
+
+access_log = logging.getLogger("geofence.access")
+
+_LATENCY_BUCKETS = (
+    0.0005,
+    0.001,
+    0.002,
+    0.003,
+    0.005,
+    0.0075,
+    0.01,
+    0.02,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    10.0,
+)
+
+
+class Metrics:
+    """The service's metrics, in their own registry."""
+
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "geofence_http_requests",
+            "HTTP requests by method, route template and status",
+            ("method", "route", "status"),
+            registry=r,
+        )
+        self.latency = Histogram(
+            "geofence_http_request_duration_seconds",
+            "HTTP request latency by method and route template",
+            ("method", "route"),
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.decisions = Counter(
+            "geofence_decisions", "Decisions recorded, by outcome", ("outcome",), registry=r
+        )
+        self.active_version = Gauge(
+            "geofence_active_zone_set_version", "The zone-set version decisions use", registry=r
+        )
+        self.zones = Gauge("geofence_active_zones", "Zones in the active zone set", registry=r)
+        self.build_seconds = Gauge(
+            "geofence_index_build_seconds",
+            "Seconds the last zone index build took (ZoneSet + ZoneIndex)",
+            registry=r,
+        )
+        self.ready = Gauge("geofence_ready", "1 when the index is loaded and warm", registry=r)
+        self.commit_rows = Histogram(
+            "geofence_audit_commit_rows",
+            "Audit-log rows per group commit",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 512, 2048, 10_000, 50_000),
+            registry=r,
+        )
+        self.commit_seconds = Histogram(
+            "geofence_audit_commit_seconds",
+            "Seconds per audit-log group commit",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.activations = Counter(
+            "geofence_zone_set_activations", "Zone-set activations (and rollbacks)", registry=r
+        )
+
+    def on_commit(self, n_rows: int, n_units: int, seconds: float) -> None:
+        self.commit_rows.observe(n_rows)
+        self.commit_seconds.observe(seconds)
+
+
+class AccessLogFormatter(logging.Formatter):
+    """Formats ``geofence.access`` records (their ``fields``) and others as JSON lines."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        fields = getattr(record, "fields", None)
+        if fields is None:
+            fields = {
+                "ts": datetime.fromtimestamp(record.created, UTC).isoformat(),
+                "level": record.levelname.lower(),
+                "logger": record.name,
+                "msg": record.getMessage(),
+            }
+            if record.exc_info:
+                fields["exc"] = self.formatException(record.exc_info)
+        return orjson.dumps(fields).decode()
+
+
+class MetricsMiddleware:
+    """Counts, times and logs every HTTP request (pure ASGI: no body buffering)."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics, *, log: bool = True) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.log = log
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        t0 = time.perf_counter()
+        status = 500
+        sent = 0
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status, sent
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            elif message["type"] == "http.response.body":
+                sent += len(message.get("body", b""))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            dt = time.perf_counter() - t0
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "<unmatched>"
+            method = scope["method"]
+            self.metrics.requests.labels(method, template, str(status)).inc()
+            self.metrics.latency.labels(method, template).observe(dt)
+            if self.log and access_log.isEnabledFor(logging.INFO):
+                self._log(scope, method, template, status, dt, sent)
+
+    @staticmethod
+    def _log(scope: Scope, method: str, template: str, status: int, dt: float, sent: int) -> None:
+        fields: dict[str, Any] = {
+            "ts": datetime.now(UTC).isoformat(),
+            "method": method,
+            "path": scope["path"],
+            "route": template,
+            "status": status,
+            "ms": round(dt * 1e3, 3),
+            "bytes_out": sent,
+        }
+        state = scope.get("state") or {}
+        p = state.get("principal")
+        if p is not None:
+            fields["key_id"] = p.key_id
+            if p.operator:
+                fields["operator"] = p.operator
+        for name in ("check_id", "n_checks", "zone_set_version"):
+            if name in state:
+                fields[name] = state[name]
+        client = scope.get("client")
+        if client:
+            fields["client"] = client[0]
+        access_log.info("", extra={"fields": fields})

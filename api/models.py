@@ -1,0 +1,409 @@
+"""Request and response models (pydantic), with the examples the OpenAPI document shows.
+
+Request bodies of the hot routes are ``TypedDict`` schemas validated straight from
+the raw bytes by a ``TypeAdapter`` (pydantic-core parses and checks in one pass and
+hands back plain dicts, which is what :meth:`geofence.Check.from_mapping` reads):
+several times faster than model instances for a 10,000-check batch. Response
+models are only documentation: routes return JSON built by the engine.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, NotRequired
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, with_config
+from typing_extensions import TypedDict
+
+__all__ = [
+    "MAX_FIXES",
+    "BatchRequest",
+    "BatchResponse",
+    "CheckRecord",
+    "CheckRequest",
+    "Decision",
+    "Fix",
+    "Problem",
+    "Stats",
+    "ZoneSetCreated",
+    "ZoneSetInfo",
+    "ZoneSetList",
+    "check_adapter",
+    "request_schemas",
+]
+
+MAX_FIXES = 50
+
+EXAMPLE_CHECK: dict[str, Any] = {
+    "trip_id": "T-20261126-000042",
+    "bike_id": "HB-5528301",
+    "vehicle_type": "bike",
+    "ended_at": "2026-11-26T08:15:30+08:00",
+    "fixes": [
+        {
+            "lon": 113.5763421,
+            "lat": 22.2709652,
+            "accuracy_m": 6.0,
+            "at": "2026-11-26T08:15:25+08:00",
+            "crs": "gcj02",
+        },
+        {
+            "lon": 113.5763448,
+            "lat": 22.2709601,
+            "accuracy_m": 4.5,
+            "at": "2026-11-26T08:15:29+08:00",
+            "crs": "gcj02",
+        },
+    ],
+    "heading_deg": 92.0,
+    "beacons": [{"id": "ZH-BLE-00017", "rssi": -61}],
+}
+
+EXAMPLE_DECISION: dict[str, Any] = {
+    "outcome": "settle",
+    "zone": {
+        "id": "ZH-XZ-004211",
+        "kind": "parking",
+        "fenced": True,
+        "district": "香洲区",
+        "name": "拱北口岸广场 #3",
+    },
+    "p_inside": 0.97,
+    "distance_m": -0.8,
+    "nearest": [{"zone_id": "ZH-XZ-004211", "distance_m": 0.0, "bearing_deg": 0.0}],
+    "reasons": ["inside_fenced_box"],
+    "zone_set_version": 3,
+    "policy": "p-3f9a1c2e",
+    "check_id": "c_01JDQ6V3M8T5W2ZK9Y4R7N0B1C",
+    "decided_at": "2026-11-26T00:15:30.512345Z",
+}
+
+_STRICT = ConfigDict(strict=True, allow_inf_nan=False, extra="forbid")
+
+Lon = Annotated[float, Field(ge=-180.0, le=180.0, description="Longitude, degrees")]
+Lat = Annotated[float, Field(ge=-90.0, le=90.0, description="Latitude, degrees")]
+Id = Annotated[str, Field(min_length=1, max_length=256)]
+Time = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=64,
+        description="RFC 3339 time with a UTC offset",
+        examples=["2026-11-26T08:15:30+08:00"],
+    ),
+]
+
+
+@with_config(_STRICT)
+class Fix(TypedDict):
+    """One GPS fix. The last fix of a check is where the lock closed."""
+
+    lon: Lon
+    lat: Lat
+    accuracy_m: NotRequired[
+        Annotated[
+            float | None,
+            Field(gt=0.0, le=10_000.0, description="68 % horizontal radius, metres"),
+        ]
+    ]
+    at: NotRequired[Time | None]
+    crs: NotRequired[
+        Annotated[
+            Literal["wgs84", "cgcs2000", "gcj02", "bd09"],
+            Field(description="Coordinate system of lon/lat (default wgs84)"),
+        ]
+    ]
+
+
+@with_config(_STRICT)
+class Beacon(TypedDict):
+    """A Bluetooth road stud heard at the trip end."""
+
+    id: Id
+    rssi: Annotated[float, Field(ge=-150.0, le=20.0, description="Signal strength, dBm")]
+
+
+@with_config(ConfigDict(**_STRICT, json_schema_extra={"examples": [EXAMPLE_CHECK]}))
+class CheckRequest(TypedDict):
+    """A trip-end check (DESIGN §6). The operator is the API key's, not a field."""
+
+    trip_id: Id
+    bike_id: Id
+    vehicle_type: Literal["bike", "ebike"]
+    ended_at: Time
+    fixes: Annotated[list[Fix], Field(min_length=1, max_length=MAX_FIXES)]
+    heading_deg: NotRequired[
+        Annotated[
+            float | None,
+            Field(ge=0.0, lt=360.0, description="Bike heading, degrees clockwise from north"),
+        ]
+    ]
+    beacons: NotRequired[Annotated[list[Beacon], Field(max_length=64)]]
+
+
+@with_config(
+    ConfigDict(
+        strict=True,
+        allow_inf_nan=False,
+        extra="forbid",
+        json_schema_extra={"examples": [{"checks": [EXAMPLE_CHECK]}]},
+    )
+)
+class BatchRequest(TypedDict):
+    """Up to ``GEOFENCE_BATCH_LIMIT`` (10,000) checks, decided and recorded all or none."""
+
+    checks: Annotated[list[CheckRequest], Field(min_length=1)]
+
+
+check_adapter: TypeAdapter[CheckRequest] = TypeAdapter(CheckRequest)
+batch_adapter: TypeAdapter[BatchRequest] = TypeAdapter(BatchRequest)
+
+
+def request_schemas() -> dict[str, Any]:
+    """JSON Schemas of the request bodies, keyed by component name, refs to components."""
+    out: dict[str, Any] = {}
+    for adapter in (check_adapter, batch_adapter):
+        s = adapter.json_schema(ref_template="#/components/schemas/{model}")
+        out.update(s.pop("$defs", {}))
+        out[s["title"]] = s
+    return out
+
+
+# ---------------------------------------------------------------------------- responses
+class ZoneRef(BaseModel):
+    id: str
+    kind: Literal["parking", "no_parking"]
+    fenced: bool
+    district: str
+    name: str
+
+
+class NearestZone(BaseModel):
+    zone_id: str
+    distance_m: float = Field(description="Metres to the box's nearest point")
+    bearing_deg: float | None = Field(description="From the fix to that point, from true north")
+
+
+class Decision(BaseModel):
+    """A settlement decision (DESIGN §3)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE_DECISION]})
+
+    outcome: Literal["settle", "reject", "review"]
+    zone: ZoneRef | None
+    p_inside: float = Field(description="Probability that the bike is in a fenced box")
+    distance_m: float | None = Field(
+        description="Signed distance to the matched box's edge, negative inside"
+    )
+    nearest: list[NearestZone]
+    reasons: list[str]
+    zone_set_version: int | None
+    policy: str
+    check_id: str | None
+    decided_at: str
+
+
+class BatchResponse(BaseModel):
+    """The decisions, in the order of the request's checks."""
+
+    results: list[Decision]
+
+
+class CheckRecord(BaseModel):
+    """An audit-log record: the request as received and the decision as answered."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "check_id": EXAMPLE_DECISION["check_id"],
+                    "operator": "hellobike",
+                    "trip_id": EXAMPLE_CHECK["trip_id"],
+                    "bike_id": EXAMPLE_CHECK["bike_id"],
+                    "idempotency_key": "2f1d6c1e-trip-000042",
+                    "batch_id": None,
+                    "zone_set_version": 3,
+                    "policy": "p-3f9a1c2e",
+                    "decided_at": EXAMPLE_DECISION["decided_at"],
+                    "request": EXAMPLE_CHECK,
+                    "decision": EXAMPLE_DECISION,
+                }
+            ]
+        }
+    )
+
+    check_id: str
+    operator: str
+    trip_id: str
+    bike_id: str
+    idempotency_key: str | None
+    batch_id: str | None
+    zone_set_version: int | None
+    policy: str
+    decided_at: str
+    request: dict[str, Any]
+    decision: Decision
+
+
+EXAMPLE_ZONE_SET = {
+    "version": 3,
+    "prev_version": 2,
+    "created_at": "2026-11-26T02:00:00Z",
+    "source": "zhuhai-2026-11.geojson",
+    "checksum": "9b1f…",
+    "n_zones": 18300,
+    "n_parking": 18000,
+    "n_fenced": 13000,
+    "n_no_parking": 300,
+    "active": False,
+}
+
+
+class ZoneSetInfo(BaseModel):
+    """A stored zone-set version (immutable)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE_ZONE_SET]})
+
+    version: int
+    prev_version: int | None = Field(description="The version active when this one was uploaded")
+    created_at: str
+    source: str
+    checksum: str = Field(description="SHA-256 over the zones' ids, attributes and geometries")
+    n_zones: int
+    n_parking: int
+    n_fenced: int
+    n_no_parking: int
+    active: bool
+    report: dict[str, Any] | None = None
+
+
+class ZoneSetCreated(ZoneSetInfo):
+    """201: the new (inactive) version and its validation report."""
+
+    report: dict[str, Any] | None = Field(
+        default=None, description="zones.validate report: ok, counts, issues (warnings)"
+    )
+
+
+class ZoneSetList(BaseModel):
+    active: int | None
+    zone_sets: list[ZoneSetInfo]
+
+
+class Activation(BaseModel):
+    """The result of an activation (or rollback)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "active": 3,
+                    "previous": 2,
+                    "build_seconds": 0.31,
+                    "zone_set": EXAMPLE_ZONE_SET | {"active": True},
+                }
+            ]
+        }
+    )
+
+    active: int
+    previous: int | None
+    build_seconds: float
+    zone_set: ZoneSetInfo
+
+
+class StatsRow(BaseModel):
+    key: str | None
+    checks: int
+    settle: int
+    reject: int
+    review: int
+    in_box_rate: float | None = Field(description="settle / checks")
+
+
+class StatsTotal(BaseModel):
+    checks: int
+    settle: int
+    reject: int
+    review: int
+    in_box_rate: float | None
+
+
+class Stats(BaseModel):
+    """Checks and in-box rate per group over ``[from, to)``."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "group_by": "operator",
+                    "from": "2026-11-01T00:00:00Z",
+                    "to": None,
+                    "groups": [
+                        {
+                            "key": "hellobike",
+                            "checks": 1200,
+                            "settle": 980,
+                            "reject": 200,
+                            "review": 20,
+                            "in_box_rate": 0.8167,
+                        }
+                    ],
+                    "total": {
+                        "checks": 1200,
+                        "settle": 980,
+                        "reject": 200,
+                        "review": 20,
+                        "in_box_rate": 0.8167,
+                    },
+                }
+            ]
+        }
+    )
+
+    group_by: Literal["operator", "district", "zone", "day"]
+    from_: str | None = Field(alias="from")
+    to: str | None
+    groups: list[StatsRow]
+    total: StatsTotal
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem document (every 4xx and 5xx)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "type": "/problems/validation",
+                    "title": "The request does not match the schema",
+                    "status": 422,
+                    "detail": "1 field(s) failed validation",
+                    "errors": [
+                        {
+                            "pointer": "/fixes/0/lat",
+                            "type": "less_than_equal",
+                            "message": "Input should be less than or equal to 90",
+                        }
+                    ],
+                }
+            ]
+        }
+    )
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    errors: list[dict[str, Any]] | None = None
+
+
+class Health(BaseModel):
+    status: str
+    zone_set_version: int | None = None
+
+
+#: ``responses=`` for routes: every error is a problem document.
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: {"model": Problem, "content": {"application/problem+json": {}}}
+    for code in (400, 401, 403, 404, 409, 413, 422, 503)
+}

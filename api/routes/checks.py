@@ -1,0 +1,256 @@
+"""``/v1/checks``: trip-end checks in, decisions out, every decision in the audit log.
+
+A decision is committed to the audit log (group commit) before its response is
+sent. ``Idempotency-Key``: a retry by the same operator with the same key answers
+the first recorded decision and records nothing; the same key with a different
+body is refused (422). A batch is decided and recorded all or none.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Mapping
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Header, Path, Request
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+import geofence
+from api.audit import CONFLICT, WriterClosed
+from api.auth import any_role, operator
+from api.errors import Problem, from_domain, from_pydantic
+from api.models import (
+    PROBLEM_RESPONSES,
+    BatchResponse,
+    CheckRecord,
+    Decision,
+    batch_adapter,
+    check_adapter,
+)
+from api.responses import JSONResponse
+from api.routes import ready_state
+from api.service import audit_row, decided_now, new_id
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1/checks", tags=["checks"])
+
+_IDEMPOTENCY_KEY = re.compile(r"[\x21-\x2e\x30-\x7e]{1,128}")
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        description="Retries with the same key (same operator) answer the first decision. "
+        "1-128 printable ASCII characters, no '/'.",
+        examples=["6f1c1e0a-trip-T-20261126-000042"],
+    ),
+]
+
+
+def _json_body(schema: str) -> dict[str, Any]:
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}},
+        }
+    }
+
+
+def _idempotency_key(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if not _IDEMPOTENCY_KEY.fullmatch(value):
+        raise Problem(
+            422,
+            "validation",
+            "the Idempotency-Key header must be 1-128 printable ASCII characters without '/'",
+            errors=[{"pointer": "header:Idempotency-Key", "type": "pattern", "message": "bad key"}],
+        )
+    return value
+
+
+async def _read_json(request: Request) -> bytes:
+    ctype = request.headers.get("content-type", "application/json").split(";")[0].strip()
+    if ctype and not (ctype == "application/json" or ctype.endswith("+json")):
+        raise Problem(415, "unsupported-media-type", f"send application/json, not {ctype}")
+    return await request.body()
+
+
+async def _record(st: Any, rows: list[dict[str, Any]]) -> str:
+    try:
+        return await st.writer.write(rows)
+    except WriterClosed:
+        raise Problem(503, "unavailable", "the service is shutting down; retry") from None
+    except Exception as exc:
+        raise Problem(
+            503, "unavailable", f"the audit log could not record the decision: {exc}"
+        ) from None
+
+
+def _replayed(prior: tuple[Mapping[str, Any], Mapping[str, Any]], body: Mapping[str, Any]) -> Any:
+    prior_body, prior_decision = prior
+    if dict(prior_body) != dict(body):
+        raise Problem(
+            422,
+            "idempotency-conflict",
+            "this Idempotency-Key was already used for a different check body",
+        )
+    return JSONResponse(
+        prior_decision,
+        headers={
+            "Idempotent-Replayed": "true",
+            "Location": f"/v1/checks/{prior_decision.get('check_id')}",
+        },
+    )
+
+
+@router.post(
+    "",
+    response_model=Decision,
+    responses=PROBLEM_RESPONSES,
+    openapi_extra=_json_body("CheckRequest"),
+    summary="Decide one trip-end check (settle, reject or review) and record it",
+)
+async def post_check(
+    request: Request, who: operator, idempotency_key: IdempotencyKey = None
+) -> Response:
+    st = ready_state(request)
+    key = _idempotency_key(idempotency_key)
+    raw = await _read_json(request)
+    try:
+        body = check_adapter.validate_json(raw)
+    except ValidationError as exc:
+        raise from_pydantic(exc) from None
+    if key is not None:
+        prior = await run_in_threadpool(st.store.find_idempotent, who.operator, key)
+        if prior is not None:
+            return _replayed(prior, body)
+    check = geofence.Check.from_mapping(body, operator=who.operator)
+    active = st.active
+    check_id = new_id()
+    decision = geofence.decide(
+        active.index, check, active.policy, decided_now(), check_id=check_id
+    ).to_dict()
+    row = audit_row(
+        check_id=check_id,
+        operator=who.operator,
+        body=body,
+        body_json=raw.decode("utf-8"),
+        decision=decision,
+        idempotency_key=key,
+        district=None if decision.get("zone") else st.districts.of_fixes(body["fixes"]),
+    )
+    if await _record(st, [row]) == CONFLICT:  # the same key, concurrently
+        prior = await run_in_threadpool(st.store.find_idempotent, who.operator, key)
+        if prior is None:  # pragma: no cover - the conflicting row is committed
+            raise Problem(409, "idempotency-conflict", "retry: a concurrent request holds the key")
+        return _replayed(prior, body)
+    st.metrics.decisions.labels(decision["outcome"]).inc()
+    request.state.check_id = check_id
+    request.state.zone_set_version = decision.get("zone_set_version")
+    return JSONResponse(decision, headers={"Location": f"/v1/checks/{check_id}"})
+
+
+def _decide_batch(
+    st: Any, raw: bytes, op: str, key: str | None
+) -> tuple[list[dict[str, Any]], bytes, Counter[str]]:
+    """Parse, validate and decide a batch (in a worker thread): rows, response, outcomes."""
+    try:
+        batch = batch_adapter.validate_json(raw)
+    except ValidationError as exc:
+        raise from_pydantic(exc) from None
+    bodies = batch["checks"]
+    limit = st.settings.batch_limit
+    if len(bodies) > limit:
+        raise Problem(
+            413,
+            "batch-too-large",
+            f"{len(bodies)} checks in one batch; the limit is {limit} (GEOFENCE_BATCH_LIMIT)",
+        )
+    checks = []
+    try:
+        for body in bodies:
+            checks.append(geofence.Check.from_mapping(body, operator=op))
+        active = st.active
+        batch_id = new_id("b_")
+        ids = [new_id() for _ in checks]
+        decisions = geofence.decide_many(active.index, checks, active.policy, decided_now(), ids)
+    except geofence.CheckError as exc:
+        at = getattr(exc, "check_index", None)
+        at = len(checks) if at is None else at
+        p = from_domain(exc)
+        for e in p.errors or ():
+            e["pointer"] = f"/checks/{at}" + str(e.get("pointer") or "")  # type: ignore[index]
+        p.detail = f"check {at}: {p.detail}"
+        raise p from None
+    dicts = [d.to_dict() for d in decisions]
+    districts = st.districts
+    rows = [
+        audit_row(
+            check_id=ids[i],
+            operator=op,
+            body=bodies[i],
+            body_json=orjson.dumps(bodies[i]).decode(),
+            decision=dicts[i],
+            idempotency_key=None if key is None else f"{key}/{i}",
+            batch_id=batch_id,
+            district=None if dicts[i].get("zone") else districts.of_fixes(bodies[i]["fixes"]),
+        )
+        for i in range(len(checks))
+    ]
+    payload = orjson.dumps({"results": dicts}, option=orjson.OPT_SERIALIZE_NUMPY)
+    return rows, payload, Counter(d["outcome"] for d in dicts)
+
+
+@router.post(
+    "/batch",
+    response_model=BatchResponse,
+    responses=PROBLEM_RESPONSES,
+    openapi_extra=_json_body("BatchRequest"),
+    summary="Decide up to 10,000 checks, recorded all or none; results in request order",
+)
+async def post_batch(
+    request: Request, who: operator, idempotency_key: IdempotencyKey = None
+) -> Response:
+    st = ready_state(request)
+    key = _idempotency_key(idempotency_key)
+    raw = await _read_json(request)
+    if key is not None:
+        prior = await run_in_threadpool(st.store.find_idempotent_batch, who.operator, key)
+        if prior is not None:
+            return JSONResponse({"results": prior}, headers={"Idempotent-Replayed": "true"})
+    rows, payload, outcomes = await run_in_threadpool(_decide_batch, st, raw, who.operator, key)
+    if await _record(st, rows) == CONFLICT:
+        prior = await run_in_threadpool(st.store.find_idempotent_batch, who.operator, key)
+        if prior is None:  # pragma: no cover
+            raise Problem(409, "idempotency-conflict", "retry: a concurrent request holds the key")
+        return JSONResponse({"results": prior}, headers={"Idempotent-Replayed": "true"})
+    for outcome, n in outcomes.items():
+        st.metrics.decisions.labels(outcome).inc(n)
+    request.state.n_checks = len(rows)
+    return Response(payload, media_type="application/json")
+
+
+@router.get(
+    "/{check_id}",
+    response_model=CheckRecord,
+    responses=PROBLEM_RESPONSES,
+    summary="The recorded check and decision (operators: their own checks only)",
+)
+async def get_check(
+    request: Request,
+    who: any_role,
+    check_id: Annotated[str, Path(max_length=64, examples=["c_01JDQ6V3M8T5W2ZK9Y4R7N0B1C"])],
+) -> Response:
+    st = request.app.state.geofence
+    if st.store is None:
+        raise Problem(503, "not-ready", "the service is starting")
+    rec = await run_in_threadpool(st.store.get_check, check_id)
+    if rec is None or (not who.is_admin and rec["operator"] != who.operator):
+        raise Problem(404, "not-found", f"no check {check_id}")
+    return JSONResponse(rec)

@@ -1,0 +1,44 @@
+"""``/healthz``, ``/readyz`` and ``/metrics`` (public)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from api.errors import Problem
+from api.models import PROBLEM_RESPONSES, Health
+from api.routes import app_state
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", response_model=Health, summary="Liveness: the process answers")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get(
+    "/readyz",
+    response_model=Health,
+    responses={503: PROBLEM_RESPONSES[503]},
+    summary="Readiness: the active zone set is loaded and the kernels are warm",
+)
+async def readyz(request: Request) -> dict[str, object]:
+    st = app_state(request)
+    if st.active is None or st.writer is None:
+        why = f"loading failed: {st.load_error}" if st.load_error else "the zone index is loading"
+        raise Problem(503, "not-ready", why, headers={"Retry-After": "1"})
+    return {"status": "ready", "zone_set_version": st.active.version}
+
+
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}},
+)
+async def metrics(request: Request) -> Response:
+    st = app_state(request)
+    return Response(generate_latest(st.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,187 @@
+"""``/v1/zone-sets``: upload, list and activate zone-set versions (admin).
+
+An upload is validated (``zones.validate``) and stored as a new, inactive version.
+Activation builds the new index in a worker thread while requests keep flowing on
+the old one, records the new active version, then swaps the reference; rollback is
+activating an older version.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Request
+from starlette.concurrency import run_in_threadpool
+
+from api.auth import admin
+from api.errors import Problem
+from api.models import PROBLEM_RESPONSES, Activation, ZoneSetCreated, ZoneSetInfo, ZoneSetList
+from api.responses import GeoJSONResponse, JSONResponse
+from api.routes import app_state, ready_state
+from api.service import build_active, store_zone_set
+from geofence.errors import ZoneDataError
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1/zone-sets", tags=["zone sets"])
+
+Version = Annotated[int, Path(ge=1, le=2**31 - 1, examples=[3])]
+
+_UPLOAD_BODY = {
+    "requestBody": {
+        "required": True,
+        "description": "A GeoJSON FeatureCollection of zones (DESIGN §3), WGS-84",
+        "content": {
+            "application/geo+json": {"schema": {"type": "object"}},
+            "application/json": {"schema": {"type": "object"}},
+        },
+    }
+}
+
+
+def _store(request: Request) -> Any:
+    st = app_state(request)
+    if st.store is None:
+        raise Problem(503, "not-ready", "the service is starting")
+    return st.store
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=ZoneSetCreated,
+    responses=PROBLEM_RESPONSES,
+    openapi_extra=_UPLOAD_BODY,
+    summary="Upload a zone set: validated, stored as a new inactive version",
+)
+async def upload_zone_set(
+    request: Request,
+    who: admin,
+    source: Annotated[
+        str | None,
+        Query(max_length=500, description="Where the file came from (default: its metadata)"),
+    ] = None,
+) -> JSONResponse:
+    store = _store(request)
+    ctype = request.headers.get("content-type", "application/json").split(";")[0].strip()
+    if ctype not in ("application/json", "application/geo+json"):
+        raise Problem(
+            415,
+            "unsupported-media-type",
+            f"send application/geo+json or application/json, not {ctype}",
+        )
+    raw = await request.body()
+    try:
+        info, report, _ = await run_in_threadpool(
+            store_zone_set, store, raw, source=source, actor=who.key_id
+        )
+    except ZoneDataError as exc:
+        raise Problem(
+            422,
+            "invalid-zone-set",
+            f"the engine refused the zone set: {exc}",
+            errors=[{"feature": exc.feature_id, "rule": exc.rule, "message": str(exc)}],
+        ) from None
+    if info is None:
+        if report.rules() == {"not-json"}:
+            raise Problem(400, "malformed-json", report.errors[0].message)
+        errs = report.errors
+        raise Problem(
+            422,
+            "invalid-zone-set",
+            f"{len(errs)} error(s) in {report.n_features} feature(s); nothing was stored",
+            errors=[i.to_dict() for i in errs],
+            extra={"report": report.to_dict()},
+        )
+    return JSONResponse(
+        info.to_dict(with_report=True),
+        status_code=201,
+        headers={"Location": f"/v1/zone-sets/{info.version}"},
+    )
+
+
+@router.get(
+    "",
+    response_model=ZoneSetList,
+    responses=PROBLEM_RESPONSES,
+    summary="Every stored version, newest first, and the active one",
+)
+async def list_zone_sets(request: Request, who: admin) -> JSONResponse:
+    store = _store(request)
+    infos = await run_in_threadpool(store.zone_sets)
+    active = next((i.version for i in infos if i.active), None)
+    return JSONResponse({"active": active, "zone_sets": [i.to_dict() for i in infos]})
+
+
+@router.get(
+    "/active",
+    response_model=ZoneSetInfo,
+    responses=PROBLEM_RESPONSES,
+    summary="The active version (the one this server decides with)",
+)
+async def active_zone_set(request: Request, who: admin) -> JSONResponse:
+    st = ready_state(request)
+    info = await run_in_threadpool(st.store.zone_set, st.active.version)
+    d = info.to_dict()
+    d["active"] = True
+    d["build_seconds"] = round(st.active.build_seconds, 4)
+    return JSONResponse(d)
+
+
+@router.get(
+    "/{version}",
+    response_model=ZoneSetInfo,
+    responses=PROBLEM_RESPONSES,
+    summary="One version's metadata and validation report",
+)
+async def get_zone_set(request: Request, who: admin, version: Version) -> JSONResponse:
+    store = _store(request)
+    info = await run_in_threadpool(store.zone_set, version)
+    if info is None:
+        raise Problem(404, "not-found", f"no zone set version {version}")
+    return JSONResponse(info.to_dict(with_report=True))
+
+
+@router.get(
+    "/{version}/geojson",
+    responses={200: {"content": {"application/geo+json": {}}}, **PROBLEM_RESPONSES},
+    summary="One version's FeatureCollection, as stored",
+)
+async def get_zone_set_geojson(request: Request, who: admin, version: Version) -> GeoJSONResponse:
+    store = _store(request)
+    doc = await run_in_threadpool(store.zone_set_document, version)
+    if doc is None:
+        raise Problem(404, "not-found", f"no zone set version {version}")
+    return GeoJSONResponse(doc.encode("utf-8"))
+
+
+@router.post(
+    "/{version}/activate",
+    response_model=Activation,
+    responses=PROBLEM_RESPONSES,
+    summary="Make a version active: build its index, then swap atomically (also rollback)",
+)
+async def activate_zone_set(request: Request, who: admin, version: Version) -> JSONResponse:
+    st = ready_state(request)
+    async with st.swap_lock:
+        info = await run_in_threadpool(st.store.zone_set, version)
+        if info is None:
+            raise Problem(404, "not-found", f"no zone set version {version}")
+        if st.active.version == version:
+            new = st.active
+        else:
+            new = await run_in_threadpool(build_active, st.store, version, st.policy)
+        previous = await run_in_threadpool(st.store.activate, version, actor=who.key_id)
+        st.set_active(new)
+        st.metrics.activations.inc()
+    request.state.zone_set_version = version
+    d = info.to_dict()
+    d["active"] = True
+    return JSONResponse(
+        {
+            "active": version,
+            "previous": previous,
+            "build_seconds": round(new.build_seconds, 4),
+            "zone_set": d,
+        }
+    )

@@ -1,0 +1,162 @@
+"""``/v1/zones``: the active zone set's zones as GeoJSON (any role)."""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any, Literal
+
+import numpy as np
+import shapely
+from fastapi import APIRouter, Path, Query, Request
+from pyproj import Geod
+
+from api.auth import any_role
+from api.errors import Problem
+from api.models import PROBLEM_RESPONSES
+from api.responses import GeoJSONResponse
+from api.routes import ready_state
+from geofence import crs as gcrs
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1/zones", tags=["zones"])
+
+_GEOD = Geod(ellps="WGS84")
+
+_GEOJSON = {200: {"content": {"application/geo+json": {}}, "description": "GeoJSON"}}
+
+CRS = Literal["wgs84", "cgcs2000", "gcj02", "bd09"]
+
+
+def _bbox(text: str) -> tuple[float, float, float, float]:
+    parts = text.split(",")
+    try:
+        vals = [float(p) for p in parts]
+    except ValueError:
+        vals = []
+    if len(vals) != 4 or not all(math.isfinite(v) for v in vals):
+        raise Problem(
+            422,
+            "validation",
+            "bbox must be four finite numbers: minlon,minlat,maxlon,maxlat",
+            errors=[{"pointer": "query:bbox", "type": "bbox", "message": f"got {text!r}"}],
+        )
+    x0, y0, x1, y1 = vals
+    if x0 > x1 or y0 > y1 or abs(y0) > 90 or abs(y1) > 90 or abs(x0) > 180 or abs(x1) > 180:
+        raise Problem(
+            422,
+            "validation",
+            "bbox must be minlon,minlat,maxlon,maxlat with min <= max, within ±180/±90",
+            errors=[{"pointer": "query:bbox", "type": "bbox", "message": f"got {text!r}"}],
+        )
+    return x0, y0, x1, y1
+
+
+@router.get(
+    "",
+    responses={**_GEOJSON, **PROBLEM_RESPONSES},
+    summary="Zones of the active set in a bounding box (GeoJSON FeatureCollection)",
+)
+async def list_zones(
+    request: Request,
+    who: any_role,
+    bbox: Annotated[
+        str | None,
+        Query(
+            description="minlon,minlat,maxlon,maxlat (WGS-84); zones whose bounds intersect it",
+            examples=["113.54,22.26,113.56,22.28"],
+        ),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=100_000, description="Features at most")] = 1000,
+) -> GeoJSONResponse:
+    st = ready_state(request)
+    active = st.active
+    zs = active.zone_set
+    limit = min(limit, st.settings.zones_page_limit)
+    b = active.bounds
+    if bbox is not None:
+        x0, y0, x1, y1 = _bbox(bbox)
+        hit = np.flatnonzero((b[:, 0] <= x1) & (b[:, 2] >= x0) & (b[:, 1] <= y1) & (b[:, 3] >= y0))
+    else:
+        hit = np.arange(len(zs))
+    shown = hit[:limit]
+    return GeoJSONResponse(
+        {
+            "type": "FeatureCollection",
+            "zone_set_version": active.version,
+            "numberMatched": len(hit),
+            "numberReturned": len(shown),
+            "features": [zs.feature(int(i)) for i in shown],
+        }
+    )
+
+
+@router.get(
+    "/nearest",
+    responses={**_GEOJSON, **PROBLEM_RESPONSES},
+    summary="The k zones nearest a point, with distance and bearing (GeoJSON)",
+)
+async def nearest_zones(
+    request: Request,
+    who: any_role,
+    lon: Annotated[float, Query(ge=-180, le=180, examples=[113.5763])],
+    lat: Annotated[float, Query(ge=-90, le=90, examples=[22.2709])],
+    k: Annotated[int, Query(ge=1, le=100)] = 5,
+    crs: Annotated[CRS, Query(description="CRS of lon/lat")] = "wgs84",
+    max_distance_m: Annotated[float, Query(gt=0, le=50_000)] = 500.0,
+    fenced: Annotated[bool | None, Query(description="Only fenced boxes (true)")] = None,
+) -> GeoJSONResponse:
+    st = ready_state(request)
+    active = st.active
+    zs = active.zone_set
+    if not (math.isfinite(lon) and math.isfinite(lat)):
+        raise Problem(422, "validation", "lon and lat must be finite numbers")
+    wlon, wlat = gcrs.to_wgs84(np.array([lon]), np.array([lat]), crs)
+    mask = None
+    if fenced:
+        mask = np.array(zs.fenced, dtype=bool)  # a writable copy (numba types read-only apart)
+    pos, dist = active.index.nearest(wlon, wlat, k=k, max_distance_m=max_distance_m, mask=mask)
+    x, y = gcrs.project(wlon, wlat)
+    point = shapely.Point(float(x[0]), float(y[0]))
+    features: list[dict[str, Any]] = []
+    for p, d in zip(pos[0].tolist(), dist[0].tolist(), strict=True):
+        if p < 0:
+            break
+        feat = zs.feature(p)
+        if d > 0:
+            near = shapely.shortest_line(point, zs.geometry_m[p]).coords[1]
+            nlon, nlat = gcrs.unproject(np.array([near[0]]), np.array([near[1]]))
+            az, _, _ = _GEOD.inv(float(wlon[0]), float(wlat[0]), float(nlon[0]), float(nlat[0]))
+            bearing: float | None = round(az % 360.0, 2)
+        else:
+            bearing = None
+        feat["properties"] |= {"distance_m": round(float(d), 3), "bearing_deg": bearing}
+        features.append(feat)
+    return GeoJSONResponse(
+        {
+            "type": "FeatureCollection",
+            "zone_set_version": active.version,
+            "query": {"lon": lon, "lat": lat, "crs": crs, "wgs84": [wlon[0], wlat[0]]},
+            "features": features,
+        }
+    )
+
+
+@router.get(
+    "/{zone_id}",
+    responses={**_GEOJSON, **PROBLEM_RESPONSES},
+    summary="One zone of the active set (GeoJSON Feature)",
+)
+async def get_zone(
+    request: Request,
+    who: any_role,
+    zone_id: Annotated[str, Path(max_length=256, examples=["ZH-XZ-004211"])],
+) -> GeoJSONResponse:
+    st = ready_state(request)
+    active = st.active
+    pos = active.zone_set.position.get(zone_id)
+    if pos is None:
+        raise Problem(404, "not-found", f"no zone {zone_id!r} in zone set version {active.version}")
+    feat = active.zone_set.feature(pos)
+    feat["properties"]["zone_set_version"] = active.version
+    return GeoJSONResponse(feat)

@@ -1,0 +1,188 @@
+"""The database schema (SQLAlchemy Core) and its migrations.
+
+Portable by construction: only SQLAlchemy types and constructs, JSON stored as
+UTF-8 text, times as ``DateTime(timezone=True)`` always written in UTC. The same
+tables work on SQLite (the embedded default) and PostgreSQL.
+
+Migrations (the documented equivalent of Alembic): ``schema_version`` holds one row,
+the number of the last migration applied. :func:`migrate` applies the missing steps
+of :data:`MIGRATIONS` in order, each in its own transaction, and is called by every
+command that touches the database, so they all work on an empty database in any
+order. To change the schema, append a step; never edit an applied one.
+
+Tables
+------
+``zone_sets``      one row per uploaded version: the FeatureCollection as received
+                   (normalised JSON), its checksum, counts and validation report.
+                   Versions are assigned by the store (1, 2, …) and never edited.
+``active_zone_set`` a single row (``id = 1``): the active version. Activation is one
+                   UPDATE, so it is atomic; ``activations`` keeps the history.
+``policies``       the parameters of every decision policy ever used, by id, so a
+                   recorded decision can be replayed with the policy it used.
+``checks``         the audit log: one row per decision, with the request as
+                   received and the decision as answered. ``(operator,
+                   idempotency_key)`` is unique.
+``api_keys``       SHA-256 hashes of the API keys (never the keys), role, operator.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+__all__ = [
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "activations",
+    "active_zone_set",
+    "api_keys",
+    "checks",
+    "metadata",
+    "migrate",
+    "policies",
+    "schema_version",
+    "zone_sets",
+]
+
+metadata = sa.MetaData()
+
+_TS = sa.DateTime(timezone=True)
+
+schema_version = sa.Table(
+    "schema_version",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("migrated_at", _TS, nullable=False),
+)
+
+zone_sets = sa.Table(
+    "zone_sets",
+    metadata,
+    sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("prev_version", sa.Integer, nullable=True),
+    sa.Column("created_at", _TS, nullable=False),
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("checksum", sa.String(64), nullable=False),
+    sa.Column("n_zones", sa.Integer, nullable=False),
+    sa.Column("n_parking", sa.Integer, nullable=False),
+    sa.Column("n_fenced", sa.Integer, nullable=False),
+    sa.Column("n_no_parking", sa.Integer, nullable=False),
+    sa.Column("report", sa.Text, nullable=False),
+    sa.Column("document", sa.Text, nullable=False),
+)
+
+active_zone_set = sa.Table(
+    "active_zone_set",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("version", sa.Integer, sa.ForeignKey("zone_sets.version"), nullable=False),
+    sa.Column("activated_at", _TS, nullable=False),
+)
+
+activations = sa.Table(
+    "activations",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("version", sa.Integer, sa.ForeignKey("zone_sets.version"), nullable=False),
+    sa.Column("previous", sa.Integer, nullable=True),
+    sa.Column("activated_at", _TS, nullable=False),
+    sa.Column("actor", sa.String(64), nullable=True),
+)
+
+policies = sa.Table(
+    "policies",
+    metadata,
+    sa.Column("policy_id", sa.String(128), primary_key=True),
+    sa.Column("params", sa.Text, nullable=False),
+    sa.Column("created_at", _TS, nullable=False),
+)
+
+checks = sa.Table(
+    "checks",
+    metadata,
+    sa.Column("check_id", sa.String(40), primary_key=True),
+    sa.Column("operator", sa.String(64), nullable=False),
+    sa.Column("trip_id", sa.String(256), nullable=False),
+    sa.Column("bike_id", sa.String(256), nullable=False),
+    sa.Column("idempotency_key", sa.String(200), nullable=True),
+    sa.Column("batch_id", sa.String(40), nullable=True),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("decision", sa.Text, nullable=False),
+    sa.Column("outcome", sa.String(16), nullable=False),
+    sa.Column("zone_id", sa.String(256), nullable=True),
+    sa.Column("district", sa.String(64), nullable=True),
+    sa.Column("zone_set_version", sa.Integer, nullable=True),
+    sa.Column("policy_id", sa.String(128), nullable=False),
+    sa.Column("ended_at", _TS, nullable=True),
+    sa.Column("decided_at", _TS, nullable=False),
+    sa.Column("decided_day", sa.String(10), nullable=False),
+    sa.UniqueConstraint("operator", "idempotency_key", name="uq_checks_operator_idempotency"),
+    sa.Index("ix_checks_decided_at", "decided_at"),
+    sa.Index("ix_checks_operator_decided_at", "operator", "decided_at"),
+    sa.Index("ix_checks_batch", "batch_id"),
+)
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("operator", sa.String(64), nullable=True),
+    sa.Column("created_at", _TS, nullable=False),
+    sa.Column("revoked_at", _TS, nullable=True),
+)
+
+
+def _v1(conn: Connection) -> None:
+    """Create every table of the first schema."""
+    metadata.create_all(
+        conn,
+        tables=[zone_sets, active_zone_set, activations, policies, checks, api_keys],
+        checkfirst=True,
+    )
+
+
+#: Ordered migration steps: step ``i`` (1-based) brings the schema to version ``i``.
+MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_v1,)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def migrate(engine: sa.Engine) -> int:
+    """Create or upgrade the schema to :data:`SCHEMA_VERSION`; returns the version.
+
+    Safe to call from several processes at once: each step runs in one transaction
+    and re-reads the version inside it.
+    """
+    from datetime import UTC, datetime
+
+    with engine.begin() as conn:
+        schema_version.create(conn, checkfirst=True)
+    while True:
+        with engine.begin() as conn:
+            row = conn.execute(
+                sa.select(schema_version.c.version).where(schema_version.c.id == 1)
+            ).first()
+            current = row[0] if row else 0
+            if current > SCHEMA_VERSION:
+                raise RuntimeError(
+                    f"the database schema is version {current}, newer than this code "
+                    f"({SCHEMA_VERSION}): upgrade the code"
+                )
+            if current == SCHEMA_VERSION:
+                return current
+            MIGRATIONS[current](conn)
+            now = datetime.now(UTC)
+            if row is None:
+                conn.execute(
+                    sa.insert(schema_version).values(id=1, version=current + 1, migrated_at=now)
+                )
+            else:
+                conn.execute(
+                    sa.update(schema_version)
+                    .where(schema_version.c.id == 1, schema_version.c.version == current)
+                    .values(version=current + 1, migrated_at=now)
+                )

@@ -1,0 +1,279 @@
+"""Glue between the store and the engine: the active index, seeding, ids, audit rows.
+
+The active zone set lives in one immutable :class:`Active` object held by the app;
+activating a version builds a new one (off the event loop) and swaps the reference,
+so requests in flight finish on the index they started with.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import secrets
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+import shapely
+
+import geofence
+from api.storage import Store, ZoneSetInfo, china_day
+from geofence import ZoneIndex, ZoneSet
+
+__all__ = [
+    "Active",
+    "Districts",
+    "audit_row",
+    "build_active",
+    "decided_now",
+    "load_zone_set",
+    "new_id",
+    "parse_time",
+    "policy_from",
+    "policy_params",
+    "seed",
+    "store_zone_set",
+    "zone_counts",
+]
+
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def new_id(prefix: str = "c_") -> str:
+    """A time-ordered unique id: ``prefix`` + 26 Crockford base-32 characters (a ULID)."""
+    n = (time.time_ns() // 1_000_000) << 80 | int.from_bytes(secrets.token_bytes(10), "big")
+    out = []
+    for _ in range(26):
+        out.append(_CROCKFORD[n & 31])
+        n >>= 5
+    return prefix + "".join(reversed(out))
+
+
+def decided_now() -> float:
+    """The decision time, POSIX seconds rounded to the microsecond.
+
+    Rounded so that the RFC 3339 ``decided_at`` recorded with a decision parses back
+    to exactly the same float, which makes a replay bit-for-bit the same call.
+    """
+    return (time.time_ns() // 1000) / 1e6
+
+
+def parse_time(value: str) -> datetime:
+    """An RFC 3339 time (``Z`` or an offset) as an aware datetime; ValueError otherwise."""
+    dt = datetime.fromisoformat(value)
+    if dt.tzinfo is None:
+        raise ValueError(f"{value!r} has no UTC offset")
+    return dt
+
+
+# ---------------------------------------------------------------------------- policies
+def policy_from(overrides: Mapping[str, Any] | None = None) -> Any:
+    """``geofence.Policy`` with ``overrides`` (from ``GEOFENCE_POLICY``)."""
+    return geofence.Policy(**dict(overrides or {}))
+
+
+def policy_params(policy: Any) -> dict[str, Any]:
+    """A policy's parameters as plain JSON-ready values."""
+    return orjson.loads(orjson.dumps(dataclasses.asdict(policy), option=orjson.OPT_NON_STR_KEYS))
+
+
+# ---------------------------------------------------------------------------- zone sets
+def zone_counts(zs: ZoneSet) -> dict[str, int]:
+    parking = zs.kind == geofence.KIND_PARKING
+    return {
+        "n_zones": len(zs),
+        "n_parking": int(parking.sum()),
+        "n_fenced": int((zs.fenced & parking).sum()),
+        "n_no_parking": int((zs.kind == geofence.KIND_NO_PARKING).sum()),
+    }
+
+
+def load_zone_set(store: Store, version: int) -> ZoneSet:
+    """Build the stored zone set ``version`` (it carries ``version`` into decisions)."""
+    doc = store.zone_set_document(version)
+    if doc is None:
+        raise KeyError(version)
+    return ZoneSet.from_geojson(orjson.loads(doc), version=version)
+
+
+def store_zone_set(
+    store: Store,
+    document: bytes,
+    *,
+    source: str | None,
+    activate: bool = False,
+    actor: str | None = None,
+) -> tuple[ZoneSetInfo | None, Any, ZoneSet | None]:
+    """Validate and store a zone set: ``(info or None, report, zone set or None)``.
+
+    Runs :func:`zones.validate.validate`; on errors nothing is stored and the info
+    is None. ``source`` defaults to the file's ``zone_set.source`` metadata. The
+    engine then builds the zone set (a last check, and the checksum).
+    Raises :class:`geofence.ZoneDataError` if the engine refuses what the
+    validator passed.
+    """
+    from zones.validate import load_geojson, validate
+
+    report = validate(document)
+    if not report.ok:
+        return None, report, None
+    fc = load_geojson(document)
+    zs = ZoneSet.from_geojson(fc)
+    if not source:
+        meta = fc.get("zone_set")
+        source = (meta.get("source") if isinstance(meta, Mapping) else None) or "upload"
+    info = store.add_zone_set(
+        orjson.dumps(fc),
+        checksum=zs.checksum,
+        counts=zone_counts(zs),
+        report=report.to_dict(),
+        source=source,
+        activate=activate,
+        actor=actor,
+    )
+    return info, report, dataclasses.replace(zs, version=info.version)
+
+
+def seed(store: Store, path: Path) -> tuple[ZoneSetInfo, ZoneSet] | None:
+    """On an empty database, store ``path`` as version 1 and activate it.
+
+    Returns ``(info, zone set)``, or None when the database already has zone sets.
+    """
+    if store.has_zone_sets():
+        return None
+    data = Path(path).read_bytes()
+    info, report, zs = store_zone_set(
+        store, data, source=f"seed: {os.path.basename(path)}", activate=True, actor="seed"
+    )
+    if info is None or zs is None:
+        raise geofence.ZoneDataError(f"{path}: the seed zone set is invalid: {report.summary()}")
+    return info, zs
+
+
+# ---------------------------------------------------------------------------- the index
+@dataclass(frozen=True, eq=False)
+class Active:
+    """The active zone set, its index and policy: swapped whole, never mutated."""
+
+    index: ZoneIndex
+    policy: Any
+    bounds: np.ndarray  # (n, 4) lon/lat bounds per zone, for bbox queries
+    build_seconds: float
+    loaded_at: float
+
+    @property
+    def zone_set(self) -> ZoneSet:
+        return self.index.zone_set
+
+    @property
+    def version(self) -> int | None:
+        return self.index.zone_set.version
+
+
+def warm(index: ZoneIndex, policy: Any) -> None:
+    """One locate, nearest and decide call so the compiled kernels are loaded."""
+    zs = index.zone_set
+    if not len(zs):
+        return
+    c = shapely.centroid(zs.geometry[0])
+    index.locate([c.x], [c.y])
+    index.nearest([c.x], [c.y], k=3, max_distance_m=100.0)
+    body = {
+        "trip_id": "warm-up",
+        "bike_id": "warm-up",
+        "vehicle_type": "bike",
+        "ended_at": datetime.now(UTC).isoformat(),
+        "fixes": [{"lon": c.x, "lat": c.y, "accuracy_m": 5.0}],
+    }
+    check = geofence.Check.from_mapping(body, operator=None)
+    now = time.time()
+    geofence.decide(index, check, policy, now)
+    geofence.decide_many(index, [check, check], policy, now)
+
+
+def build_active(
+    store: Store, version: int, policy: Any, *, zone_set: ZoneSet | None = None
+) -> Active:
+    """Load version ``version`` from the store, build its index and warm it (blocking)."""
+    t0 = time.perf_counter()
+    zs = zone_set if zone_set is not None else load_zone_set(store, version)
+    index = ZoneIndex(zs)
+    warm(index, policy)
+    bounds = shapely.bounds(zs.geometry) if len(zs) else np.zeros((0, 4))
+    return Active(
+        index=index,
+        policy=policy,
+        bounds=bounds,
+        build_seconds=time.perf_counter() - t0,
+        loaded_at=time.time(),
+    )
+
+
+# ---------------------------------------------------------------------------- audit rows
+def audit_row(
+    *,
+    check_id: str,
+    operator: str,
+    body: Mapping[str, Any],
+    body_json: str,
+    decision: Mapping[str, Any],
+    idempotency_key: str | None,
+    batch_id: str | None = None,
+    district: str | None = None,
+) -> dict[str, Any]:
+    """The ``checks`` row of one decision; ``district`` labels a check matched to no zone."""
+    zone = decision.get("zone") or {}
+    decided_at = parse_time(decision["decided_at"])
+    try:
+        ended_at: datetime | None = parse_time(body["ended_at"]).astimezone(UTC)
+    except (KeyError, TypeError, ValueError):
+        ended_at = None
+    return {
+        "check_id": check_id,
+        "operator": operator,
+        "trip_id": body["trip_id"],
+        "bike_id": body["bike_id"],
+        "idempotency_key": idempotency_key,
+        "batch_id": batch_id,
+        "body": body_json,
+        "decision": orjson.dumps(decision, option=orjson.OPT_SERIALIZE_NUMPY).decode(),
+        "outcome": decision["outcome"],
+        "zone_id": zone.get("id"),
+        "district": zone.get("district") or district,
+        "zone_set_version": decision.get("zone_set_version"),
+        "policy_id": decision["policy"],
+        "ended_at": ended_at,
+        "decided_at": decided_at.astimezone(UTC),
+        "decided_day": china_day(decided_at),
+    }
+
+
+# ---------------------------------------------------------------------------- districts
+class Districts:
+    """District names of positions off every box (for the stats of rejected checks)."""
+
+    def __init__(self) -> None:
+        from zones.districts import district_name, load_districts
+
+        self._geoms = []
+        for code, geom in load_districts().items():
+            shapely.prepare(geom)
+            self._geoms.append((district_name(code), geom))
+
+    def of_fixes(self, fixes: list[Mapping[str, Any]]) -> str | None:
+        """The district of a check's last fix (the lock position), or None outside."""
+        last = fixes[-1]
+        lon, lat = float(last["lon"]), float(last["lat"])
+        crs = last.get("crs") or "wgs84"
+        if crs not in ("wgs84", "cgcs2000"):
+            a, b = geofence.crs.to_wgs84(np.array([lon]), np.array([lat]), crs)
+            lon, lat = float(a[0]), float(b[0])
+        for name, geom in self._geoms:
+            if shapely.contains_xy(geom, lon, lat):
+                return name
+        return None

@@ -1,0 +1,84 @@
+"""Settings of the HTTP service, read from ``GEOFENCE_*`` environment variables.
+
+One pydantic-settings class per concern; :class:`Settings` bundles them. They are
+built once, at the outer edge (``create_app`` from the environment, or the CLI), and
+passed down as plain values: nothing in ``api`` reads the environment at import time.
+
+==================================== ============================== ==============================
+variable                             default                        meaning
+==================================== ============================== ==============================
+``GEOFENCE_DATABASE_URL``            ``sqlite:///var/geofence.db``  SQLAlchemy URL (SQLite or
+                                                                    ``postgresql+psycopg://…``)
+``GEOFENCE_SQLITE_SYNCHRONOUS``      ``FULL``                       SQLite ``PRAGMA synchronous``
+``GEOFENCE_HOST`` / ``_PORT``        ``127.0.0.1`` / ``8000``       where ``geofence serve`` binds
+``GEOFENCE_WORKERS``                 ``1``                          uvicorn worker processes
+``GEOFENCE_LOG_LEVEL``               ``info``                       ``debug`` … ``error``
+``GEOFENCE_ACCESS_LOG``              ``true``                       one JSON line per request
+``GEOFENCE_MAX_BODY_BYTES``          ``67108864`` (64 MiB)          larger bodies get 413
+``GEOFENCE_BATCH_LIMIT``             ``10000``                      checks per batch (more: 413)
+``GEOFENCE_COMMIT_WINDOW_MS``        ``0``                          group commit: extra wait for
+                                                                    more rows (0 = take what is
+                                                                    queued)
+``GEOFENCE_COMMIT_MAX_ROWS``         ``20000``                      rows per commit at most
+``GEOFENCE_POLICY``                  ``{}``                         JSON overrides of
+                                                                    ``geofence.Policy`` fields
+``GEOFENCE_SEED_FILE``               bundled ``zhuhai.geojson``     seeds an empty database
+``GEOFENCE_KEY_CACHE_SECONDS``       ``1.0``                        how long a verified key is
+                                                                    trusted before re-reading it
+``GEOFENCE_ACTIVE_POLL_SECONDS``     ``1.0``                        how often a worker checks the
+                                                                    active version (other workers'
+                                                                    activations)
+==================================== ============================== ==============================
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["DEFAULT_SEED_FILE", "Settings"]
+
+DEFAULT_SEED_FILE = Path(__file__).resolve().parent.parent / "zones" / "data" / "zhuhai.geojson"
+
+_CONFIG = SettingsConfigDict(env_prefix="GEOFENCE_", extra="ignore", frozen=True)
+
+
+class Settings(BaseSettings):
+    """Every setting of the service (see the module docstring for the variables)."""
+
+    model_config = _CONFIG
+
+    # storage
+    database_url: str = "sqlite:///var/geofence.db"
+    sqlite_synchronous: Literal["OFF", "NORMAL", "FULL", "EXTRA"] = "FULL"
+    seed_file: Path = DEFAULT_SEED_FILE
+
+    # server
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    workers: int = Field(1, ge=1, le=64)
+    log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
+    access_log: bool = True
+
+    # request limits
+    max_body_bytes: int = Field(64 * 1024 * 1024, ge=1024)
+    batch_limit: int = Field(10_000, ge=1)
+    zones_page_limit: int = Field(10_000, ge=1)
+
+    # audit log group commit
+    commit_window_ms: float = Field(0.0, ge=0.0, le=1000.0)
+    commit_max_rows: int = Field(20_000, ge=1)
+
+    # decisions
+    policy: dict[str, Any] = Field(default_factory=dict)
+
+    # caches and background work
+    key_cache_seconds: float = Field(1.0, ge=0.0)
+    active_poll_seconds: float = Field(1.0, gt=0.0)
+
+    def is_sqlite(self) -> bool:
+        """True when the database is SQLite."""
+        return self.database_url.startswith("sqlite")

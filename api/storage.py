@@ -1,0 +1,621 @@
+"""The store: zone-set versions, the active pointer, the audit log, policies, API keys.
+
+SQLAlchemy Core over SQLite (WAL mode, a file under ``var/``) or PostgreSQL; the
+URL is the only difference. Every method is synchronous and thread-safe (one
+engine, a connection pool); the web layer calls them from worker threads. The
+audit log is written through :class:`api.audit.AuditWriter` (group commit), and
+read here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from api import schema as t
+
+__all__ = [
+    "CHINA_STANDARD_TIME",
+    "ROLES",
+    "ApiKey",
+    "Store",
+    "ZoneSetInfo",
+    "as_utc",
+    "china_day",
+    "hash_key",
+    "make_engine",
+    "new_key",
+]
+
+ROLES = ("admin", "operator")
+Role = Literal["admin", "operator"]
+
+#: Days in ``GET /v1/stats?group_by=day`` are calendar days in Zhuhai (UTC+8, no DST).
+CHINA_STANDARD_TIME = timedelta(hours=8)
+
+GroupBy = Literal["operator", "district", "zone", "day"]
+
+
+def as_utc(dt: datetime | None) -> datetime | None:
+    """A datetime read back from the database, in UTC (SQLite returns naive UTC)."""
+    if dt is None:
+        return None
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+
+
+def china_day(dt: datetime) -> str:
+    """The calendar day (``YYYY-MM-DD``) of ``dt`` in China Standard Time."""
+    return (dt.astimezone(UTC) + CHINA_STANDARD_TIME).date().isoformat()
+
+
+def rfc3339(dt: datetime | None) -> str | None:
+    """``2026-11-26T08:00:00.123456Z`` (UTC) or None."""
+    if dt is None:
+        return None
+    return dt.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def make_engine(url: str, *, sqlite_synchronous: str = "FULL") -> Engine:
+    """A SQLAlchemy engine; for SQLite, the file's folder is created and WAL turned on."""
+    u = sa.make_url(url)
+    if u.get_backend_name() != "sqlite":
+        return sa.create_engine(u, pool_pre_ping=True, pool_size=8, max_overflow=8)
+    if u.database and u.database != ":memory:":
+        Path(u.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(u, connect_args={"timeout": 30.0})
+    sync = sqlite_synchronous.upper()
+    if sync not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+        raise ValueError(f"unknown SQLite synchronous mode {sqlite_synchronous!r}")
+
+    @sa.event.listens_for(engine, "connect")
+    def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute(f"PRAGMA synchronous={sync}")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+
+    return engine
+
+
+# ---------------------------------------------------------------------------- keys
+def new_key() -> str:
+    """A fresh API key: ``gfk_`` and 43 URL-safe characters (256 random bits)."""
+    return "gfk_" + secrets.token_urlsafe(32)
+
+
+def hash_key(key: str) -> str:
+    """SHA-256 of a key, hex: the only form in which keys are stored."""
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    """One API key's record (never the key itself)."""
+
+    id: str
+    role: Role
+    operator: str | None
+    created_at: datetime
+    revoked_at: datetime | None
+    key_hash: str = ""
+
+    @property
+    def revoked(self) -> bool:
+        return self.revoked_at is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "role": self.role,
+            "operator": self.operator,
+            "created_at": rfc3339(self.created_at),
+            "revoked_at": rfc3339(self.revoked_at),
+        }
+
+
+def _key_from_row(r: Any) -> ApiKey:
+    return ApiKey(
+        id=r.id,
+        role=r.role,
+        operator=r.operator,
+        created_at=as_utc(r.created_at),  # type: ignore[arg-type]
+        revoked_at=as_utc(r.revoked_at),
+        key_hash=r.key_hash,
+    )
+
+
+# ---------------------------------------------------------------------------- zone sets
+@dataclass(frozen=True, slots=True)
+class ZoneSetInfo:
+    """A stored zone-set version, without its features."""
+
+    version: int
+    prev_version: int | None
+    created_at: datetime
+    source: str
+    checksum: str
+    n_zones: int
+    n_parking: int
+    n_fenced: int
+    n_no_parking: int
+    active: bool
+    report: Mapping[str, Any] | None = None
+
+    def to_dict(self, *, with_report: bool = False) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "version": self.version,
+            "prev_version": self.prev_version,
+            "created_at": rfc3339(self.created_at),
+            "source": self.source,
+            "checksum": self.checksum,
+            "n_zones": self.n_zones,
+            "n_parking": self.n_parking,
+            "n_fenced": self.n_fenced,
+            "n_no_parking": self.n_no_parking,
+            "active": self.active,
+        }
+        if with_report:
+            d["report"] = self.report
+        return d
+
+
+_ZS_COLS = (
+    t.zone_sets.c.version,
+    t.zone_sets.c.prev_version,
+    t.zone_sets.c.created_at,
+    t.zone_sets.c.source,
+    t.zone_sets.c.checksum,
+    t.zone_sets.c.n_zones,
+    t.zone_sets.c.n_parking,
+    t.zone_sets.c.n_fenced,
+    t.zone_sets.c.n_no_parking,
+)
+
+
+def _zs_from_row(r: Any, active: int | None, report: str | None = None) -> ZoneSetInfo:
+    return ZoneSetInfo(
+        version=r.version,
+        prev_version=r.prev_version,
+        created_at=as_utc(r.created_at),  # type: ignore[arg-type]
+        source=r.source,
+        checksum=r.checksum,
+        n_zones=r.n_zones,
+        n_parking=r.n_parking,
+        n_fenced=r.n_fenced,
+        n_no_parking=r.n_no_parking,
+        active=r.version == active,
+        report=orjson.loads(report) if report is not None else None,
+    )
+
+
+class Store:
+    """The database behind the service. Build with :meth:`open` (migrates the schema)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def open(cls, url: str, *, sqlite_synchronous: str = "FULL") -> Store:
+        """Connect, create or migrate the schema, and return the store."""
+        engine = make_engine(url, sqlite_synchronous=sqlite_synchronous)
+        t.migrate(engine)
+        return cls(engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    # ------------------------------------------------------------------ zone sets
+    def has_zone_sets(self) -> bool:
+        with self.engine.connect() as c:
+            return c.execute(sa.select(t.zone_sets.c.version).limit(1)).first() is not None
+
+    def active_version(self) -> int | None:
+        """The active zone-set version, or None on an empty database."""
+        with self.engine.connect() as c:
+            return c.execute(
+                sa.select(t.active_zone_set.c.version).where(t.active_zone_set.c.id == 1)
+            ).scalar()
+
+    def add_zone_set(
+        self,
+        document: bytes | str,
+        *,
+        checksum: str,
+        counts: Mapping[str, int],
+        report: Mapping[str, Any],
+        source: str,
+        activate: bool = False,
+        actor: str | None = None,
+    ) -> ZoneSetInfo:
+        """Store a new, validated zone set; the store assigns its version.
+
+        ``prev_version`` is the version active at upload time (the one it would
+        replace). With ``activate`` (seeding), it becomes active in the same
+        transaction.
+        """
+        doc = document.decode("utf-8") if isinstance(document, bytes) else document
+        rep = orjson.dumps(report).decode()
+        for _attempt in range(20):
+            now = datetime.now(UTC)
+            try:
+                with self.engine.begin() as c:
+                    top = c.execute(sa.select(sa.func.max(t.zone_sets.c.version))).scalar()
+                    active = c.execute(
+                        sa.select(t.active_zone_set.c.version).where(t.active_zone_set.c.id == 1)
+                    ).scalar()
+                    version = (top or 0) + 1
+                    c.execute(
+                        sa.insert(t.zone_sets).values(
+                            version=version,
+                            prev_version=active,
+                            created_at=now,
+                            source=source,
+                            checksum=checksum,
+                            n_zones=counts["n_zones"],
+                            n_parking=counts["n_parking"],
+                            n_fenced=counts["n_fenced"],
+                            n_no_parking=counts["n_no_parking"],
+                            report=rep,
+                            document=doc,
+                        )
+                    )
+                    if activate:
+                        self._activate(c, version, actor=actor, now=now)
+            except sa.exc.IntegrityError:  # another upload took this version number
+                continue
+            return ZoneSetInfo(
+                version=version,
+                prev_version=active,
+                created_at=now,
+                source=source,
+                checksum=checksum,
+                active=activate,
+                report=report,
+                **counts,
+            )
+        raise RuntimeError("could not assign a zone-set version (too many concurrent uploads)")
+
+    def zone_sets(self) -> list[ZoneSetInfo]:
+        """Every stored version, newest first."""
+        with self.engine.connect() as c:
+            active = c.execute(
+                sa.select(t.active_zone_set.c.version).where(t.active_zone_set.c.id == 1)
+            ).scalar()
+            rows = c.execute(sa.select(*_ZS_COLS).order_by(t.zone_sets.c.version.desc())).all()
+        return [_zs_from_row(r, active) for r in rows]
+
+    def zone_set(self, version: int) -> ZoneSetInfo | None:
+        """One version's metadata and validation report, or None."""
+        with self.engine.connect() as c:
+            active = c.execute(
+                sa.select(t.active_zone_set.c.version).where(t.active_zone_set.c.id == 1)
+            ).scalar()
+            r = c.execute(
+                sa.select(*_ZS_COLS, t.zone_sets.c.report).where(t.zone_sets.c.version == version)
+            ).first()
+        return None if r is None else _zs_from_row(r, active, r.report)
+
+    def zone_set_document(self, version: int) -> str | None:
+        """The stored FeatureCollection (JSON text) of a version, or None."""
+        with self.engine.connect() as c:
+            return c.execute(
+                sa.select(t.zone_sets.c.document).where(t.zone_sets.c.version == version)
+            ).scalar()
+
+    def activate(self, version: int, *, actor: str | None = None) -> int | None:
+        """Make ``version`` the active one (atomic); returns the previously active version.
+
+        Raises ``KeyError`` when no such version is stored.
+        """
+        with self.engine.begin() as c:
+            return self._activate(c, version, actor=actor, now=datetime.now(UTC))
+
+    def _activate(
+        self, c: Connection, version: int, *, actor: str | None, now: datetime
+    ) -> int | None:
+        exists = c.execute(
+            sa.select(t.zone_sets.c.version).where(t.zone_sets.c.version == version)
+        ).first()
+        if exists is None:
+            raise KeyError(version)
+        prev = c.execute(
+            sa.select(t.active_zone_set.c.version).where(t.active_zone_set.c.id == 1)
+        ).scalar()
+        if prev is None:
+            c.execute(sa.insert(t.active_zone_set).values(id=1, version=version, activated_at=now))
+        else:
+            c.execute(
+                sa.update(t.active_zone_set)
+                .where(t.active_zone_set.c.id == 1)
+                .values(version=version, activated_at=now)
+            )
+        c.execute(
+            sa.insert(t.activations).values(
+                version=version, previous=prev, activated_at=now, actor=actor
+            )
+        )
+        return prev
+
+    def activations(self, limit: int = 100) -> list[dict[str, Any]]:
+        """The activation history, newest first."""
+        with self.engine.connect() as c:
+            rows = c.execute(
+                sa.select(t.activations).order_by(t.activations.c.id.desc()).limit(limit)
+            ).all()
+        return [
+            {
+                "version": r.version,
+                "previous": r.previous,
+                "activated_at": rfc3339(as_utc(r.activated_at)),
+                "actor": r.actor,
+            }
+            for r in rows
+        ]
+
+    # ------------------------------------------------------------------ policies
+    def ensure_policy(self, policy_id: str, params: Mapping[str, Any]) -> None:
+        """Record a policy's parameters under its id (once)."""
+        with self.engine.connect() as c:
+            if c.execute(
+                sa.select(t.policies.c.policy_id).where(t.policies.c.policy_id == policy_id)
+            ).first():
+                return
+        try:
+            with self.engine.begin() as c:
+                c.execute(
+                    sa.insert(t.policies).values(
+                        policy_id=policy_id,
+                        params=orjson.dumps(params).decode(),
+                        created_at=datetime.now(UTC),
+                    )
+                )
+        except sa.exc.IntegrityError:  # recorded meanwhile by another process
+            pass
+
+    def policy_params(self, policy_id: str) -> dict[str, Any] | None:
+        with self.engine.connect() as c:
+            p = c.execute(
+                sa.select(t.policies.c.params).where(t.policies.c.policy_id == policy_id)
+            ).scalar()
+        return None if p is None else orjson.loads(p)
+
+    # ------------------------------------------------------------------ the audit log
+    def insert_checks(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Insert audit-log rows on ``conn`` (the caller owns the transaction)."""
+        if rows:
+            conn.execute(sa.insert(t.checks), list(rows))
+
+    def find_idempotent(
+        self, operator: str, key: str
+    ) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """``(body, decision)`` of ``operator``'s check with this idempotency key, or None."""
+        with self.engine.connect() as c:
+            r = c.execute(
+                sa.select(t.checks.c.body, t.checks.c.decision).where(
+                    t.checks.c.operator == operator, t.checks.c.idempotency_key == key
+                )
+            ).first()
+        return None if r is None else (orjson.loads(r.body), orjson.loads(r.decision))
+
+    def find_idempotent_batch(self, operator: str, key: str) -> list[dict[str, Any]] | None:
+        """The recorded decisions of a batch sent with this key, in order, or None."""
+        prefix = key + "/"
+        esc = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        with self.engine.connect() as c:
+            rows = c.execute(
+                sa.select(t.checks.c.idempotency_key, t.checks.c.decision).where(
+                    t.checks.c.operator == operator,
+                    t.checks.c.idempotency_key.like(esc + "%", escape="\\"),
+                )
+            ).all()
+        found: dict[int, str] = {}
+        for k, d in rows:
+            # LIKE is case-insensitive on SQLite: keep exact matches only
+            if k.startswith(prefix) and k[len(prefix) :].isdigit():
+                found[int(k[len(prefix) :])] = d
+        if not found:
+            return None
+        return [orjson.loads(found[i]) for i in sorted(found)]
+
+    def get_check(self, check_id: str) -> dict[str, Any] | None:
+        """One audit-log record, or None."""
+        with self.engine.connect() as c:
+            r = c.execute(sa.select(t.checks).where(t.checks.c.check_id == check_id)).first()
+        return None if r is None else _check_record(r)
+
+    def count_checks(self) -> int:
+        with self.engine.connect() as c:
+            return int(c.execute(sa.select(sa.func.count()).select_from(t.checks)).scalar() or 0)
+
+    def check_ids(self) -> set[str]:
+        with self.engine.connect() as c:
+            return set(c.execute(sa.select(t.checks.c.check_id)).scalars())
+
+    def iter_checks(
+        self,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        operator: str | None = None,
+        chunk: int = 5000,
+    ) -> Iterator[dict[str, Any]]:
+        """Audit-log records decided in ``[since, until)``, oldest first, in chunks."""
+        conds = []
+        if since is not None:
+            conds.append(t.checks.c.decided_at >= since.astimezone(UTC))
+        if until is not None:
+            conds.append(t.checks.c.decided_at < until.astimezone(UTC))
+        if operator is not None:
+            conds.append(t.checks.c.operator == operator)
+        last: tuple[datetime, str] | None = None
+        while True:
+            q = sa.select(t.checks).where(*conds)
+            if last is not None:
+                q = q.where(
+                    sa.or_(
+                        t.checks.c.decided_at > last[0],
+                        sa.and_(t.checks.c.decided_at == last[0], t.checks.c.check_id > last[1]),
+                    )
+                )
+            q = q.order_by(t.checks.c.decided_at, t.checks.c.check_id).limit(chunk)
+            with self.engine.connect() as c:
+                rows = c.execute(q).all()
+            for r in rows:
+                yield _check_record(r)
+            if len(rows) < chunk:
+                return
+            last = (rows[-1].decided_at, rows[-1].check_id)
+
+    def stats(
+        self,
+        group_by: GroupBy,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 1000,
+    ) -> dict[str, Any]:
+        """Checks, settle/reject/review counts and the in-box rate, per group.
+
+        The in-box rate is ``settle / checks``: the share of trip ends that stood in a
+        fenced box. Groups are sorted by key (days, operators, districts) or, for
+        zones, by number of checks (the busiest first).
+        """
+        col = {
+            "operator": t.checks.c.operator,
+            "district": t.checks.c.district,
+            "zone": t.checks.c.zone_id,
+            "day": t.checks.c.decided_day,
+        }[group_by]
+        conds = []
+        if since is not None:
+            conds.append(t.checks.c.decided_at >= since.astimezone(UTC))
+        if until is not None:
+            conds.append(t.checks.c.decided_at < until.astimezone(UTC))
+
+        def count_of(outcome: str) -> Any:
+            return sa.func.sum(sa.case((t.checks.c.outcome == outcome, 1), else_=0))
+
+        n = sa.func.count().label("checks")
+        aggs = (
+            n,
+            count_of("settle").label("settle"),
+            count_of("reject").label("reject"),
+            count_of("review").label("review"),
+        )
+        q = sa.select(col.label("key"), *aggs).where(*conds).group_by(col)
+        q = q.order_by(n.desc(), col) if group_by == "zone" else q.order_by(col)
+        with self.engine.connect() as c:
+            rows = c.execute(q.limit(limit)).all()
+            total = c.execute(sa.select(*aggs).where(*conds)).first()
+
+        def shape(r: Any) -> dict[str, Any]:
+            checks = int(r.checks or 0)
+            settle = int(r.settle or 0)
+            return {
+                "checks": checks,
+                "settle": settle,
+                "reject": int(r.reject or 0),
+                "review": int(r.review or 0),
+                "in_box_rate": (settle / checks) if checks else None,
+            }
+
+        return {
+            "group_by": group_by,
+            "from": rfc3339(since),
+            "to": rfc3339(until),
+            "groups": [{"key": r.key, **shape(r)} for r in rows],
+            "total": shape(total),
+        }
+
+    # ------------------------------------------------------------------ API keys
+    def has_keys(self) -> bool:
+        with self.engine.connect() as c:
+            return c.execute(sa.select(t.api_keys.c.id).limit(1)).first() is not None
+
+    def create_key(self, role: str, operator: str | None = None) -> tuple[str, ApiKey]:
+        """Create a key; returns ``(key, record)``. The key is not kept anywhere."""
+        if role not in ROLES:
+            raise ValueError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
+        if role == "operator" and not operator:
+            raise ValueError("an operator key needs an operator name")
+        if role == "admin" and operator:
+            raise ValueError("an admin key has no operator")
+        key = new_key()
+        rec = ApiKey(
+            id="key_" + secrets.token_hex(6),
+            role=role,  # type: ignore[arg-type]
+            operator=operator,
+            created_at=datetime.now(UTC),
+            revoked_at=None,
+            key_hash=hash_key(key),
+        )
+        with self.engine.begin() as c:
+            c.execute(
+                sa.insert(t.api_keys).values(
+                    id=rec.id,
+                    key_hash=rec.key_hash,
+                    role=rec.role,
+                    operator=rec.operator,
+                    created_at=rec.created_at,
+                )
+            )
+        return key, rec
+
+    def list_keys(self) -> list[ApiKey]:
+        with self.engine.connect() as c:
+            rows = c.execute(sa.select(t.api_keys).order_by(t.api_keys.c.created_at)).all()
+        return [_key_from_row(r) for r in rows]
+
+    def revoke_key(self, key_id: str) -> ApiKey:
+        """Revoke a key by id (idempotent); raises ``KeyError`` for an unknown id."""
+        with self.engine.begin() as c:
+            c.execute(
+                sa.update(t.api_keys)
+                .where(t.api_keys.c.id == key_id, t.api_keys.c.revoked_at.is_(None))
+                .values(revoked_at=datetime.now(UTC))
+            )
+            r = c.execute(sa.select(t.api_keys).where(t.api_keys.c.id == key_id)).first()
+        if r is None:
+            raise KeyError(key_id)
+        return _key_from_row(r)
+
+    def lookup_key(self, key: str) -> ApiKey | None:
+        """The record of a presented key, or None; compares hashes in constant time."""
+        h = hash_key(key)
+        with self.engine.connect() as c:
+            r = c.execute(sa.select(t.api_keys).where(t.api_keys.c.key_hash == h)).first()
+        if r is None or not hmac.compare_digest(r.key_hash, h):
+            return None
+        return _key_from_row(r)
+
+
+def _check_record(r: Any) -> dict[str, Any]:
+    return {
+        "check_id": r.check_id,
+        "operator": r.operator,
+        "trip_id": r.trip_id,
+        "bike_id": r.bike_id,
+        "idempotency_key": r.idempotency_key,
+        "batch_id": r.batch_id,
+        "zone_set_version": r.zone_set_version,
+        "policy": r.policy_id,
+        "decided_at": rfc3339(as_utc(r.decided_at)),
+        "request": orjson.loads(r.body),
+        "decision": orjson.loads(r.decision),
+    }
