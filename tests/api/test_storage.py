@@ -1,0 +1,244 @@
+"""The store on a real SQLite file: schema, versions, keys, the group-commit audit log."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import sqlalchemy as sa
+
+from api import schema
+from api.audit import COMMITTED, CONFLICT, AuditWriter, WriterClosed
+from api.storage import Store, china_day, hash_key
+
+COUNTS = {"n_zones": 1, "n_parking": 1, "n_fenced": 1, "n_no_parking": 0}
+
+
+def _row(i: int, *, operator: str = "meituan", key: str | None = None, **kw: Any) -> dict:
+    decided = kw.pop("decided_at", datetime(2026, 11, 26, 1, 0, tzinfo=UTC) + timedelta(seconds=i))
+    row = {
+        "check_id": f"c_{i:08d}",
+        "operator": operator,
+        "trip_id": f"T-{i}",
+        "bike_id": f"B-{i}",
+        "idempotency_key": key,
+        "batch_id": None,
+        "body": orjson.dumps({"trip_id": f"T-{i}"}).decode(),
+        "decision": orjson.dumps({"outcome": kw.get("outcome", "settle")}).decode(),
+        "outcome": "settle",
+        "zone_id": "Z1",
+        "district": "香洲区",
+        "zone_set_version": 1,
+        "policy_id": "pol-test",
+        "ended_at": decided,
+        "decided_at": decided,
+        "decided_day": china_day(decided),
+    }
+    row.update(kw)
+    return row
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Store:
+    s = Store.open(f"sqlite:///{tmp_path / 'var' / 'nested' / 'g.db'}", sqlite_synchronous="NORMAL")
+    yield s
+    s.close()
+
+
+def test_open_creates_folder_wal_and_schema(tmp_path: Path, db: Store) -> None:
+    assert (tmp_path / "var" / "nested" / "g.db").is_file()
+    with db.engine.connect() as c:
+        assert c.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        v = c.execute(sa.select(schema.schema_version.c.version)).scalar()
+    assert v == schema.SCHEMA_VERSION
+    tables = set(sa.inspect(db.engine).get_table_names())
+    assert {"zone_sets", "active_zone_set", "checks", "api_keys", "policies"} <= tables
+
+
+def test_migrate_is_idempotent(tmp_path: Path, db: Store) -> None:
+    again = Store.open(str(db.engine.url))
+    try:
+        assert schema.migrate(again.engine) == schema.SCHEMA_VERSION
+        with again.engine.connect() as c:
+            assert (
+                c.execute(sa.select(sa.func.count()).select_from(schema.schema_version)).scalar()
+                == 1
+            )
+    finally:
+        again.close()
+
+
+def test_zone_set_versions_are_assigned_and_activation_is_atomic(db: Store) -> None:
+    assert db.active_version() is None
+    a = db.add_zone_set(
+        b'{"type":"FeatureCollection","features":[]}',
+        checksum="a" * 64,
+        counts=COUNTS,
+        report={"ok": True},
+        source="one",
+        activate=True,
+    )
+    b = db.add_zone_set(
+        b'{"type":"FeatureCollection","features":[]}',
+        checksum="b" * 64,
+        counts=COUNTS,
+        report={"ok": True},
+        source="two",
+    )
+    assert (a.version, b.version) == (1, 2)
+    assert b.prev_version == 1 and not b.active
+    assert db.active_version() == 1
+    assert db.activate(2, actor="key_x") == 1
+    assert db.active_version() == 2
+    assert db.activate(1) == 2  # rollback
+    assert [h["version"] for h in db.activations()] == [1, 2, 1]
+    with pytest.raises(KeyError):
+        db.activate(99)
+    assert db.active_version() == 1
+    infos = db.zone_sets()
+    assert [i.version for i in infos] == [2, 1]
+    assert [i.active for i in infos] == [False, True]
+    assert db.zone_set(2).report == {"ok": True}
+    assert db.zone_set(3) is None
+    assert db.zone_set_document(1).startswith('{"type"')
+
+
+def test_keys_are_stored_as_hashes_only(db: Store, tmp_path: Path) -> None:
+    key, rec = db.create_key("operator", "qingju")
+    assert key.startswith("gfk_") and len(key) > 40
+    with db.engine.connect() as c:
+        stored = c.execute(sa.select(schema.api_keys)).all()
+    assert len(stored) == 1
+    assert key not in repr(stored)
+    assert stored[0].key_hash == hash_key(key)
+    assert db.lookup_key(key).operator == "qingju"
+    assert db.lookup_key(key + "x") is None
+    assert db.revoke_key(rec.id).revoked
+    assert db.lookup_key(key).revoked
+    with pytest.raises(KeyError):
+        db.revoke_key("key_nope")
+    for role, op in (("operator", None), ("admin", "meituan"), ("root", None)):
+        with pytest.raises(ValueError):
+            db.create_key(role, op)
+
+
+def _run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+def test_group_commit_records_every_row_in_fewer_transactions(db: Store) -> None:
+    commits: list[int] = []
+    writer = AuditWriter(db.engine, on_commit=lambda n, u, s: commits.append(n))
+
+    async def main() -> list[str]:
+        return await asyncio.gather(*(writer.write([_row(i)]) for i in range(400)))
+
+    try:
+        results = _run(main())
+    finally:
+        writer.close()
+    assert results == [COMMITTED] * 400
+    assert db.count_checks() == 400
+    assert sum(commits) == 400
+    assert len(commits) < 400  # rows shared transactions
+
+
+def test_unit_is_all_or_nothing_and_conflicts_spare_the_others(db: Store) -> None:
+    writer = AuditWriter(db.engine)
+
+    async def main() -> list[str]:
+        return await asyncio.gather(
+            writer.write([_row(1, key="k1")]),
+            writer.write([_row(2, key="k1")]),  # same operator and key: refused
+            writer.write(
+                [_row(3), _row(4), _row(5, key="k1")]
+            ),  # a batch holding it: refused whole
+            writer.write([_row(6, key="k1", operator="hellobike")]),  # another operator: fine
+            writer.write([_row(7)]),
+        )
+
+    try:
+        results = _run(main())
+    finally:
+        writer.close()
+    assert results.count(COMMITTED) == 3 and results.count(CONFLICT) == 2
+    assert results[0] == COMMITTED and results[3] == COMMITTED and results[4] == COMMITTED
+    assert db.check_ids() == {"c_00000001", "c_00000006", "c_00000007"}
+
+
+def test_writer_close_drains_then_refuses(db: Store) -> None:
+    writer = AuditWriter(db.engine, window_s=0.005)
+    done: list[str] = []
+    threads = [
+        threading.Thread(target=lambda i=i: done.append(writer.write_sync([_row(i)])))
+        for i in range(50)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    writer.close()
+    assert done == [COMMITTED] * 50
+    assert db.count_checks() == 50
+    with pytest.raises(WriterClosed):
+        writer.write_sync([_row(99)])
+
+
+def test_idempotency_lookups(db: Store) -> None:
+    with db.engine.begin() as c:
+        db.insert_checks(c, [_row(1, key="abc"), _row(2, key="b_x/0"), _row(3, key="b_x/1")])
+        db.insert_checks(c, [_row(4, key="B_X/0")])  # another key differing only in case
+    body, decision = db.find_idempotent("meituan", "abc")
+    assert body == {"trip_id": "T-1"} and decision == {"outcome": "settle"}
+    assert db.find_idempotent("hellobike", "abc") is None
+    assert len(db.find_idempotent_batch("meituan", "b_x")) == 2
+    assert db.find_idempotent_batch("meituan", "b%") is None
+    with pytest.raises(sa.exc.IntegrityError), db.engine.begin() as c:
+        db.insert_checks(c, [_row(9, key="abc")])
+
+
+def test_iter_checks_pages_in_time_order(db: Store) -> None:
+    t0 = datetime(2026, 11, 26, 1, 0, tzinfo=UTC)
+    with db.engine.begin() as c:
+        db.insert_checks(c, [_row(i, decided_at=t0 + timedelta(seconds=i // 3)) for i in range(25)])
+    got = [r["check_id"] for r in db.iter_checks(since=t0, chunk=4)]
+    assert got == [f"c_{i:08d}" for i in range(25)]
+    some = list(db.iter_checks(since=t0 + timedelta(seconds=2), until=t0 + timedelta(seconds=4)))
+    assert [r["check_id"] for r in some] == [f"c_{i:08d}" for i in range(6, 12)]
+
+
+def test_stats_groups_and_in_box_rate(db: Store) -> None:
+    t0 = datetime(2026, 11, 25, 15, 30, tzinfo=UTC)  # 23:30 in Zhuhai
+    rows = [
+        _row(1, decided_at=t0, outcome="settle"),
+        _row(2, decided_at=t0 + timedelta(hours=1), outcome="reject", zone_id=None),
+        _row(3, decided_at=t0 + timedelta(hours=1), outcome="review", operator="qingju"),
+        _row(4, decided_at=t0 + timedelta(hours=2), outcome="settle", operator="qingju"),
+    ]
+    with db.engine.begin() as c:
+        db.insert_checks(c, rows)
+    by_op = db.stats("operator")
+    assert [(g["key"], g["checks"], g["settle"], g["in_box_rate"]) for g in by_op["groups"]] == [
+        ("meituan", 2, 1, 0.5),
+        ("qingju", 2, 1, 0.5),
+    ]
+    assert by_op["total"] == {
+        "checks": 4,
+        "settle": 2,
+        "reject": 1,
+        "review": 1,
+        "in_box_rate": 0.5,
+    }
+    by_day = db.stats("day")
+    assert [(g["key"], g["checks"]) for g in by_day["groups"]] == [
+        ("2026-11-25", 1),
+        ("2026-11-26", 3),
+    ]
+    ranged = db.stats("operator", since=t0 + timedelta(minutes=30), until=t0 + timedelta(hours=2))
+    assert ranged["total"]["checks"] == 2
+    assert db.stats("zone", since=t0 + timedelta(days=9))["total"]["in_box_rate"] is None
