@@ -14,7 +14,12 @@ __all__ = ["router"]
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz", response_model=Health, summary="Liveness: the process answers")
+@router.get(
+    "/healthz",
+    response_model=Health,
+    response_model_exclude_none=True,
+    summary="Liveness: the process answers",
+)
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
