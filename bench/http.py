@@ -1,0 +1,586 @@
+"""HTTP benchmark: the service against a bare FastAPI endpoint served the same way.
+
+Starts the server the README's way (``geofence serve`` on a loopback port, a fresh
+SQLite database, the bundled 18,300-zone Zhuhai set, the audit log on, the JSON
+access log on) and, in the same run, a bare FastAPI app (one POST route that
+answers a constant) under uvicorn with the very options ``geofence serve`` uses
+(:func:`api.server.uvicorn_options`). Load comes from other processes:
+
+* throughput (closed loop): Debian's ``wrk`` with a Lua script cycling through
+  2,000 distinct trip-end check bodies (3 fixes each, from ``zones.workload``),
+  against ``POST /v1/checks`` and against the bare endpoint;
+* latency at fixed rates (open loop, no coordinated omission): an asyncio client
+  that schedules request ``i`` at ``t0 + i / rate`` and measures from that
+  scheduled time, over a pool of keep-alive connections;
+* batches: ``POST /v1/checks/batch`` with pre-serialized bodies, fixes per second
+  end to end (parse, validate, decide, audit-log commit, response);
+* cold start: process spawn to ``/readyz`` = 200, on a fresh database (seeding
+  included) and on the same database again (the usual restart).
+
+Writes ``bench/results/http.json`` and ``bench/results/http.png`` (latency against
+rate). Not a test: it reports numbers. Every load is bounded in time; traffic goes
+to 127.0.0.1 only.
+
+    python bench/http.py [--duration 10] [--rates 250 500 1000 2000 3000 4000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+# this file is named http.py: keep its folder off the import path, or it would shadow
+# the standard library's `http` package (httpx and uvicorn, imported later, need it)
+sys.path[:] = [p for p in sys.path if p and Path(p).resolve() != Path(__file__).resolve().parent]
+sys.path.insert(0, str(ROOT))
+
+RESULTS = ROOT / "bench" / "results"
+BIN = Path(sys.executable).parent
+ENDED_AT = "2026-11-26T08:15:30+08:00"
+
+LUA = r"""
+local bodies = {}
+local i = 0
+local key = os.getenv("BENCH_KEY") or ""
+local path = os.getenv("BENCH_PATH") or "/"
+for line in io.lines(os.getenv("BENCH_BODIES")) do bodies[#bodies + 1] = line end
+local headers = {["Content-Type"] = "application/json", ["X-API-Key"] = key}
+request = function()
+  i = i % #bodies + 1
+  return wrk.format("POST", path, headers, bodies[i])
+end
+done = function(summary, latency, requests)
+  io.write(string.format("JSON {\"requests\": %d, \"non2xx\": %d, \"errors\": %d, " ..
+    "\"p50_ms\": %.3f, \"p99_ms\": %.3f, \"mean_ms\": %.3f, \"seconds\": %.3f}\n",
+    summary.requests, summary.errors.status, summary.errors.connect + summary.errors.read +
+    summary.errors.write + summary.errors.timeout, latency:percentile(50) / 1000,
+    latency:percentile(99) / 1000, latency.mean / 1000, summary.duration / 1e6))
+end
+"""
+
+
+# ---------------------------------------------------------------------------- servers
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 120.0) -> float:
+    import httpx
+
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            r = httpx.get(url, timeout=1.0)
+            if r.status_code == 200:
+                return time.monotonic() - t0
+            if "loading failed" in r.text:
+                raise RuntimeError(f"the server could not load its index: {r.json()['detail']}")
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.01)
+    raise RuntimeError(f"{url} not ready in {timeout} s")
+
+
+class Proc:
+    def __init__(self, args: list[str], env: dict[str, str], workdir: Path, name: str) -> None:
+        self.out = workdir / f"{name}.out"
+        self.err = workdir / f"{name}.err"
+        self.t0 = time.monotonic()
+        self.proc = subprocess.Popen(
+            args,
+            env=env,
+            cwd=workdir,
+            stdout=self.out.open("w"),
+            stderr=self.err.open("w"),
+            stdin=subprocess.DEVNULL,
+        )
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+def start_geofence(workdir: Path, port: int) -> tuple[Proc, float]:
+    """``geofence serve`` (what ``make serve`` runs); returns the process and the seconds
+    from spawn to ready."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GEOFENCE_")}
+    env["GEOFENCE_DATABASE_URL"] = f"sqlite:///{workdir / 'var' / 'geofence.db'}"
+    exe = str(BIN / "geofence") if (BIN / "geofence").exists() else None
+    args = [exe] if exe else [sys.executable, "-m", "api"]
+    p = Proc([*args, "serve", "--port", str(port)], env, workdir, f"geofence-{port}")
+    wait_ready(f"http://127.0.0.1:{port}/readyz", p.proc)
+    return p, time.monotonic() - p.t0
+
+
+def start_bare(workdir: Path, port: int) -> Proc:
+    env = dict(os.environ)
+    p = Proc(
+        [sys.executable, str(Path(__file__).resolve()), "--serve-bare", str(port)],
+        env,
+        workdir,
+        f"bare-{port}",
+    )
+    wait_ready(f"http://127.0.0.1:{port}/healthz", p.proc)
+    return p
+
+
+def serve_bare(port: int) -> None:
+    """The baseline: a bare FastAPI POST endpoint under ``geofence serve``'s uvicorn options."""
+    import uvicorn
+    from fastapi import FastAPI, Request
+    from starlette.responses import Response
+
+    from api.server import uvicorn_options
+    from api.settings import Settings
+
+    app = FastAPI()
+
+    @app.post("/bare")
+    async def bare(request: Request) -> Response:
+        await request.body()
+        return Response(b'{"ok":true}', media_type="application/json")
+
+    @app.get("/healthz")
+    async def healthz() -> Response:
+        return Response(b'{"status":"ok"}', media_type="application/json")
+
+    opts = uvicorn_options(Settings(port=port))
+    uvicorn.run(app, **opts)
+
+
+# ---------------------------------------------------------------------------- workload
+def check_bodies(n: int, fixes: int, seed: int) -> list[dict[str, Any]]:
+    from api.settings import DEFAULT_SEED_FILE
+    from zones.workload import make_trip_ends
+
+    te = make_trip_ends(DEFAULT_SEED_FILE, n, seed=seed, fixes_per_trip=fixes)
+    bodies = []
+    for i in range(n):
+        bodies.append(
+            {
+                "trip_id": f"BENCH-{seed}-{i}",
+                "bike_id": f"B-{i % 997}",
+                "vehicle_type": "bike" if i % 3 else "ebike",
+                "ended_at": ENDED_AT,
+                "fixes": [
+                    {
+                        "lon": round(float(te.fix_lon[i, j]), 7),
+                        "lat": round(float(te.fix_lat[i, j]), 7),
+                        "accuracy_m": round(float(te.accuracy_m[i, j]), 1),
+                    }
+                    for j in range(fixes)
+                ],
+            }
+        )
+    return bodies
+
+
+# ---------------------------------------------------------------------------- wrk
+def run_wrk(
+    url: str,
+    path: str,
+    key: str,
+    bodies_file: Path,
+    lua: Path,
+    duration: int,
+    connections: int = 16,
+) -> dict[str, Any]:
+    env = dict(os.environ, BENCH_KEY=key, BENCH_PATH=path, BENCH_BODIES=str(bodies_file))
+    out = subprocess.run(
+        [
+            "wrk",
+            "-t1",
+            f"-c{connections}",
+            f"-d{duration}s",
+            "--timeout",
+            "10s",
+            "-s",
+            str(lua),
+            url,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=duration + 60,
+        check=True,
+    ).stdout
+    m = re.search(r"^JSON (.*)$", out, re.M)
+    assert m, out
+    r = json.loads(m.group(1))
+    r["rps"] = r["requests"] / r["seconds"]
+    r["connections"] = connections
+    return r
+
+
+# ---------------------------------------------------------------------------- open loop
+async def _open_loop(
+    port: int, reqs: list[bytes], rate: float, duration: float, max_conns: int = 256
+) -> dict[str, Any]:
+    loop = asyncio.get_running_loop()
+    n = int(rate * duration)
+    free: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+    opened = 0
+    lat: list[float] = []
+    bad = 0
+    late_starts = 0
+
+    async def conn() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        nonlocal opened
+        if free:
+            return free.pop()
+        opened += 1
+        return await asyncio.open_connection("127.0.0.1", port)
+
+    async def one(i: int, t_sched: float) -> None:
+        nonlocal bad
+        r, w = await conn()
+        w.write(reqs[i % len(reqs)])
+        head = await r.readuntil(b"\r\n\r\n")
+        status = int(head[9:12])
+        m = re.search(rb"(?i)content-length:\s*(\d+)", head)
+        if m:
+            await r.readexactly(int(m.group(1)))
+        lat.append(loop.time() - t_sched)
+        if status != 200:
+            bad += 1
+        free.append((r, w))
+
+    tasks = []
+    t0 = loop.time() + 0.05
+    for i in range(n):
+        t = t0 + i / rate
+        d = t - loop.time()
+        if d > 0:
+            await asyncio.sleep(d)
+        elif d < -0.001:
+            late_starts += 1
+        if opened - len(free) >= max_conns and not free:
+            await asyncio.sleep(0)
+        tasks.append(asyncio.ensure_future(one(i, t)))
+    await asyncio.gather(*tasks)
+    elapsed = loop.time() - t0
+    for _, w in free:
+        w.close()
+    a = np.array(lat) * 1e3
+    return {
+        "target_rate": rate,
+        "achieved_rate": round(n / elapsed, 1),
+        "requests": n,
+        "non200": bad,
+        "p50_ms": round(float(np.percentile(a, 50)), 3),
+        "p90_ms": round(float(np.percentile(a, 90)), 3),
+        "p99_ms": round(float(np.percentile(a, 99)), 3),
+        "max_ms": round(float(a.max()), 3),
+        "connections": opened,
+        "client_late_starts": late_starts,
+    }
+
+
+def raw_requests(path: str, key: str, bodies: list[dict[str, Any]]) -> list[bytes]:
+    import orjson
+
+    out = []
+    for b in bodies:
+        data = orjson.dumps(b)
+        out.append(
+            (
+                f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                f"X-API-Key: {key}\r\nContent-Length: {len(data)}\r\n\r\n"
+            ).encode()
+            + data
+        )
+    return out
+
+
+def open_loop(port: int, reqs: list[bytes], rate: float, duration: float) -> dict[str, Any]:
+    try:
+        import uvloop
+
+        return uvloop.run(_open_loop(port, reqs, rate, duration))
+    except ImportError:
+        return asyncio.run(_open_loop(port, reqs, rate, duration))
+
+
+def open_loop_subprocess(
+    port: int, path: str, key: str, bodies_file: Path, rate: float, duration: float
+) -> dict[str, Any]:
+    """Run the open-loop client in its own process (it must not share the GIL with us)."""
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--open-loop",
+            str(port),
+            path,
+            key,
+            str(bodies_file),
+            str(rate),
+            str(duration),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=duration + 120,
+        check=True,
+    ).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+# ---------------------------------------------------------------------------- batches
+def run_batches(
+    url: str, key: str, n_checks: int, fixes: int, repeat: int, concurrency: int
+) -> dict[str, Any]:
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+    import orjson
+
+    payloads = [
+        orjson.dumps({"checks": check_bodies(n_checks, fixes, seed=100 + k)}) for k in range(2)
+    ]
+    times: list[float] = []
+
+    def send(k: int) -> float:
+        with httpx.Client(base_url=url, timeout=300) as c:
+            t = time.perf_counter()
+            r = c.post(
+                "/v1/checks/batch",
+                content=payloads[k % 2],
+                headers={"X-API-Key": key, "Content-Type": "application/json"},
+            )
+            dt = time.perf_counter() - t
+            assert r.status_code == 200, r.text[:500]
+            assert len(r.json()["results"]) == n_checks
+            return dt
+
+    send(0)  # warm
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as ex:
+        times = list(ex.map(send, range(repeat)))
+    wall = time.perf_counter() - t0
+    fixes_total = n_checks * fixes * repeat
+    return {
+        "checks_per_batch": n_checks,
+        "fixes_per_check": fixes,
+        "body_mb": round(len(payloads[0]) / 1e6, 2),
+        "batches": repeat,
+        "concurrency": concurrency,
+        "median_batch_s": round(statistics.median(times), 4),
+        "checks_per_s": round(n_checks * repeat / wall),
+        "fixes_per_s": round(fixes_total / wall),
+    }
+
+
+# ---------------------------------------------------------------------------- main
+def machine() -> dict[str, Any]:
+    cpu = ""
+    try:
+        cpu = next(
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        )
+    except (OSError, StopIteration):
+        pass
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+def metric(url: str, name: str) -> float:
+    import httpx
+
+    text = httpx.get(url + "/metrics").text
+    m = re.search(rf"^{re.escape(name)} ([0-9.e+-]+)$", text, re.M)
+    return float(m.group(1)) if m else float("nan")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--duration", type=int, default=10, help="seconds per wrk run / 1,000/s run")
+    ap.add_argument("--rates", type=float, nargs="+", default=[250, 500, 1000, 2000, 3000, 4000])
+    ap.add_argument("--sweep-seconds", type=float, default=5.0)
+    ap.add_argument("--keep", action="store_true", help="keep the work directory")
+    args = ap.parse_args()
+    if not shutil.which("wrk"):
+        sys.exit("wrk is missing: apt-get install wrk")
+
+    work = Path(tempfile.mkdtemp(prefix="geofence-bench-"))
+    results: dict[str, Any] = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "setup": {
+            "server": "geofence serve (1 uvicorn worker, uvloop + httptools, SQLite WAL "
+            "synchronous=FULL, group commit, JSON access log to a file)",
+            "zone_set": "bundled zones/data/zhuhai.geojson (18,300 zones)",
+            "baseline": "bare FastAPI POST endpoint answering a constant, same uvicorn options",
+            "client": "wrk -t1 (closed loop) and an asyncio open-loop client, each in its own "
+            "process on the same 2-core machine",
+            "check_bodies": "2,000 distinct trip ends from zones.workload, 3 fixes each",
+        },
+    }
+    procs: list[Proc] = []
+    try:
+        port = free_port()
+        first, t_first = start_geofence(work, port)
+        keys = dict(re.findall(r"^\s+\w+\s+(\w+)\s+(gfk_\S+)$", first.out.read_text(), re.M))
+        first.stop()
+        srv, t_cold = start_geofence(work, port)
+        procs.append(srv)
+        results["cold_start"] = {
+            "fresh_database_s": round(t_first, 3),
+            "restart_s": round(t_cold, 3),
+            "note": "spawn to /readyz = 200; fresh = schema + seeding the 18,300 zones "
+            "(validation, storage) + index + warm-up; restart = load from the database",
+        }
+        print("cold start:", results["cold_start"], flush=True)
+        url = f"http://127.0.0.1:{port}"
+        key = keys["meituan"]
+
+        bport = free_port()
+        bare = start_bare(work, bport)
+        procs.append(bare)
+        burl = f"http://127.0.0.1:{bport}"
+
+        bodies = check_bodies(2000, 3, seed=1)
+        bodies_file = work / "bodies.jsonl"
+        bodies_file.write_text("\n".join(json.dumps(b) for b in bodies) + "\n")
+        lua = work / "post.lua"
+        lua.write_text(LUA)
+
+        # closed loop: maximum requests/s
+        run_wrk(url, "/v1/checks", key, bodies_file, lua, 3)  # warm both
+        run_wrk(burl, "/bare", key, bodies_file, lua, 3)
+        thr_checks = run_wrk(url, "/v1/checks", key, bodies_file, lua, args.duration)
+        thr_bare = run_wrk(burl, "/bare", key, bodies_file, lua, args.duration)
+        commits = metric(url, "geofence_audit_commit_rows_count")
+        rows = metric(url, "geofence_audit_commit_rows_sum")
+        results["throughput"] = {
+            "checks": thr_checks,
+            "bare": thr_bare,
+            "ratio": round(thr_checks["rps"] / thr_bare["rps"], 3),
+            "audit_rows_per_commit": round(rows / commits, 2) if commits else None,
+        }
+        print("throughput:", results["throughput"], flush=True)
+
+        # open loop: latency at fixed rates
+        sweep: dict[str, list[dict[str, Any]]] = {"checks": [], "bare": []}
+        for rate in args.rates:
+            dur = args.duration if rate == 1000 else args.sweep_seconds
+            for name, p, path in (("checks", port, "/v1/checks"), ("bare", bport, "/bare")):
+                r = open_loop_subprocess(p, path, key, bodies_file, rate, dur)
+                sweep[name].append(r)
+                print(name, r, flush=True)
+        results["latency_vs_rate"] = sweep
+        at1000 = next(r for r in sweep["checks"] if r["target_rate"] == 1000)
+        results["at_1000_per_s"] = {
+            k: at1000[k] for k in ("p50_ms", "p99_ms", "achieved_rate", "non200")
+        }
+
+        # batches
+        batches = []
+        for n_checks, fixes, repeat, conc in (
+            (1000, 10, 10, 1),
+            (10000, 10, 4, 1),
+            (10000, 10, 4, 2),
+            (10000, 50, 2, 1),
+        ):
+            r = run_batches(url, key, n_checks, fixes, repeat, conc)
+            batches.append(r)
+            print("batch:", r, flush=True)
+        results["batch"] = {
+            "runs": batches,
+            "best_fixes_per_s": max(b["fixes_per_s"] for b in batches),
+        }
+        results["targets"] = {
+            "single_check_ratio_ge_0.70": results["throughput"]["ratio"] >= 0.70,
+            "p99_le_10ms_at_1000_per_s": at1000["p99_ms"] <= 10.0,
+            "batch_ge_1M_fixes_per_s": results["batch"]["best_fixes_per_s"] >= 1_000_000,
+            "cold_start_le_3s": t_cold <= 3.0,
+        }
+    finally:
+        for p in procs:
+            p.stop()
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+        else:
+            print("work directory:", work)
+
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "http.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+    plot(results, RESULTS / "http.png")
+    print(json.dumps(results["targets"], indent=2))
+
+
+def plot(results: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.5, 4.5), dpi=120)
+    styles = {
+        "checks": ("tab:blue", "POST /v1/checks (audit log on)"),
+        "bare": ("tab:gray", "bare FastAPI endpoint"),
+    }
+    for name, rows in results["latency_vs_rate"].items():
+        color, label = styles[name]
+        x = [r["achieved_rate"] for r in rows]
+        ax.plot(x, [r["p50_ms"] for r in rows], "o--", color=color, label=f"{label}: p50")
+        ax.plot(x, [r["p99_ms"] for r in rows], "s-", color=color, label=f"{label}: p99")
+    ax.axhline(10, color="tab:red", lw=0.8, ls=":", label="p99 target 10 ms")
+    ax.axvline(1000, color="tab:green", lw=0.8, ls=":")
+    ax.set_yscale("log")
+    ax.set_xlabel("requests/s (open loop, achieved)")
+    ax.set_ylabel("latency (ms, from the scheduled send time)")
+    t = results["throughput"]
+    ax.set_title(
+        f"Latency against rate; max {t['checks']['rps']:.0f} checks/s vs bare "
+        f"{t['bare']['rps']:.0f} req/s ({t['ratio']:.0%})",
+        fontsize=9,
+    )
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 2 and sys.argv[1] == "--serve-bare":
+        serve_bare(int(sys.argv[2]))
+    elif len(sys.argv) > 2 and sys.argv[1] == "--open-loop":
+        _port, _path, _key, _file, _rate, _dur = sys.argv[2:8]
+        _bodies = [json.loads(line) for line in Path(_file).read_text().splitlines() if line]
+        _reqs = raw_requests(_path, _key, _bodies)
+        print(json.dumps(open_loop(int(_port), _reqs, float(_rate), float(_dur))))
+    else:
+        main()
