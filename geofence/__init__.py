@@ -9,7 +9,21 @@ environment reads. The public names:
 """
 
 from geofence import crs
-from geofence.errors import CheckError, CRSError, GeofenceError, ZoneDataError
+from geofence.decisions import (
+    OUTCOMES,
+    REASONS,
+    BeaconReading,
+    Check,
+    CheckBatch,
+    Decision,
+    DecisionBatch,
+    Fix,
+    Policy,
+    decide,
+    decide_arrays,
+    decide_many,
+)
+from geofence.errors import CheckError, CRSError, GeofenceError, PolicyError, ZoneDataError
 from geofence.index import ZoneIndex
 from geofence.zoneset import KIND_NAMES, KIND_NO_PARKING, KIND_PARKING, ZoneSet
 
@@ -17,11 +31,24 @@ __all__ = [
     "KIND_NAMES",
     "KIND_NO_PARKING",
     "KIND_PARKING",
+    "OUTCOMES",
+    "REASONS",
+    "BeaconReading",
     "CRSError",
+    "Check",
+    "CheckBatch",
     "CheckError",
+    "Decision",
+    "DecisionBatch",
+    "Fix",
     "GeofenceError",
+    "Policy",
+    "PolicyError",
     "ZoneDataError",
     "ZoneIndex",
     "ZoneSet",
     "crs",
+    "decide",
+    "decide_arrays",
+    "decide_many",
 ]

@@ -50,10 +50,10 @@ Conventions shared by every function taking ``lon, lat``:
 Performance: the conversions are vectorised with NumPy over cache-sized chunks, and
 GCJ-02's thirteen trigonometric calls per point are reduced to two ``sin`` calls with
 exact multiple-angle identities (agreeing with the direct formula to ~1e-14 degrees).
-On one core, 1e6 points: WGS-84 -> GCJ-02 ~65 ms, GCJ-02 -> WGS-84 ~185 ms. A single
-point (size-1 input) takes a pure-``math`` path (~6 us for GCJ-02 -> WGS-84) that
-avoids NumPy's per-call overhead; small arrays pay that overhead (~0.2 ms for 2-50
-points). Everything here is thread-safe (pyproj transformers are, since pyproj 3.1).
+On one core, 1e6 points: WGS-84 -> GCJ-02 ~65 ms, GCJ-02 -> WGS-84 ~185 ms. Up to 64
+points take a pure-``math`` path, point by point (~6 us a point for GCJ-02 ->
+WGS-84), that avoids NumPy's per-call overhead (~0.2 ms for a small array).
+Everything here is thread-safe (pyproj transformers are, since pyproj 3.1).
 
 `project` / `unproject` convert WGS-84 (= CGCS2000) longitude/latitude to and from
 metres in `PROJECTED_CRS`, EPSG:4547, the CGCS2000 3-degree Gauss-Kruger zone with
@@ -471,6 +471,9 @@ _Kernel: TypeAlias = Callable[[FloatArray, FloatArray], _Pair]
 _ScalarKernel: TypeAlias = Callable[[float, float], _ScalarPair]
 
 
+_SMALL: Final = 64  # up to this many points, loop the scalar kernel
+
+
 def _convert(
     lon: npt.ArrayLike, lat: npt.ArrayLike, kernel: _Kernel, scalar_kernel: _ScalarKernel
 ) -> _Pair:
@@ -479,11 +482,13 @@ def _convert(
     flat_lon = lon_a.reshape(-1)  # views: _coords returns fresh C-contiguous arrays
     flat_lat = lat_a.reshape(-1)
     n = flat_lon.size
-    if n == 1:
-        x = float(flat_lon[0])
-        y = float(flat_lat[0])
-        if not _outside_scalar(x, y):
-            flat_lon[0], flat_lat[0] = scalar_kernel(x, y)
+    if n <= _SMALL:
+        # a trip end's few fixes: per-point math beats NumPy's per-call overhead
+        for i in range(n):
+            x = float(flat_lon[i])
+            y = float(flat_lat[i])
+            if not _outside_scalar(x, y):
+                flat_lon[i], flat_lat[i] = scalar_kernel(x, y)
         return lon_a, lat_a
     for start in range(0, n, _CHUNK):
         part_lon = flat_lon[start : start + _CHUNK]

@@ -10,6 +10,7 @@ __all__ = [
     "CRSError",
     "CheckError",
     "GeofenceError",
+    "PolicyError",
     "ZoneDataError",
 ]
 
@@ -34,7 +35,14 @@ class ZoneDataError(GeofenceError, ValueError):
 class CheckError(GeofenceError, ValueError):
     """A trip-end check cannot be decided because its evidence is malformed."""
 
-    def __init__(self, message: str, *, field: str = "", rule: str = "") -> None:
+    def __init__(
+        self, message: str, *, field: str = "", rule: str = "", check_index: int | None = None
+    ) -> None:
         super().__init__(message)
         self.field = field
         self.rule = rule
+        self.check_index = check_index  # the check's number in a batch, when there is one
+
+
+class PolicyError(GeofenceError, ValueError):
+    """A settlement policy has a value out of its range."""

@@ -56,6 +56,24 @@ def _flatten(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.
     )
 
 
+def _service_index(area: shapely.Geometry, tile_deg: float = 0.01) -> ZoneIndex:
+    """Index the service area as tiles: whole squares inside, clipped pieces on the edge."""
+    minx, miny, maxx, maxy = shapely.bounds(area)
+    ix = np.arange(np.floor(minx / tile_deg), np.ceil(maxx / tile_deg))
+    iy = np.arange(np.floor(miny / tile_deg), np.ceil(maxy / tile_deg))
+    gx, gy = (a.ravel() * tile_deg for a in np.meshgrid(ix, iy))
+    tiles = shapely.box(gx, gy, gx + tile_deg, gy + tile_deg)
+    shapely.prepare(area)
+    inside = shapely.contains_properly(area, tiles)
+    edge = ~inside & shapely.intersects(area, tiles)
+    clipped = shapely.get_parts(shapely.intersection(tiles[edge], area))
+    clipped = clipped[shapely.get_type_id(clipped) == 3]  # polygons (drop slivers' lines)
+    pieces = np.concatenate([tiles[inside], clipped])
+    pieces = pieces[shapely.area(pieces) > 0]
+    ids = np.char.add("service-", np.arange(len(pieces)).astype(str))
+    return ZoneIndex(ZoneSet.from_arrays(pieces, ids))
+
+
 class ZoneIndex:
     """Spatial index over a :class:`~geofence.ZoneSet`: which zone covers a fix, which are near.
 
@@ -77,6 +95,9 @@ class ZoneIndex:
     Parameters
     ----------
     zone_set : ZoneSet
+    service_area : shapely geometry, optional
+        The operating area (WGS-84 lon/lat); decisions for bikes outside it say
+        ``outside_service_area``. Indexed as tiles of 0.01 degrees.
     cell_size_deg : float, optional
         Base cell size in degrees; defaults to the 90th percentile of zone sizes.
 
@@ -94,9 +115,17 @@ class ZoneIndex:
     ([[0]], 2.06)
     """
 
-    def __init__(self, zone_set: ZoneSet, *, cell_size_deg: float | None = None) -> None:
+    def __init__(
+        self,
+        zone_set: ZoneSet,
+        *,
+        cell_size_deg: float | None = None,
+        service_area: shapely.Geometry | None = None,
+    ) -> None:
         t0 = time.perf_counter()
         self.zone_set = zone_set
+        self.service_area = service_area
+        self.service_index = None if service_area is None else _service_index(service_area)
         n = len(zone_set)
         b = shapely.bounds(zone_set.geometry) if n else np.zeros((0, 4))
         size = np.maximum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1])
@@ -123,11 +152,9 @@ class ZoneIndex:
         geoms = zone_set.geometry[perm]
         self._vx, self._vy, self._ring_start, self._zone_ring_start = _flatten(geoms)
         self._mx, self._my, _, _ = _flatten(zone_set.geometry_m[perm])
-        self._bminx, self._bminy, self._bmaxx, self._bmaxy = (
-            np.ascontiguousarray(c) for c in b[perm].T
-        )
+        self._bbox = np.ascontiguousarray(b[perm]).reshape(n, 4)
         bm = shapely.bounds(zone_set.geometry_m[perm]) if n else np.zeros((0, 4))
-        self._mminx, self._mminy, self._mmaxx, self._mmaxy = (np.ascontiguousarray(c) for c in bm.T)
+        self._mbox = np.ascontiguousarray(bm).reshape(n, 4)
         # locate tie-break: parking first, then smaller area, then lower position
         order = np.lexsort((np.arange(n), zone_set.area_m2, zone_set.kind == KIND_NO_PARKING))
         rank = np.empty(n, np.int32)
@@ -146,14 +173,8 @@ class ZoneIndex:
             entry_zone=self._entry_zone,
             entry_rank=self._entry_rank,
             entry_box=self._entry_box,
-            bminx=self._bminx,
-            bminy=self._bminy,
-            bmaxx=self._bmaxx,
-            bmaxy=self._bmaxy,
-            mminx=self._mminx,
-            mminy=self._mminy,
-            mmaxx=self._mmaxx,
-            mmaxy=self._mmaxy,
+            bbox=self._bbox,
+            mbox=self._mbox,
             vx=self._vx,
             vy=self._vy,
             mx=self._mx,
@@ -174,10 +195,11 @@ class ZoneIndex:
             level = np.clip(np.ceil(ratio), 0, _MAX_LEVEL).astype(np.int64)
         self._inv_size = 1.0 / (s0 * float(_LEVEL_RATIO) ** np.arange(_MAX_LEVEL + 1))
         inv = self._inv_size[level]
-        cx0 = np.floor(self._bminx * inv).astype(np.int64)
-        cx1 = np.floor(self._bmaxx * inv).astype(np.int64)
-        cy0 = np.floor(self._bminy * inv).astype(np.int64)
-        cy1 = np.floor(self._bmaxy * inv).astype(np.int64)
+        bminx, bminy, bmaxx, bmaxy = self._bbox.T
+        cx0 = np.floor(bminx * inv).astype(np.int64)
+        cx1 = np.floor(bmaxx * inv).astype(np.int64)
+        cy0 = np.floor(bminy * inv).astype(np.int64)
+        cy1 = np.floor(bmaxy * inv).astype(np.int64)
         w = cx1 - cx0 + 1
         counts = w * (cy1 - cy0 + 1)
         zone = np.repeat(np.arange(n, dtype=np.int64), counts)
@@ -192,9 +214,7 @@ class ZoneIndex:
         # one row per cell entry: the zone, its rank and its bounding box, contiguous
         self._entry_zone = zone.astype(np.int32)
         self._entry_rank = self._rank[zone]
-        self._entry_box = np.column_stack(
-            [self._bminx[zone], self._bminy[zone], self._bmaxx[zone], self._bmaxy[zone]]
-        )
+        self._entry_box = np.ascontiguousarray(self._bbox[zone])
         ukeys, starts = np.unique(keys, return_index=True)
         ends = np.append(starts[1:], len(keys))
         self._bits = max(4, int(np.ceil(np.log2(max(len(ukeys), 1) * 2))))
@@ -260,6 +280,13 @@ class ZoneIndex:
         out = np.empty(lon.shape, np.int64)
         _kernels.locate(self._grid, lon.ravel(), lat.ravel(), out.reshape(-1))
         return out
+
+    def in_service_area(self, lon, lat, crs: str = "wgs84") -> np.ndarray:
+        """True where a fix lies in the service area (everywhere when none was given)."""
+        if self.service_index is None:
+            lon, _ = self._wgs84(lon, lat, crs)
+            return np.ones(lon.shape, bool)
+        return self.service_index.locate(lon, lat, crs) >= 0
 
     def nearest(
         self,

@@ -1,0 +1,1211 @@
+"""Settlement decisions that respect GPS uncertainty: settle, reject or review.
+
+A trip end's evidence (a trail of fixes, each with a 68 % accuracy radius, an
+optional heading and Bluetooth road studs heard) becomes the probability that the
+bike stands in a fenced parking box, and then an outcome with stable reason codes.
+Everything here is a pure function of (index, check, policy, now): replaying a
+recorded check against the same zone-set version and policy gives the same
+decision.
+
+The fix model
+-------------
+A fix's ``accuracy_m`` is the 68 % radius of an isotropic 2-D Gaussian, so its
+per-axis standard deviation is ``accuracy_m / 1.5096`` (``sqrt(-2 ln 0.32)``).
+A fix without accuracy gets ``Policy.default_accuracy_m``.
+
+Fusing a trail (the bike stands still while the lock closes):
+
+1. Fixes older than ``ended_at - max_fix_age_s`` or newer than
+   ``ended_at + max_clock_skew_s`` are stale and dropped; a fix without a time
+   counts as taken at ``ended_at``. If every fix is stale the check is decided
+   on all of them but cannot settle (``stale_fix``).
+2. Start from the coordinate-wise median of the fixes (robust to a minority of
+   outliers), then twice: keep the fixes whose squared distance to the estimate
+   is within ``outlier_chi2`` of their own variance (chi-square, 2 degrees of
+   freedom; 13.8 is the 99.9 % point), and take their inverse-variance weighted
+   mean. If none is kept, the fix nearest the estimate is.
+3. The fused standard deviation is that of the best kept fix, not the
+   ``1/sqrt(sum of weights)`` of independent errors: a standing phone's
+   consecutive fixes share satellites and multipath, so their errors are
+   strongly correlated and averaging them does not shrink the error.
+
+``p_inside`` is the probability that the true position lies in the best fenced
+box widened by ``tolerance_m`` on every side: a closed form for rectangles (a
+product of two error functions in the box's own frame) and, for other shapes, a
+numeric integral (Gauss-Legendre in slabs along y, error functions along x) that
+is exact to about 1e-6.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import threading
+import weakref
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from functools import cached_property
+from typing import Any
+
+import numba as nb
+import numpy as np
+import shapely
+
+from geofence import _kernels
+from geofence import crs as _crs
+from geofence.errors import CheckError, PolicyError
+from geofence.index import ZoneIndex
+from geofence.zoneset import KIND_NAMES, KIND_NO_PARKING, KIND_PARKING
+
+__all__ = [
+    "MAX_FIXES",
+    "OUTCOMES",
+    "REASONS",
+    "BeaconReading",
+    "Check",
+    "CheckBatch",
+    "Decision",
+    "DecisionBatch",
+    "Fix",
+    "Policy",
+    "decide",
+    "decide_arrays",
+    "decide_many",
+]
+
+SIGMA_PER_R68 = math.sqrt(-2.0 * math.log(1.0 - 0.68))  # 68 % radius / per-axis sigma
+MAX_FIXES = 50
+VEHICLE_TYPES = ("bike", "ebike")
+
+OUTCOMES = ("settle", "reject", "review")
+SETTLE, REJECT, REVIEW = 0, 1, 2
+
+REASONS = (
+    "inside_fenced_box",
+    "inside_unfenced_box",
+    "outside_all_boxes",
+    "in_no_parking_zone",
+    "accuracy_too_poor",
+    "near_edge",
+    "zone_inactive",
+    "operator_not_allowed",
+    "heading_mismatch",
+    "beacon_match",
+    "outside_service_area",
+    "stale_fix",
+)
+(
+    R_INSIDE_FENCED,
+    R_INSIDE_UNFENCED,
+    R_OUTSIDE_ALL,
+    R_NO_PARKING,
+    R_ACCURACY,
+    R_NEAR_EDGE,
+    R_INACTIVE,
+    R_OPERATOR,
+    R_HEADING,
+    R_BEACON,
+    R_SERVICE,
+    R_STALE,
+) = (1 << i for i in range(len(REASONS)))
+
+_CANDIDATES = 4  # fenced boxes weighed for p_inside
+_SIGMAS = 5.0  # boxes farther than tolerance + 5 sigma have p < 1e-6
+
+
+# --------------------------------------------------------------------------- inputs
+@dataclass(frozen=True, slots=True)
+class Fix:
+    """One GNSS fix: degrees in ``crs``, 68 % accuracy radius in metres, POSIX time."""
+
+    lon: float
+    lat: float
+    accuracy_m: float | None = None
+    at: float | None = None
+    crs: str = "wgs84"
+
+
+@dataclass(frozen=True, slots=True)
+class BeaconReading:
+    """A Bluetooth road stud heard at lock time: its id and signal strength (dBm)."""
+
+    id: str
+    rssi: float
+
+
+def _time(value: Any, field_name: str) -> float:
+    if not isinstance(value, str):
+        raise CheckError(
+            f"{field_name}: expected an RFC 3339 time string, got {type(value).__name__}",
+            field=field_name,
+            rule="type",
+        )
+    try:
+        t = datetime.fromisoformat(value)
+    except ValueError:
+        raise CheckError(
+            f"{field_name}: not an RFC 3339 time: {value!r}", field=field_name, rule="format"
+        ) from None
+    if t.tzinfo is None:
+        raise CheckError(
+            f"{field_name}: the time has no UTC offset: {value!r}", field=field_name, rule="format"
+        )
+    return t.timestamp()
+
+
+def _rfc3339(t: float) -> str:
+    return datetime.fromtimestamp(t, tz=UTC).isoformat().replace("+00:00", "Z")
+
+
+def _number(value: Any, field_name: str, *, lo: float, hi: float, lo_open: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise CheckError(
+            f"{field_name}: expected a number, got {type(value).__name__}",
+            field=field_name,
+            rule="type",
+        )
+    v = float(value)
+    if not math.isfinite(v):
+        raise CheckError(f"{field_name}: must be finite, got {v}", field=field_name, rule="finite")
+    if v < lo or v > hi or (lo_open and v == lo):
+        lo_txt = f"> {lo}" if lo_open else f">= {lo}"
+        raise CheckError(
+            f"{field_name}: {v} is out of range (must be {lo_txt} and <= {hi})",
+            field=field_name,
+            rule="range",
+        )
+    return v
+
+
+def _text(value: Any, field_name: str, *, required: bool = False) -> str:
+    if value is None and not required:
+        return ""
+    if not isinstance(value, str) or (required and not value):
+        raise CheckError(
+            f"{field_name}: expected a non-empty string", field=field_name, rule="type"
+        )
+    return value
+
+
+@dataclass(frozen=True)
+class Check:
+    """A trip-end check: the evidence of where the bike was left (DESIGN §6 body).
+
+    ``operator`` comes from the caller's credentials, not from the body.
+    """
+
+    fixes: tuple[Fix, ...]
+    ended_at: float
+    trip_id: str = ""
+    bike_id: str = ""
+    vehicle_type: str = "bike"
+    heading_deg: float | None = None
+    beacons: tuple[BeaconReading, ...] = ()
+    operator: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.fixes:
+            raise CheckError("fixes: a check needs at least one fix", field="fixes", rule="empty")
+        if len(self.fixes) > MAX_FIXES:
+            raise CheckError(
+                f"fixes: {len(self.fixes)} fixes; at most {MAX_FIXES} are accepted",
+                field="fixes",
+                rule="too_many",
+            )
+        for i, f in enumerate(self.fixes):
+            name = f"fixes[{i}]"
+            _number(f.lon, f"{name}.lon", lo=-180, hi=180)
+            _number(f.lat, f"{name}.lat", lo=-90, hi=90)
+            if f.accuracy_m is not None:
+                _number(f.accuracy_m, f"{name}.accuracy_m", lo=0, hi=1e5, lo_open=True)
+            if f.at is not None:
+                _number(f.at, f"{name}.at", lo=-1e11, hi=1e11)
+            if f.crs not in _crs.CRS_NAMES:
+                raise CheckError(
+                    f"{name}.crs: unknown CRS {f.crs!r} (expected one of "
+                    f"{', '.join(_crs.CRS_NAMES)})",
+                    field=f"{name}.crs",
+                    rule="enum",
+                )
+        _number(self.ended_at, "ended_at", lo=-1e11, hi=1e11)
+        if self.vehicle_type not in VEHICLE_TYPES:
+            raise CheckError(
+                f"vehicle_type: {self.vehicle_type!r} is not 'bike' or 'ebike'",
+                field="vehicle_type",
+                rule="enum",
+            )
+        if self.heading_deg is not None:
+            _number(self.heading_deg, "heading_deg", lo=0, hi=360)
+        for i, b in enumerate(self.beacons):
+            _text(b.id, f"beacons[{i}].id", required=True)
+            _number(b.rssi, f"beacons[{i}].rssi", lo=-200, hi=50)
+
+    @classmethod
+    def from_mapping(cls, body: Mapping[str, Any], *, operator: str | None = None) -> Check:
+        """Parse a check body (JSON object) into a check; :class:`CheckError` names the field."""
+        if not isinstance(body, Mapping):
+            raise CheckError("the check must be a JSON object", field="", rule="type")
+        raw_fixes = body.get("fixes")
+        if not isinstance(raw_fixes, list):
+            raise CheckError("fixes: expected an array of fixes", field="fixes", rule="type")
+        if len(raw_fixes) > MAX_FIXES:
+            raise CheckError(
+                f"fixes: {len(raw_fixes)} fixes; at most {MAX_FIXES} are accepted",
+                field="fixes",
+                rule="too_many",
+            )
+        fixes = []
+        for i, f in enumerate(raw_fixes):
+            name = f"fixes[{i}]"
+            if not isinstance(f, Mapping):
+                raise CheckError(f"{name}: expected an object", field=name, rule="type")
+            crs_name = f.get("crs", "wgs84")
+            if not isinstance(crs_name, str):
+                raise CheckError(f"{name}.crs: expected a string", field=f"{name}.crs", rule="type")
+            acc = f.get("accuracy_m")
+            at = f.get("at")
+            fixes.append(
+                Fix(
+                    lon=_number(f.get("lon"), f"{name}.lon", lo=-180, hi=180),
+                    lat=_number(f.get("lat"), f"{name}.lat", lo=-90, hi=90),
+                    accuracy_m=None
+                    if acc is None
+                    else _number(acc, f"{name}.accuracy_m", lo=0, hi=1e5, lo_open=True),
+                    at=None if at is None else _time(at, f"{name}.at"),
+                    crs=crs_name.lower(),
+                )
+            )
+        beacons = body.get("beacons") or []
+        if not isinstance(beacons, list):
+            raise CheckError("beacons: expected an array", field="beacons", rule="type")
+        readings = []
+        for i, b in enumerate(beacons):
+            if not isinstance(b, Mapping):
+                raise CheckError(
+                    f"beacons[{i}]: expected an object", field=f"beacons[{i}]", rule="type"
+                )
+            readings.append(
+                BeaconReading(
+                    id=_text(b.get("id"), f"beacons[{i}].id", required=True),
+                    rssi=_number(b.get("rssi"), f"beacons[{i}].rssi", lo=-200, hi=50),
+                )
+            )
+        heading = body.get("heading_deg")
+        return cls(
+            fixes=tuple(fixes),
+            ended_at=_time(body.get("ended_at"), "ended_at"),
+            trip_id=_text(body.get("trip_id"), "trip_id"),
+            bike_id=_text(body.get("bike_id"), "bike_id"),
+            vehicle_type=body.get("vehicle_type", "bike"),
+            heading_deg=None if heading is None else _number(heading, "heading_deg", lo=0, hi=360),
+            beacons=tuple(readings),
+            operator=operator,
+        )
+
+    def to_mapping(self) -> dict[str, Any]:
+        """The check as a JSON-ready body; ``Check.from_mapping`` of it gives it back."""
+        body: dict[str, Any] = {
+            "trip_id": self.trip_id,
+            "bike_id": self.bike_id,
+            "vehicle_type": self.vehicle_type,
+            "ended_at": _rfc3339(self.ended_at),
+            "fixes": [
+                {
+                    "lon": f.lon,
+                    "lat": f.lat,
+                    "accuracy_m": f.accuracy_m,
+                    "at": None if f.at is None else _rfc3339(f.at),
+                    "crs": f.crs,
+                }
+                for f in self.fixes
+            ],
+            "heading_deg": self.heading_deg,
+            "beacons": [{"id": b.id, "rssi": b.rssi} for b in self.beacons],
+        }
+        return body
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The settlement policy: plain values, with a stable id recorded in every decision.
+
+    Defaults (see the README for why): a box counts 0.3 m wider on every side
+    (paint width and the survey error of the box itself); settle at p >= 0.8;
+    reject at p <= 0.05; fixes worse than 15 m cannot settle; the last fix may be
+    at most 120 s old; vertical parking within 30 degrees; a road stud heard at
+    -75 dBm or stronger is strong evidence (p = 0.99) for its box; up to 3 nearest
+    boxes within 300 m are returned with a rejection.
+    """
+
+    tolerance_m: float = 0.3
+    settle_p: float = 0.8
+    reject_p: float = 0.05
+    max_accuracy_m: float = 15.0
+    max_fix_age_s: float = 120.0
+    max_clock_skew_s: float = 30.0
+    heading_tolerance_deg: float = 30.0
+    beacon_rssi_dbm: float = -75.0
+    beacon_p: float = 0.99
+    k_nearest: int = 3
+    nearest_radius_m: float = 300.0
+    default_accuracy_m: float = 10.0
+    max_trail_spread_m: float = 1000.0
+    outlier_chi2: float = 13.8
+
+    def __post_init__(self) -> None:
+        checks = [
+            ("tolerance_m", 0 <= self.tolerance_m <= 10),
+            ("reject_p", 0 <= self.reject_p < self.settle_p),
+            ("settle_p", self.reject_p < self.settle_p <= 1),
+            ("max_accuracy_m", self.max_accuracy_m > 0),
+            ("max_fix_age_s", self.max_fix_age_s > 0),
+            ("max_clock_skew_s", self.max_clock_skew_s >= 0),
+            ("heading_tolerance_deg", 0 <= self.heading_tolerance_deg <= 90),
+            ("beacon_p", 0 <= self.beacon_p <= 1),
+            ("k_nearest", isinstance(self.k_nearest, int) and 0 <= self.k_nearest <= 20),
+            ("nearest_radius_m", 0 < self.nearest_radius_m <= 10_000),
+            ("default_accuracy_m", self.default_accuracy_m > 0),
+            ("max_trail_spread_m", self.max_trail_spread_m > 0),
+            ("outlier_chi2", self.outlier_chi2 > 0),
+        ]
+        for name, ok in checks:
+            if not ok:
+                raise PolicyError(f"policy: {name} = {getattr(self, name)!r} is out of range")
+
+    @cached_property
+    def id(self) -> str:
+        """``pol-`` and 12 hex digits of the SHA-256 of the policy's values."""
+        blob = json.dumps(asdict(self), sort_keys=True).encode()
+        return "pol-" + hashlib.sha256(blob).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class CheckBatch:
+    """Checks as arrays, for :func:`decide_arrays`: ``n`` checks of up to ``m`` fixes.
+
+    ``lon, lat, accuracy_m, at`` are (n, m) float arrays in WGS-84, NaN-padded past
+    ``n_fixes``; a missing accuracy or time is NaN. ``beacon_zone`` is the position
+    of the fenced box whose road stud was heard above the threshold, or -1.
+    """
+
+    lon: np.ndarray
+    lat: np.ndarray
+    accuracy_m: np.ndarray
+    at: np.ndarray
+    n_fixes: np.ndarray
+    ended_at: np.ndarray
+    heading_deg: np.ndarray
+    beacon_zone: np.ndarray
+    operator: str | None = None
+
+    def __len__(self) -> int:
+        return len(self.ended_at)
+
+    @classmethod
+    def from_checks(
+        cls, index: ZoneIndex, checks: Sequence[Check], policy: Policy, operator: str | None
+    ) -> CheckBatch:
+        """Arrays of ``checks`` (converted to WGS-84; beacons resolved against ``index``)."""
+        n = len(checks)
+        m = max((len(c.fixes) for c in checks), default=1)
+        lon = np.full((n, m), np.nan)
+        lat = np.full((n, m), np.nan)
+        acc = np.full((n, m), np.nan)
+        at = np.full((n, m), np.nan)
+        nfix = np.zeros(n, np.int64)
+        crs_of: dict[str, list[tuple[int, int]]] = {}
+        for i, c in enumerate(checks):
+            nfix[i] = len(c.fixes)
+            for j, f in enumerate(c.fixes):
+                lon[i, j] = f.lon
+                lat[i, j] = f.lat
+                if f.accuracy_m is not None:
+                    acc[i, j] = f.accuracy_m
+                if f.at is not None:
+                    at[i, j] = f.at
+                if f.crs not in ("wgs84", "cgcs2000"):
+                    crs_of.setdefault(f.crs, []).append((i, j))
+        for name, cells in crs_of.items():
+            ii, jj = np.array(cells).T
+            lon[ii, jj], lat[ii, jj] = _crs.to_wgs84(lon[ii, jj], lat[ii, jj], name)
+        beacon_zone = np.full(n, -1, np.int64)
+        stud = _tables(index, policy.tolerance_m).beacon_position
+        for i, c in enumerate(checks):
+            heard = [b for b in c.beacons if b.rssi >= policy.beacon_rssi_dbm and b.id in stud]
+            if heard:
+                beacon_zone[i] = stud[max(heard, key=lambda b: (b.rssi, b.id)).id]
+        return cls(
+            lon=lon,
+            lat=lat,
+            accuracy_m=acc,
+            at=at,
+            n_fixes=nfix,
+            ended_at=np.array([c.ended_at for c in checks], np.float64),
+            heading_deg=np.array(
+                [np.nan if c.heading_deg is None else c.heading_deg for c in checks], np.float64
+            ),
+            beacon_zone=beacon_zone,
+            operator=operator,
+        )
+
+
+# --------------------------------------------------------------------------- outputs
+@dataclass(frozen=True)
+class Decision:
+    """The outcome of one check, with the evidence and the versions that decided it."""
+
+    outcome: str
+    zone: Mapping[str, Any] | None
+    p_inside: float
+    distance_m: float | None
+    nearest: tuple[Mapping[str, Any], ...]
+    reasons: tuple[str, ...]
+    zone_set_version: int | None
+    policy: str
+    check_id: str | None
+    decided_at: float
+    position: Mapping[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready mapping with the DESIGN §3 fields (``decided_at`` as RFC 3339)."""
+        return {
+            "outcome": self.outcome,
+            "zone": dict(self.zone) if self.zone is not None else None,
+            "p_inside": self.p_inside,
+            "distance_m": self.distance_m,
+            "nearest": [dict(n) for n in self.nearest],
+            "reasons": list(self.reasons),
+            "zone_set_version": self.zone_set_version,
+            "policy": self.policy,
+            "check_id": self.check_id,
+            "decided_at": _rfc3339(self.decided_at),
+            "position": dict(self.position),
+        }
+
+
+@dataclass(frozen=True)
+class DecisionBatch:
+    """Decisions as arrays (see :func:`decide_arrays`); ``decision(i)`` gives one."""
+
+    index: ZoneIndex
+    policy: Policy
+    now: float
+    outcome: np.ndarray  # int8 codes into OUTCOMES
+    reasons: np.ndarray  # int32 bit sets over REASONS
+    zone: np.ndarray  # matched zone position or -1
+    p_inside: np.ndarray
+    distance_m: np.ndarray  # signed, NaN without a zone
+    nearest_pos: np.ndarray  # (n, k) positions, -1 padded
+    nearest_dist: np.ndarray
+    nearest_bearing: np.ndarray
+    lon: np.ndarray  # fused position, WGS-84
+    lat: np.ndarray
+    accuracy_m: np.ndarray  # fused 68 % radius
+
+    def __len__(self) -> int:
+        return len(self.outcome)
+
+    def decision(self, i: int, check_id: str | None = None) -> Decision:
+        """Decision ``i`` as a :class:`Decision`."""
+        zs = self.index.zone_set
+        z = int(self.zone[i])
+        zone = None
+        if z >= 0:
+            zone = {
+                "id": str(zs.ids[z]),
+                "kind": KIND_NAMES[int(zs.kind[z])],
+                "fenced": bool(zs.fenced[z]),
+                "district": str(zs.district[z]),
+                "name": str(zs.name[z]),
+            }
+        nearest = tuple(
+            {
+                "zone_id": str(zs.ids[p]),
+                "distance_m": round(float(d), 2),
+                "bearing_deg": round(float(b), 1),
+            }
+            for p, d, b in zip(
+                self.nearest_pos[i], self.nearest_dist[i], self.nearest_bearing[i], strict=True
+            )
+            if p >= 0
+        )
+        bits = int(self.reasons[i])
+        dist = float(self.distance_m[i])
+        return Decision(
+            outcome=OUTCOMES[int(self.outcome[i])],
+            zone=zone,
+            p_inside=round(float(self.p_inside[i]), 4),
+            distance_m=None if math.isnan(dist) else round(dist, 2),
+            nearest=nearest,
+            reasons=tuple(r for b, r in enumerate(REASONS) if bits >> b & 1),
+            zone_set_version=zs.version,
+            policy=self.policy.id,
+            check_id=check_id,
+            decided_at=self.now,
+            position={
+                "lon": round(float(self.lon[i]), 7),
+                "lat": round(float(self.lat[i]), 7),
+                "accuracy_m": round(float(self.accuracy_m[i]), 2),
+            },
+        )
+
+
+# --------------------------------------------------------------------------- derived tables
+@dataclass(frozen=True)
+class _Tables:
+    """What decisions need beyond the index, derived once per (index, tolerance)."""
+
+    rect: np.ndarray  # (n, 6): cx, cy, ux, uy, half-length, half-width (metres); NaN: not a rect
+    poly_of: np.ndarray  # zone -> buffered polygon number, -1 for none
+    pvx: np.ndarray  # buffered non-rectangular fenced boxes, flat rings (metres)
+    pvy: np.ndarray
+    pring_start: np.ndarray
+    pzone_ring_start: np.ndarray
+    max_vertices: int
+    fenced: np.ndarray  # fenced parking boxes
+    beacon_position: Mapping[str, int]
+    open_masks: dict[str | None, tuple[np.ndarray, np.ndarray]]
+
+
+_TABLES: weakref.WeakKeyDictionary[ZoneIndex, dict[float, _Tables]] = weakref.WeakKeyDictionary()
+_TABLES_LOCK = threading.Lock()
+
+
+def _rectangles(geoms_m: np.ndarray) -> np.ndarray:
+    """(n, 6) rectangle frames of the geometries that are rectangles, NaN elsewhere.
+
+    Coordinates rounded to 1e-7 degrees (1 cm) bend right angles by up to ~0.3
+    degrees on a 2 m box, so a quadrilateral counts as a rectangle when every corner
+    is within 0.6 degrees of square and opposite sides agree to 2 cm; its frame is
+    then the mean of its sides (the p_inside error that leaves is far below 0.001).
+    """
+    out = np.full((len(geoms_m), 6), np.nan)
+    cand = np.flatnonzero(
+        (shapely.get_type_id(geoms_m) == 3)
+        & (shapely.get_num_interior_rings(geoms_m) == 0)
+        & (shapely.get_num_coordinates(geoms_m) == 5)
+    )
+    if len(cand) == 0:
+        return out
+    c = shapely.get_coordinates(geoms_m[cand]).reshape(-1, 5, 2)
+    e = np.diff(c, axis=1)  # 4 edges
+    ln = np.hypot(e[..., 0], e[..., 1])
+    nxt = np.roll(e, -1, axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cosang = np.abs((e * nxt).sum(-1)) / (ln * np.roll(ln, -1, axis=1))
+    ok = (
+        (cosang < 0.01).all(axis=1)
+        & (ln > 0).all(axis=1)
+        & (np.abs(ln[:, 0] - ln[:, 2]) < 0.02)
+        & (np.abs(ln[:, 1] - ln[:, 3]) < 0.02)
+    )
+    c, e, ln, cand = c[ok], e[ok], ln[ok], cand[ok]
+    # mean direction of each pair of opposite sides (the second of a pair runs backwards)
+    d0 = e[:, 0] - e[:, 2]
+    d1 = e[:, 1] - e[:, 3]
+    l0 = (ln[:, 0] + ln[:, 2]) / 2
+    l1 = (ln[:, 1] + ln[:, 3]) / 2
+    long0 = l0 >= l1
+    axis = np.where(long0[:, None], d0, d1)
+    out[cand, 0:2] = c[:, :4].mean(axis=1)
+    out[cand, 2:4] = axis / np.hypot(axis[:, 0], axis[:, 1])[:, None]
+    out[cand, 4] = np.where(long0, l0, l1) / 2
+    out[cand, 5] = np.where(long0, l1, l0) / 2
+    return out
+
+
+def _build_tables(index: ZoneIndex, tolerance: float) -> _Tables:
+    from geofence.index import _flatten  # the index's own ring layout
+
+    zs = index.zone_set
+    fenced = (zs.kind == KIND_PARKING) & zs.fenced
+    rect = _rectangles(zs.geometry_m)
+    rect[~fenced] = np.nan
+    others = np.flatnonzero(fenced & np.isnan(rect[:, 0]))
+    poly_of = np.full(len(zs), -1, np.int64)
+    poly_of[others] = np.arange(len(others))
+    buffered = shapely.buffer(zs.geometry_m[others], tolerance, join_style="mitre")
+    if len(others):
+        pvx, pvy, pring, pzone = _flatten(buffered)
+        max_v = int(shapely.get_num_coordinates(buffered).max())
+    else:
+        pvx = pvy = np.zeros(1)
+        pring = np.zeros(1, np.int64)
+        pzone = np.zeros(1, np.int64)
+        max_v = 0
+    stud = {}
+    for p in np.flatnonzero(fenced):
+        for b in zs.beacons[p]:
+            stud.setdefault(b, int(p))
+    return _Tables(
+        rect=np.ascontiguousarray(rect),
+        poly_of=poly_of,
+        pvx=pvx,
+        pvy=pvy,
+        pring_start=pring,
+        pzone_ring_start=pzone,
+        max_vertices=max_v,
+        fenced=fenced,
+        beacon_position=stud,
+        open_masks={},
+    )
+
+
+def _tables(index: ZoneIndex, tolerance: float) -> _Tables:
+    with _TABLES_LOCK:
+        per_index = _TABLES.setdefault(index, {})
+        t = per_index.get(tolerance)
+        if t is None:
+            t = per_index[tolerance] = _build_tables(index, tolerance)
+        return t
+
+
+def _open_masks(index: ZoneIndex, t: _Tables, operator: str | None) -> tuple[np.ndarray, ...]:
+    """(zones open to the operator, fenced boxes open to it); cached per operator."""
+    masks = t.open_masks.get(operator)
+    if masks is None:
+        open_any = index.zone_set.open_to(operator)
+        masks = t.open_masks[operator] = (open_any, t.fenced & open_any)
+    return masks
+
+
+# --------------------------------------------------------------------------- kernels
+_jit = nb.njit(cache=True, nogil=True)
+_jit_inline = nb.njit(cache=True, nogil=True, inline="always")
+
+# Gauss-Legendre, 8 nodes on [-1, 1]
+_GL_X, _GL_W = np.polynomial.legendre.leggauss(8)
+_INV_SQRT2 = 1.0 / math.sqrt(2.0)
+_INV_SQRT2PI = 1.0 / math.sqrt(2.0 * math.pi)
+
+
+@_jit
+def _fuse(lon, lat, acc, at, nfix, ended_at, default_acc, max_age, max_skew, chi2, out):
+    """Fuse each check's trail: out columns lon, lat, sigma, stale (0/1), spread (m)."""
+    m = lon.shape[1]
+    w = np.empty(m)
+    dx = np.empty(m)
+    dy = np.empty(m)
+    keep = np.empty(m, np.bool_)
+    usable = np.empty(m, np.bool_)
+    tmp = np.empty(m)
+    for i in range(lon.shape[0]):
+        n = nfix[i]
+        lon0 = lon[i, n - 1]
+        lat0 = lat[i, n - 1]
+        kx = 111_320.0 * math.cos(math.radians(lat0))
+        ky = 110_574.0
+        fresh = 0
+        for j in range(n):
+            a = acc[i, j]
+            if not (a == a):
+                a = default_acc
+            s = a / 1.5095921854516636
+            w[j] = 1.0 / (s * s)
+            dx[j] = (lon[i, j] - lon0) * kx
+            dy[j] = (lat[i, j] - lat0) * ky
+            t = at[i, j]
+            ok = not (t == t) or (ended_at[i] - max_age <= t <= ended_at[i] + max_skew)
+            keep[j] = ok
+            if ok:
+                fresh += 1
+        stale = fresh == 0
+        if stale:
+            for j in range(n):
+                keep[j] = True
+        # coordinate-wise median of the usable fixes
+        k = 0
+        for j in range(n):
+            if keep[j]:
+                tmp[k] = dx[j]
+                k += 1
+        ex = np.median(tmp[:k])
+        k = 0
+        for j in range(n):
+            if keep[j]:
+                tmp[k] = dy[j]
+                k += 1
+        ey = np.median(tmp[:k])
+        spread = 0.0
+        for j in range(n):
+            d = math.hypot(dx[j] - ex, dy[j] - ey)
+            if d > spread:
+                spread = d
+        for j in range(n):
+            usable[j] = keep[j]
+        for _ in range(2):
+            sw = 0.0
+            sx = 0.0
+            sy = 0.0
+            best_j = -1
+            best_d = np.inf
+            for j in range(n):
+                if not usable[j]:
+                    continue
+                d2 = ((dx[j] - ex) ** 2 + (dy[j] - ey) ** 2) * w[j]
+                if d2 < best_d:
+                    best_d = d2
+                    best_j = j
+                keep[j] = d2 <= chi2
+                if keep[j]:
+                    sw += w[j]
+                    sx += w[j] * dx[j]
+                    sy += w[j] * dy[j]
+            if sw == 0.0:
+                keep[best_j] = True
+                sw = w[best_j]
+                sx = w[best_j] * dx[best_j]
+                sy = w[best_j] * dy[best_j]
+            ex = sx / sw
+            ey = sy / sw
+        wmax = 0.0
+        for j in range(n):
+            if keep[j] and w[j] > wmax:
+                wmax = w[j]
+        out[i, 0] = lon0 + ex / kx
+        out[i, 1] = lat0 + ey / ky
+        out[i, 2] = 1.0 / math.sqrt(wmax)
+        out[i, 3] = 1.0 if stale else 0.0
+        out[i, 4] = spread
+
+
+@_jit_inline
+def _rect_p(x, y, s, r, z, tol):
+    dx = x - r[z, 0]
+    dy = y - r[z, 1]
+    u = dx * r[z, 2] + dy * r[z, 3]
+    v = -dx * r[z, 3] + dy * r[z, 2]
+    a = r[z, 4] + tol
+    b = r[z, 5] + tol
+    k = 0.7071067811865476 / s
+    pu = 0.5 * (math.erf((a - u) * k) + math.erf((a + u) * k))
+    pv = 0.5 * (math.erf((b - v) * k) + math.erf((b + v) * k))
+    return pu * pv
+
+
+@_jit_inline
+def _poly_p(q, x, y, s, pvx, pvy, pring, pzone, gl_x, gl_w, ys, xs):
+    """P(N((x, y), s^2 I) in polygon q): Gauss-Legendre over y-slabs, erf along x.
+
+    The slabs run between the polygon's vertex heights and y + j s (j = -8 .. 8),
+    clipped to the polygon's own height, so each is smooth and at most s high.
+    """
+    ymin = np.inf
+    ymax = -np.inf
+    for r in range(pzone[q], pzone[q + 1]):
+        for v in range(pring[r], pring[r + 1]):
+            ymin = min(ymin, pvy[v])
+            ymax = max(ymax, pvy[v])
+    lo = max(y - 8.0 * s, ymin)
+    hi = min(y + 8.0 * s, ymax)
+    if hi <= lo:
+        return 0.0
+    ys[0] = lo
+    ys[1] = hi
+    nb_ = 2
+    for r in range(pzone[q], pzone[q + 1]):
+        for v in range(pring[r], pring[r + 1]):
+            if lo < pvy[v] < hi:
+                ys[nb_] = pvy[v]
+                nb_ += 1
+    for j in range(-8, 9):
+        yj = y + j * s
+        if lo < yj < hi:
+            ys[nb_] = yj
+            nb_ += 1
+    ys[:nb_].sort()
+    k = 0.7071067811865476 / s
+    total = 0.0
+    for t in range(nb_ - 1):
+        y0 = ys[t]
+        y1 = ys[t + 1]
+        if y1 <= y0:
+            continue
+        h = 0.5 * (y1 - y0)
+        mid = 0.5 * (y1 + y0)
+        for g in range(gl_x.shape[0]):
+            yy = mid + h * gl_x[g]
+            nc = 0
+            for r in range(pzone[q], pzone[q + 1]):
+                for v in range(pring[r], pring[r + 1] - 1):
+                    ya = pvy[v]
+                    yb = pvy[v + 1]
+                    if (ya > yy) != (yb > yy):
+                        xs[nc] = pvx[v] + (yy - ya) * (pvx[v + 1] - pvx[v]) / (yb - ya)
+                        nc += 1
+            if nc < 2:
+                continue
+            xs[:nc].sort()
+            acc = 0.0
+            for c in range(0, nc - 1, 2):
+                acc += math.erf((xs[c + 1] - x) * k) - math.erf((xs[c] - x) * k)
+            zy = (yy - y) / s
+            total += gl_w[g] * h * math.exp(-0.5 * zy * zy) * 0.3989422804014327 / s * 0.5 * acc
+    return total
+
+
+@_jit
+def _decide(
+    g,
+    lon,
+    lat,
+    x,
+    y,
+    sigma,
+    stale,
+    in_service,
+    ended_at,
+    heading,
+    beacon_zone,
+    kind,
+    zheading,
+    active_from,
+    active_to,
+    fenced,
+    open_fenced,
+    open_any,
+    rect,
+    poly_of,
+    pvx,
+    pvy,
+    pring,
+    pzone,
+    max_vertices,
+    gl_x,
+    gl_w,
+    tol,
+    settle_p,
+    reject_p,
+    max_acc,
+    heading_tol,
+    beacon_p,
+    k_near,
+    near_radius,
+    out_outcome,
+    out_reasons,
+    out_zone,
+    out_p,
+    out_dist,
+    near_pos,
+    near_dist,
+    near_x,
+    near_y,
+):
+    levels, lmr, inv_size, table, shift = g.levels, g.level_min_rank, g.inv_size, g.table, g.shift
+    lzs, lz, ebox, ezone, erank = (
+        g.level_zone_start,
+        g.level_zones,
+        g.entry_box,
+        g.entry_zone,
+        g.entry_rank,
+    )
+    bbox, mbox, vx, vy, mx, my = g.bbox, g.mbox, g.vx, g.vy, g.mx, g.my
+    rs, zrs, perm, inv_perm = g.ring_start, g.zone_ring_start, g.perm, g.inv_perm
+    cand_pos = np.empty((1, 4), np.int64)
+    cand_dist = np.empty((1, 4))
+    qbox = np.empty(4)
+    ys = np.empty(max_vertices + 20)
+    xs = np.empty(max_vertices + 4)
+    for i in range(lon.shape[0]):
+        s = sigma[i]
+        acc68 = s * 1.5095921854516636
+        t = ended_at[i]
+        # the covering zone (a parking box beats a no-parking area)
+        loc = _kernels.locate_one(
+            lon[i], lat[i], levels, lmr, inv_size, table, shift, erank, ebox, ezone,
+            vx, vy, rs, zrs,
+        )  # fmt: skip
+        loc = perm[loc] if loc >= 0 else -1
+        # fenced boxes close enough to matter, and the most probable one
+        _kernels.nearest_one(
+            lon[i], lat[i], x[i], y[i], 4, tol + 5.0 * s, fenced, active_from, active_to,
+            np.nan, cand_pos, cand_dist, 0, qbox,
+            levels, inv_size, lzs, lz, table, shift, ebox, ezone, bbox, mbox, mx, my, rs, zrs, perm,
+        )  # fmt: skip
+        best = -1
+        best_p = 0.0
+        for c in range(4):
+            z = cand_pos[0, c]
+            if z < 0:
+                break
+            if rect[z, 0] == rect[z, 0]:
+                p = _rect_p(x[i], y[i], s, rect, z, tol)
+            else:
+                p = _poly_p(poly_of[z], x[i], y[i], s, pvx, pvy, pring, pzone, gl_x, gl_w, ys, xs)
+            if p > best_p:
+                best_p = p
+                best = z
+        beacon = False
+        bz = beacon_zone[i]
+        if bz >= 0:
+            d, _, _ = _kernels.zone_closest(inv_perm[bz], x[i], y[i], mx, my, rs, zrs)
+            if d <= near_radius:
+                pb = beacon_p
+                if bz == best and best_p > pb:
+                    pb = best_p
+                best = bz
+                best_p = pb
+                beacon = True
+        zone = best if best >= 0 else loc
+        dist = np.nan
+        if zone >= 0:
+            dist, _, _ = _kernels.zone_closest(inv_perm[zone], x[i], y[i], mx, my, rs, zrs)
+        # what forbids settling in the best box
+        forbid = 0
+        if best >= 0:
+            if not (active_from[best] <= t < active_to[best]):
+                forbid |= R_INACTIVE
+            if not open_any[best]:
+                forbid |= R_OPERATOR
+            h = heading[i]
+            zh = zheading[best]
+            if h == h and zh == zh:
+                diff = abs(((h - zh) + 90.0) % 180.0 - 90.0)  # orientation: modulo 180
+                if diff > heading_tol:
+                    forbid |= R_HEADING
+        reasons = 0
+        if beacon:
+            reasons |= R_BEACON
+        if loc >= 0 and kind[loc] == KIND_NO_PARKING:
+            reasons |= R_NO_PARKING
+        if not in_service[i]:
+            outcome = REJECT
+            reasons |= R_SERVICE
+        elif stale[i]:
+            outcome = REVIEW
+            reasons |= R_STALE
+        elif best_p >= settle_p and (acc68 <= max_acc or beacon):
+            if forbid == 0:
+                outcome = SETTLE
+                reasons |= R_INSIDE_FENCED
+                if dist == dist and dist > -acc68:
+                    reasons |= R_NEAR_EDGE
+            else:
+                outcome = REJECT
+                reasons |= forbid
+        elif best_p <= reject_p:
+            outcome = REJECT
+            if loc >= 0 and kind[loc] == KIND_PARKING and not fenced[loc]:
+                reasons |= R_INSIDE_UNFENCED
+            elif not (loc >= 0 and kind[loc] == KIND_NO_PARKING):
+                reasons |= R_OUTSIDE_ALL
+        elif acc68 > max_acc:
+            outcome = REVIEW
+            reasons |= R_ACCURACY
+        else:
+            outcome = REVIEW
+            reasons |= R_NEAR_EDGE
+        out_outcome[i] = outcome
+        out_reasons[i] = reasons
+        out_zone[i] = zone
+        out_p[i] = best_p
+        out_dist[i] = dist
+        # where the rider could park instead (not needed once settled): fenced boxes
+        # open to the operator and active
+        if k_near == 0 or outcome == SETTLE:
+            continue
+        _kernels.nearest_one(
+            lon[i], lat[i], x[i], y[i], k_near, near_radius, open_fenced, active_from,
+            active_to, t, near_pos, near_dist, i, qbox,
+            levels, inv_size, lzs, lz, table, shift, ebox, ezone, bbox, mbox, mx, my, rs, zrs, perm,
+        )  # fmt: skip
+        for c in range(k_near):
+            z = near_pos[i, c]
+            if z < 0:
+                near_x[i, c] = np.nan
+                near_y[i, c] = np.nan
+            else:
+                _, bx, by = _kernels.zone_closest(inv_perm[z], x[i], y[i], mx, my, rs, zrs)
+                near_x[i, c] = bx
+                near_y[i, c] = by
+
+
+# --------------------------------------------------------------------------- entry points
+def _bearing_deg(x, y, bx, by, lon, lat) -> np.ndarray:
+    """True bearing (clockwise from north) from (x, y) to (bx, by), both EPSG:4547 metres.
+
+    Grid bearing plus the meridian convergence of the Gauss-Kruger zone (CM 114E).
+    """
+    grid = np.degrees(np.arctan2(bx - x, by - y))
+    gamma = np.degrees(np.arctan(np.tan(np.radians(lon - 114.0)) * np.sin(np.radians(lat))))
+    return np.mod(grid + gamma, 360.0)
+
+
+def decide_arrays(index: ZoneIndex, batch: CheckBatch, policy: Policy, now: float) -> DecisionBatch:
+    """Decide a batch of checks given as arrays; the compiled path behind every decision.
+
+    Raises :class:`CheckError` when a check's trail spreads over more than
+    ``policy.max_trail_spread_m`` (its ``check_index`` is the check's number).
+    """
+    n = len(batch)
+    t = _tables(index, policy.tolerance_m)
+    zs = index.zone_set
+    fused = np.empty((n, 5))
+    _fuse(
+        batch.lon,
+        batch.lat,
+        batch.accuracy_m,
+        batch.at,
+        batch.n_fixes,
+        batch.ended_at,
+        policy.default_accuracy_m,
+        policy.max_fix_age_s,
+        policy.max_clock_skew_s,
+        policy.outlier_chi2,
+        fused,
+    )
+    too_wide = np.flatnonzero(fused[:, 4] > policy.max_trail_spread_m)
+    if len(too_wide):
+        i = int(too_wide[0])
+        raise CheckError(
+            f"fixes: the trail spreads over {fused[i, 4]:.0f} m "
+            f"(at most {policy.max_trail_spread_m:.0f} m for a bike standing still)",
+            field="fixes",
+            rule="spread",
+            check_index=i,
+        )
+    lon = np.ascontiguousarray(fused[:, 0])
+    lat = np.ascontiguousarray(fused[:, 1])
+    x, y = _crs.project(lon, lat)
+    x = np.ascontiguousarray(x, dtype=np.float64).reshape(n)
+    y = np.ascontiguousarray(y, dtype=np.float64).reshape(n)
+    in_service = index.in_service_area(lon, lat)
+    k = policy.k_nearest
+    outcome = np.empty(n, np.int8)
+    reasons = np.empty(n, np.int32)
+    zone = np.empty(n, np.int64)
+    p = np.empty(n)
+    dist = np.empty(n)
+    near_pos = np.full((n, max(k, 1)), -1, np.int64)
+    near_dist = np.full((n, max(k, 1)), np.inf)
+    near_x = np.full((n, max(k, 1)), np.nan)
+    near_y = np.full((n, max(k, 1)), np.nan)
+    open_any, open_fenced = _open_masks(index, t, batch.operator)
+    _decide(
+        index._grid,
+        lon,
+        lat,
+        x,
+        y,
+        np.ascontiguousarray(fused[:, 2]),
+        fused[:, 3] > 0,
+        in_service,
+        batch.ended_at,
+        batch.heading_deg,
+        batch.beacon_zone,
+        zs.kind,
+        zs.heading_deg,
+        zs.active_from,
+        zs.active_to,
+        t.fenced,
+        open_fenced,
+        open_any,
+        t.rect,
+        t.poly_of,
+        t.pvx,
+        t.pvy,
+        t.pring_start,
+        t.pzone_ring_start,
+        t.max_vertices,
+        _GL_X,
+        _GL_W,
+        policy.tolerance_m,
+        policy.settle_p,
+        policy.reject_p,
+        policy.max_accuracy_m,
+        policy.heading_tolerance_deg,
+        policy.beacon_p,
+        k,
+        policy.nearest_radius_m,
+        outcome,
+        reasons,
+        zone,
+        p,
+        dist,
+        near_pos,
+        near_dist,
+        near_x,
+        near_y,
+    )
+    bearing = _bearing_deg(x[:, None], y[:, None], near_x, near_y, lon[:, None], lat[:, None])
+    return DecisionBatch(
+        index=index,
+        policy=policy,
+        now=now,
+        outcome=outcome,
+        reasons=reasons,
+        zone=zone,
+        p_inside=np.clip(p, 0.0, 1.0),
+        distance_m=dist,
+        nearest_pos=near_pos[:, :k],
+        nearest_dist=near_dist[:, :k],
+        nearest_bearing=bearing[:, :k],
+        lon=lon,
+        lat=lat,
+        accuracy_m=fused[:, 2] * SIGMA_PER_R68,
+    )
+
+
+def decide_many(
+    index: ZoneIndex,
+    checks: Sequence[Check],
+    policy: Policy,
+    now: float,
+    check_ids: Sequence[str | None] | None = None,
+) -> list[Decision]:
+    """Decide many checks at once (grouped by operator, compiled inside).
+
+    Equal, check by check, to :func:`decide`.
+    """
+    if check_ids is not None and len(check_ids) != len(checks):
+        raise ValueError(f"{len(check_ids)} check ids for {len(checks)} checks")
+    out: list[Decision | None] = [None] * len(checks)
+    groups: dict[str | None, list[int]] = {}
+    for i, c in enumerate(checks):
+        groups.setdefault(c.operator, []).append(i)
+    for operator, members in groups.items():
+        batch = CheckBatch.from_checks(index, [checks[i] for i in members], policy, operator)
+        try:
+            decided = decide_arrays(index, batch, policy, now)
+        except CheckError as exc:  # number the check in the caller's list
+            if exc.check_index is not None:
+                exc.check_index = members[exc.check_index]
+            raise
+        for j, i in enumerate(members):
+            out[i] = decided.decision(j, None if check_ids is None else check_ids[i])
+    return [d for d in out if d is not None]
+
+
+def decide(
+    index: ZoneIndex, check: Check, policy: Policy, now: float, check_id: str | None = None
+) -> Decision:
+    """Decide one trip-end check: ``settle``, ``reject`` or ``review``, with reasons.
+
+    A pure function of its arguments; ``now`` is recorded as ``decided_at`` and
+    nothing else depends on it (activity and staleness are judged at
+    ``check.ended_at``).
+
+    Raises :class:`CheckError` for evidence that cannot be decided (a trail spread
+    over more than ``policy.max_trail_spread_m``); malformed checks are refused
+    when the :class:`Check` is built.
+
+    Examples
+    --------
+    >>> from geofence import ZoneSet, ZoneIndex
+    >>> fc = {"type": "FeatureCollection", "features": [{"type": "Feature",
+    ...   "id": "A", "properties": {"kind": "parking", "fenced": True},
+    ...   "geometry": {"type": "Polygon", "coordinates": [[[113.55, 22.25],
+    ...     [113.55008, 22.25], [113.55008, 22.25002], [113.55, 22.25002], [113.55, 22.25]]]}}]}
+    >>> ix = ZoneIndex(ZoneSet.from_geojson(fc))
+    >>> check = Check(fixes=(Fix(113.55004, 22.25001, accuracy_m=0.5),), ended_at=1.8e9)
+    >>> d = decide(ix, check, Policy(), now=1.8e9)
+    >>> d.outcome, d.zone["id"], d.reasons
+    ('settle', 'A', ('inside_fenced_box',))
+    >>> far = Check(fixes=(Fix(113.5505, 22.25, accuracy_m=3),), ended_at=1.8e9)
+    >>> d = decide(ix, far, Policy(), now=1.8e9)
+    >>> d.outcome, d.reasons, d.nearest[0]["zone_id"], round(d.nearest[0]["bearing_deg"])
+    ('reject', ('outside_all_boxes',), 'A', 270)
+    """
+    return decide_many(index, [check], policy, now, [check_id])[0]
