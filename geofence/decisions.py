@@ -24,16 +24,18 @@ Fusing a trail (the bike stands still while the lock closes):
    is within ``outlier_chi2`` of their own variance (chi-square, 2 degrees of
    freedom; 13.8 is the 99.9 % point), and take their inverse-variance weighted
    mean. If none is kept, the fix nearest the estimate is.
-3. The fused standard deviation is that of the best kept fix, not the
-   ``1/sqrt(sum of weights)`` of independent errors: a standing phone's
-   consecutive fixes share satellites and multipath, so their errors are
-   strongly correlated and averaging them does not shrink the error.
+3. The fused variance is that of a weighted mean of equicorrelated errors,
+   ``(1 - rho) / W + rho * (sum(1 / sigma_i) / W) ** 2`` with ``W = sum(1 / sigma_i**2)``
+   and ``rho = Policy.fix_correlation``: a standing phone's consecutive fixes share
+   satellites and multipath, so their errors are correlated and averaging shrinks
+   them less than for independent fixes (``rho = 0``: 1/sqrt(W); ``rho = 1``: no
+   shrinking at all).
 
 ``p_inside`` is the probability that the true position lies in the best fenced
 box widened by ``tolerance_m`` on every side: a closed form for rectangles (a
 product of two error functions in the box's own frame) and, for other shapes, a
 numeric integral (Gauss-Legendre in slabs along y, error functions along x) that
-is exact to about 1e-6.
+is exact to about 1e-5.
 """
 
 from __future__ import annotations
@@ -353,6 +355,7 @@ class Policy:
     default_accuracy_m: float = 10.0
     max_trail_spread_m: float = 1000.0
     outlier_chi2: float = 13.8
+    fix_correlation: float = 0.5
 
     def __post_init__(self) -> None:
         checks = [
@@ -369,6 +372,7 @@ class Policy:
             ("default_accuracy_m", self.default_accuracy_m > 0),
             ("max_trail_spread_m", self.max_trail_spread_m > 0),
             ("outlier_chi2", self.outlier_chi2 > 0),
+            ("fix_correlation", 0 <= self.fix_correlation <= 1),
         ]
         for name, ok in checks:
             if not ok:
@@ -682,7 +686,7 @@ _INV_SQRT2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 
 @_jit
-def _fuse(lon, lat, acc, at, nfix, ended_at, default_acc, max_age, max_skew, chi2, out):
+def _fuse(lon, lat, acc, at, nfix, ended_at, default_acc, max_age, max_skew, chi2, rho, out):
     """Fuse each check's trail: out columns lon, lat, sigma, stale (0/1), spread (m)."""
     m = lon.shape[1]
     w = np.empty(m)
@@ -760,13 +764,15 @@ def _fuse(lon, lat, acc, at, nfix, ended_at, default_acc, max_age, max_skew, chi
                 sy = w[best_j] * dy[best_j]
             ex = sx / sw
             ey = sy / sw
-        wmax = 0.0
+        sw = 0.0
+        sinv = 0.0
         for j in range(n):
-            if keep[j] and w[j] > wmax:
-                wmax = w[j]
+            if keep[j]:
+                sw += w[j]
+                sinv += math.sqrt(w[j])
         out[i, 0] = lon0 + ex / kx
         out[i, 1] = lat0 + ey / ky
-        out[i, 2] = 1.0 / math.sqrt(wmax)
+        out[i, 2] = math.sqrt((1.0 - rho) / sw + rho * (sinv / sw) ** 2)
         out[i, 3] = 1.0 if stale else 0.0
         out[i, 4] = spread
 
@@ -985,7 +991,8 @@ def _decide(
             else:
                 outcome = REJECT
                 reasons |= forbid
-        elif best_p <= reject_p:
+        elif best_p <= reject_p and (acc68 <= max_acc or cand_pos[0, 0] < 0):
+            # a poor fix rejects only when no fenced box is within its reach
             outcome = REJECT
             if loc >= 0 and kind[loc] == KIND_PARKING and not fenced[loc]:
                 reasons |= R_INSIDE_UNFENCED
@@ -1054,6 +1061,7 @@ def decide_arrays(index: ZoneIndex, batch: CheckBatch, policy: Policy, now: floa
         policy.max_fix_age_s,
         policy.max_clock_skew_s,
         policy.outlier_chi2,
+        policy.fix_correlation,
         fused,
     )
     too_wide = np.flatnonzero(fused[:, 4] > policy.max_trail_spread_m)
