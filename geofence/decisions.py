@@ -639,7 +639,7 @@ def _build_tables(index: ZoneIndex, tolerance: float) -> _Tables:
         pring = np.zeros(1, np.int64)
         pzone = np.zeros(1, np.int64)
         max_v = 0
-    stud = {}
+    stud: dict[str, int] = {}
     for p in np.flatnonzero(fenced):
         for b in zs.beacons[p]:
             stud.setdefault(b, int(p))
