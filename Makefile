@@ -25,7 +25,8 @@ test: lint
 	$(VENV)/bin/pytest -q -n 2
 
 bench: install
-	$(PY) bench/engine.py
+	$(PY) -m bench.engine
+	$(PY) -m bench.decisions
 
 # the HTTP service against a bare FastAPI endpoint (needs Debian's wrk)
 bench-http: install

@@ -7,7 +7,7 @@ same fixes: index build, bulk locate and nearest (k=3, 50 m) for our ZoneIndex;
 ``rtree`` package (bulk bbox query + shapely exact test); and a brute-force shapely
 loop on a small sample. Writes bench/results/engine.json and engine.png.
 
-    python bench/engine.py [--sizes 1000 18000 100000 1000000] [--repeat 5]
+    python -m bench.engine [--sizes 1000 18000 100000 1000000] [--repeat 5]
 """
 
 from __future__ import annotations
@@ -27,11 +27,10 @@ from pathlib import Path
 import numpy as np
 import shapely
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import geofence
+from geofence import crs
 
-import geofence  # noqa: E402  (after the path tweak, so the bench runs from a checkout)
-from geofence import crs  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 RESULTS = ROOT / "bench" / "results"
 X0, Y0 = 455_000.0, 2_460_000.0  # central Zhuhai in EPSG:4547 metres

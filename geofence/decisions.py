@@ -861,7 +861,8 @@ def _decide(
     y,
     sigma,
     stale,
-    in_service,
+    sg,
+    has_service,
     ended_at,
     heading,
     beacon_zone,
@@ -896,8 +897,7 @@ def _decide(
     out_dist,
     near_pos,
     near_dist,
-    near_x,
-    near_y,
+    near_bearing,
 ):
     levels, lmr, inv_size, table, shift = g.levels, g.level_min_rank, g.inv_size, g.table, g.shift
     lzs, lz, ebox, ezone, erank = (
@@ -909,6 +909,16 @@ def _decide(
     )
     bbox, mbox, vx, vy, mx, my = g.bbox, g.mbox, g.vx, g.vy, g.mx, g.my
     rs, zrs, perm, inv_perm = g.ring_start, g.zone_ring_start, g.perm, g.inv_perm
+    # the service area's own grid (tiles of the city outline)
+    s_levels, s_lmr, s_inv, s_table, s_shift = (
+        sg.levels,
+        sg.level_min_rank,
+        sg.inv_size,
+        sg.table,
+        sg.shift,
+    )
+    s_erank, s_ebox, s_ezone = sg.entry_rank, sg.entry_box, sg.entry_zone
+    s_vx, s_vy, s_rs, s_zrs = sg.vx, sg.vy, sg.ring_start, sg.zone_ring_start
     cand_pos = np.empty((1, 4), np.int64)
     cand_dist = np.empty((1, 4))
     qbox = np.empty(4)
@@ -976,7 +986,28 @@ def _decide(
             reasons |= R_BEACON
         if loc >= 0 and kind[loc] == KIND_NO_PARKING:
             reasons |= R_NO_PARKING
-        if not in_service[i]:
+        in_service = True
+        if has_service:
+            in_service = (
+                _kernels.locate_one(
+                    lon[i],
+                    lat[i],
+                    s_levels,
+                    s_lmr,
+                    s_inv,
+                    s_table,
+                    s_shift,
+                    s_erank,
+                    s_ebox,
+                    s_ezone,
+                    s_vx,
+                    s_vy,
+                    s_rs,
+                    s_zrs,
+                )
+                >= 0
+            )
+        if not in_service:
             outcome = REJECT
             reasons |= R_SERVICE
         elif stale[i]:
@@ -1011,6 +1042,10 @@ def _decide(
         out_dist[i] = dist
         # where the rider could park instead (not needed once settled): fenced boxes
         # open to the operator and active
+        for c in range(k_near):
+            near_pos[i, c] = -1
+            near_dist[i, c] = np.inf
+            near_bearing[i, c] = np.nan
         if k_near == 0 or outcome == SETTLE:
             continue
         _kernels.nearest_one(
@@ -1018,28 +1053,19 @@ def _decide(
             active_to, t, near_pos, near_dist, i, qbox,
             levels, inv_size, lzs, lz, table, shift, ebox, ezone, bbox, mbox, mx, my, rs, zrs, perm,
         )  # fmt: skip
+        # true bearing: grid bearing plus the meridian convergence of the zone (CM 114E)
+        gamma = math.degrees(
+            math.atan(math.tan(math.radians(lon[i] - 114.0)) * math.sin(math.radians(lat[i])))
+        )
         for c in range(k_near):
             z = near_pos[i, c]
-            if z < 0:
-                near_x[i, c] = np.nan
-                near_y[i, c] = np.nan
-            else:
+            if z >= 0:
                 _, bx, by = _kernels.zone_closest(inv_perm[z], x[i], y[i], mx, my, rs, zrs)
-                near_x[i, c] = bx
-                near_y[i, c] = by
+                grid = math.degrees(math.atan2(bx - x[i], by - y[i]))
+                near_bearing[i, c] = (grid + gamma) % 360.0
 
 
 # --------------------------------------------------------------------------- entry points
-def _bearing_deg(x, y, bx, by, lon, lat) -> np.ndarray:
-    """True bearing (clockwise from north) from (x, y) to (bx, by), both EPSG:4547 metres.
-
-    Grid bearing plus the meridian convergence of the Gauss-Kruger zone (CM 114E).
-    """
-    grid = np.degrees(np.arctan2(bx - x, by - y))
-    gamma = np.degrees(np.arctan(np.tan(np.radians(lon - 114.0)) * np.sin(np.radians(lat))))
-    return np.mod(grid + gamma, 360.0)
-
-
 def decide_arrays(index: ZoneIndex, batch: CheckBatch, policy: Policy, now: float) -> DecisionBatch:
     """Decide a batch of checks given as arrays; the compiled path behind every decision.
 
@@ -1079,17 +1105,16 @@ def decide_arrays(index: ZoneIndex, batch: CheckBatch, policy: Policy, now: floa
     x, y = _crs.project(lon, lat)
     x = np.ascontiguousarray(x, dtype=np.float64).reshape(n)
     y = np.ascontiguousarray(y, dtype=np.float64).reshape(n)
-    in_service = index.in_service_area(lon, lat)
+    service = index.service_index
     k = policy.k_nearest
     outcome = np.empty(n, np.int8)
     reasons = np.empty(n, np.int32)
     zone = np.empty(n, np.int64)
     p = np.empty(n)
     dist = np.empty(n)
-    near_pos = np.full((n, max(k, 1)), -1, np.int64)
-    near_dist = np.full((n, max(k, 1)), np.inf)
-    near_x = np.full((n, max(k, 1)), np.nan)
-    near_y = np.full((n, max(k, 1)), np.nan)
+    near_pos = np.empty((n, k), np.int64)
+    near_dist = np.empty((n, k))
+    near_bearing = np.empty((n, k))
     open_any, open_fenced = _open_masks(index, t, batch.operator)
     _decide(
         index._grid,
@@ -1099,7 +1124,8 @@ def decide_arrays(index: ZoneIndex, batch: CheckBatch, policy: Policy, now: floa
         y,
         np.ascontiguousarray(fused[:, 2]),
         fused[:, 3] > 0,
-        in_service,
+        index._grid if service is None else service._grid,
+        service is not None,
         batch.ended_at,
         batch.heading_deg,
         batch.beacon_zone,
@@ -1134,10 +1160,8 @@ def decide_arrays(index: ZoneIndex, batch: CheckBatch, policy: Policy, now: floa
         dist,
         near_pos,
         near_dist,
-        near_x,
-        near_y,
+        near_bearing,
     )
-    bearing = _bearing_deg(x[:, None], y[:, None], near_x, near_y, lon[:, None], lat[:, None])
     return DecisionBatch(
         index=index,
         policy=policy,
@@ -1147,9 +1171,9 @@ def decide_arrays(index: ZoneIndex, batch: CheckBatch, policy: Policy, now: floa
         zone=zone,
         p_inside=np.clip(p, 0.0, 1.0),
         distance_m=dist,
-        nearest_pos=near_pos[:, :k],
-        nearest_dist=near_dist[:, :k],
-        nearest_bearing=bearing[:, :k],
+        nearest_pos=near_pos,
+        nearest_dist=near_dist,
+        nearest_bearing=near_bearing,
         lon=lon,
         lat=lat,
         accuracy_m=fused[:, 2] * SIGMA_PER_R68,
