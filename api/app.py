@@ -14,9 +14,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, BinaryIO
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
@@ -26,7 +27,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from api import errors
 from api.audit import AuditWriter
 from api.auth import KeyCache
-from api.metrics import Metrics, MetricsMiddleware
+from api.metrics import AccessLog, Metrics, MetricsMiddleware
 from api.models import request_schemas
 from api.responses import JSONResponse
 from api.service import Active, Districts, build_active, policy_from, policy_params, seed
@@ -68,7 +69,7 @@ class AppState:
 
     @property
     def ready(self) -> bool:
-        return self.active is not None and self.writer is not None
+        return self.active is not None and self.writer is not None and self.writer.alive
 
     def set_active(self, active: Active) -> None:
         """Swap the active index (one reference assignment: atomic for readers)."""
@@ -182,12 +183,21 @@ async def _poll_active(app_state: AppState) -> None:
             log.exception("active zone-set poll failed")
 
 
-def create_app(settings: Settings) -> FastAPI:
-    """The FastAPI app for ``settings`` (nothing is read from the environment here)."""
+def create_app(settings: Settings, *, access_stream: BinaryIO | None = None) -> FastAPI:
+    """The FastAPI app for ``settings`` (nothing is read from the environment here).
+
+    With ``settings.access_log``, one JSON line per request goes to ``access_stream``
+    (standard error by default).
+    """
     state = AppState(settings)
+    access = None
+    if settings.access_log:
+        access = AccessLog(access_stream or sys.stderr.buffer)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if access is not None:
+            access.start()
         state.store = await run_in_threadpool(
             Store.open, settings.database_url, sqlite_synchronous=settings.sqlite_synchronous
         )
@@ -197,7 +207,8 @@ def create_app(settings: Settings) -> FastAPI:
             state.store.ensure_policy, state.policy.id, policy_params(state.policy)
         )
         state.writer = AuditWriter(
-            state.store.engine,
+            settings.database_url,
+            sqlite_synchronous=settings.sqlite_synchronous,
             window_s=settings.commit_window_ms / 1e3,
             max_rows=settings.commit_max_rows,
             on_commit=state.metrics.on_commit,
@@ -212,8 +223,10 @@ def create_app(settings: Settings) -> FastAPI:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
             writer, state.writer = state.writer, None
-            await run_in_threadpool(writer.close)
+            await writer.aclose()
             state.store.close()
+            if access is not None:
+                access.close()
 
     app = FastAPI(
         title="Zhuhai shared-bike parking geofence",
@@ -235,7 +248,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(stats.router)
 
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
-    app.add_middleware(MetricsMiddleware, metrics=state.metrics, log=settings.access_log)
+    app.add_middleware(MetricsMiddleware, metrics=state.metrics, log=access)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema:

@@ -25,7 +25,18 @@ from starlette.concurrency import run_in_threadpool
 from api.errors import Problem
 from api.storage import ApiKey, Store, hash_key
 
-__all__ = ["KeyCache", "Principal", "admin", "any_role", "operator"]
+__all__ = [
+    "SECURITY",
+    "KeyCache",
+    "Principal",
+    "admin",
+    "any_role",
+    "authenticate",
+    "operator",
+    "operator_of",
+    "require_admin",
+    "require_operator",
+]
 
 _header = APIKeyHeader(
     name="X-API-Key",
@@ -80,9 +91,8 @@ class KeyCache:
         return rec
 
 
-async def _principal(
-    request: Request, key: Annotated[str | None, Security(_header)] = None
-) -> Principal:
+async def authenticate(request: Request, key: str | None) -> Principal:
+    """The caller of ``request`` presenting ``key`` (401 unless known and unrevoked)."""
     if not key:
         raise Problem(
             401,
@@ -108,7 +118,8 @@ async def _principal(
     return p
 
 
-async def _operator(p: Annotated[Principal, Depends(_principal)]) -> Principal:
+def require_operator(p: Principal) -> Principal:
+    """403 unless ``p`` is an operator key."""
     if p.role != "operator" or not p.operator:
         raise Problem(
             403, "forbidden", "this route takes an operator key (checks are per operator)"
@@ -116,10 +127,35 @@ async def _operator(p: Annotated[Principal, Depends(_principal)]) -> Principal:
     return p
 
 
-async def _admin(p: Annotated[Principal, Depends(_principal)]) -> Principal:
+def require_admin(p: Principal) -> Principal:
+    """403 unless ``p`` is an admin key."""
     if p.role != "admin":
         raise Problem(403, "forbidden", "this route takes an admin key")
     return p
+
+
+async def operator_of(request: Request) -> Principal:
+    """The operator calling ``request``: the hot routes' auth without dependency injection
+    (they declare :data:`SECURITY` in their OpenAPI entry instead)."""
+    return require_operator(await authenticate(request, request.headers.get("x-api-key")))
+
+
+#: ``openapi_extra`` security entry of routes that authenticate with :func:`operator_of`.
+SECURITY = [{"APIKeyHeader": []}]
+
+
+async def _principal(
+    request: Request, key: Annotated[str | None, Security(_header)] = None
+) -> Principal:
+    return await authenticate(request, key)
+
+
+async def _operator(p: Annotated[Principal, Depends(_principal)]) -> Principal:
+    return require_operator(p)
+
+
+async def _admin(p: Annotated[Principal, Depends(_principal)]) -> Principal:
+    return require_admin(p)
 
 
 any_role = Annotated[Principal, Depends(_principal)]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import random
 import secrets
 import time
 from collections.abc import Mapping
@@ -44,9 +45,14 @@ __all__ = [
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 
+# ids need uniqueness, not secrecy (access is checked by key, never by knowing an id):
+# a PRNG seeded from the OS per process avoids a system call per id
+_ID_RANDOM = random.Random(secrets.randbits(128))
+
+
 def new_id(prefix: str = "c_") -> str:
     """A time-ordered unique id: ``prefix`` + 26 Crockford base-32 characters (a ULID)."""
-    n = (time.time_ns() // 1_000_000) << 80 | int.from_bytes(secrets.token_bytes(10), "big")
+    n = (time.time_ns() // 1_000_000) << 80 | _ID_RANDOM.getrandbits(80)
     out = []
     for _ in range(26):
         out.append(_CROCKFORD[n & 31])

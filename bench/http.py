@@ -161,6 +161,9 @@ def serve_bare(port: int) -> None:
     from api.settings import Settings
 
     app = FastAPI()
+    # this module postpones annotations: the route's annotations are resolved in the
+    # module's namespace, so the names must be there
+    globals().update(Request=Request, Response=Response)
 
     @app.post("/bare")
     async def bare(request: Request) -> Response:

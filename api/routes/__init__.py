@@ -17,7 +17,7 @@ def app_state(request: Request):  # -> api.app.AppState (not imported: no cycle)
 def ready_state(request: Request):
     """The app state, or 503 while the index is loading."""
     st = request.app.state.geofence
-    if st.active is None or st.writer is None:
+    if not st.ready:
         raise Problem(
             503,
             "not-ready",

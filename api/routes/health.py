@@ -32,8 +32,13 @@ async def healthz() -> dict[str, str]:
 )
 async def readyz(request: Request) -> dict[str, object]:
     st = app_state(request)
-    if st.active is None or st.writer is None:
-        why = f"loading failed: {st.load_error}" if st.load_error else "the zone index is loading"
+    if not st.ready:
+        if st.load_error:
+            why = f"loading failed: {st.load_error}"
+        elif st.writer is not None and st.active is not None:
+            why = "the audit log writer is not running: decisions cannot be recorded"
+        else:
+            why = "the zone index is loading"
         raise Problem(503, "not-ready", why, headers={"Retry-After": "1"})
     return {"status": "ready", "zone_set_version": st.active.version}
 

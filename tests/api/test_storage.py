@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import threading
+import os
+import signal
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -127,21 +128,21 @@ def test_keys_are_stored_as_hashes_only(db: Store, tmp_path: Path) -> None:
             db.create_key(role, op)
 
 
-def _run(coro: Any) -> Any:
-    return asyncio.run(coro)
+def _url(db: Store) -> str:
+    return db.engine.url.render_as_string(hide_password=False)
 
 
 def test_group_commit_records_every_row_in_fewer_transactions(db: Store) -> None:
     commits: list[int] = []
-    writer = AuditWriter(db.engine, on_commit=lambda n, u, s: commits.append(n))
 
     async def main() -> list[str]:
-        return await asyncio.gather(*(writer.write([_row(i)]) for i in range(400)))
+        w = AuditWriter(_url(db), on_commit=lambda n, u, s: commits.append(n))
+        try:
+            return await asyncio.gather(*(w.write([_row(i)]) for i in range(400)))
+        finally:
+            await w.aclose()
 
-    try:
-        results = _run(main())
-    finally:
-        writer.close()
+    results = asyncio.run(main())
     assert results == [COMMITTED] * 400
     assert db.count_checks() == 400
     assert sum(commits) == 400
@@ -149,44 +150,67 @@ def test_group_commit_records_every_row_in_fewer_transactions(db: Store) -> None
 
 
 def test_unit_is_all_or_nothing_and_conflicts_spare_the_others(db: Store) -> None:
-    writer = AuditWriter(db.engine)
-
     async def main() -> list[str]:
-        return await asyncio.gather(
-            writer.write([_row(1, key="k1")]),
-            writer.write([_row(2, key="k1")]),  # same operator and key: refused
-            writer.write(
-                [_row(3), _row(4), _row(5, key="k1")]
-            ),  # a batch holding it: refused whole
-            writer.write([_row(6, key="k1", operator="hellobike")]),  # another operator: fine
-            writer.write([_row(7)]),
-        )
+        w = AuditWriter(_url(db))
+        try:
+            return await asyncio.gather(
+                w.write([_row(1, key="k1")]),
+                w.write([_row(2, key="k1")]),  # same operator and key: refused
+                w.write([_row(3), _row(4), _row(5, key="k1")]),  # a batch holding it: all refused
+                w.write([_row(6, key="k1", operator="hellobike")]),  # another operator: fine
+                w.write([_row(7)]),
+            )
+        finally:
+            await w.aclose()
 
-    try:
-        results = _run(main())
-    finally:
-        writer.close()
-    assert results.count(COMMITTED) == 3 and results.count(CONFLICT) == 2
-    assert results[0] == COMMITTED and results[3] == COMMITTED and results[4] == COMMITTED
+    results = asyncio.run(main())
+    assert results == [COMMITTED, CONFLICT, CONFLICT, COMMITTED, COMMITTED]
     assert db.check_ids() == {"c_00000001", "c_00000006", "c_00000007"}
 
 
-def test_writer_close_drains_then_refuses(db: Store) -> None:
-    writer = AuditWriter(db.engine, window_s=0.005)
-    done: list[str] = []
-    threads = [
-        threading.Thread(target=lambda i=i: done.append(writer.write_sync([_row(i)])))
-        for i in range(50)
-    ]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    writer.close()
-    assert done == [COMMITTED] * 50
+def test_a_large_unit_does_not_block_small_ones(db: Store) -> None:
+    async def main() -> tuple[str, list[str]]:
+        w = AuditWriter(_url(db), max_rows=500)
+        try:
+            big = asyncio.ensure_future(w.write([_row(i) for i in range(100, 20_100)]))
+            small = await asyncio.gather(*(w.write([_row(i)]) for i in range(50)))
+            return await big, small
+        finally:
+            await w.aclose()
+
+    big, small = asyncio.run(main())
+    assert big == COMMITTED and small == [COMMITTED] * 50
+    assert db.count_checks() == 20_050
+
+
+def test_close_commits_what_is_queued_then_refuses(db: Store) -> None:
+    async def main() -> list[str]:
+        w = AuditWriter(_url(db), window_s=0.005)
+        pending = [asyncio.ensure_future(w.write([_row(i)])) for i in range(50)]
+        await asyncio.sleep(0)  # queued, not yet answered
+        await w.aclose()
+        with pytest.raises(WriterClosed):
+            await w.write([_row(99)])
+        assert not w.alive
+        return [p.result() for p in pending]
+
+    assert asyncio.run(main()) == [COMMITTED] * 50
     assert db.count_checks() == 50
-    with pytest.raises(WriterClosed):
-        writer.write_sync([_row(99)])
+
+
+def test_a_dead_writer_fails_the_waiting_requests(db: Store) -> None:
+    async def main() -> None:
+        w = AuditWriter(_url(db))
+        assert await w.write([_row(1)]) == COMMITTED
+        os.kill(w.pid, signal.SIGKILL)
+        with pytest.raises(WriterClosed):
+            for i in range(2, 200):  # until the loop notices the pipe closed
+                await w.write([_row(i)])
+                await asyncio.sleep(0.01)
+        assert not w.alive
+        await w.aclose()
+
+    asyncio.run(main())
 
 
 def test_idempotency_lookups(db: Store) -> None:
