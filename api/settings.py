@@ -28,6 +28,8 @@ variable                             default                        meaning
 ``GEOFENCE_ACTIVE_POLL_SECONDS``     ``1.0``                        how often a worker checks the
                                                                     active version (other workers'
                                                                     activations)
+``GEOFENCE_GC_FREEZE``               ``true``                       keep the loaded index out of
+                                                                    the cyclic GC (no 100 ms pauses)
 ==================================== ============================== ==============================
 """
 
@@ -78,6 +80,7 @@ class Settings(BaseSettings):
     # caches and background work
     key_cache_seconds: float = Field(1.0, ge=0.0)
     active_poll_seconds: float = Field(1.0, gt=0.0)
+    gc_freeze: bool = True
 
     def is_sqlite(self) -> bool:
         """True when the database is SQLite."""
