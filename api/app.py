@@ -178,7 +178,8 @@ async def _poll_active(app_state: AppState) -> None:
         if app_state.active is None or app_state.swap_lock.locked():
             continue
         try:
-            version = await run_in_threadpool(store.active_version)
+            # inline, not in a worker thread: one indexed read per interval
+            version = store.active_version()
             if version is None or version == app_state.active.version:
                 continue
             async with app_state.swap_lock:

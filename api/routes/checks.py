@@ -129,10 +129,8 @@ async def post_check(request: Request) -> Response:
         body = check_adapter.validate_json(raw)
     except ValidationError as exc:
         raise from_pydantic(exc) from None
-    if key is not None:
-        prior = await run_in_threadpool(st.store.find_idempotent, who.operator, key)
-        if prior is not None:
-            return _replayed(prior, body)
+    # no look-up before deciding: a retry's row collides with the first one on the
+    # (operator, idempotency_key) constraint, and the first decision is answered then
     check = geofence.Check.from_mapping(body, operator=who.operator)
     active = st.active
     check_id = new_id()
@@ -148,7 +146,7 @@ async def post_check(request: Request) -> Response:
         idempotency_key=key,
         district=None if decision.get("zone") else st.districts.of_fixes(body["fixes"]),
     )
-    if await _record(st, [row]) == CONFLICT:  # the same key, concurrently
+    if await _record(st, [row]) == CONFLICT:  # a retry: answer the first decision
         prior = await run_in_threadpool(st.store.find_idempotent, who.operator, key)
         if prior is None:  # pragma: no cover - the conflicting row is committed
             raise Problem(409, "idempotency-conflict", "retry: a concurrent request holds the key")
