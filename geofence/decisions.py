@@ -333,16 +333,16 @@ class Check:
 class Policy:
     """The settlement policy: plain values, with a stable id recorded in every decision.
 
-    Defaults (see the README for why): a box counts 0.3 m wider on every side
-    (paint width and the survey error of the box itself); settle at p >= 0.8;
+    Defaults (see the README for why): a box counts 0.5 m wider on every side
+    (paint width and the survey error of the box itself); settle at p >= 0.7;
     reject at p <= 0.05; fixes worse than 15 m cannot settle; the last fix may be
     at most 120 s old; vertical parking within 30 degrees; a road stud heard at
     -75 dBm or stronger is strong evidence (p = 0.99) for its box; up to 3 nearest
     boxes within 300 m are returned with a rejection.
     """
 
-    tolerance_m: float = 0.3
-    settle_p: float = 0.8
+    tolerance_m: float = 0.5
+    settle_p: float = 0.7
     reject_p: float = 0.05
     max_accuracy_m: float = 15.0
     max_fix_age_s: float = 120.0
@@ -563,7 +563,8 @@ class _Tables:
 
     rect: np.ndarray  # (n, 6): cx, cy, ux, uy, half-length, half-width (metres); NaN: not a rect
     poly_of: np.ndarray  # zone -> buffered polygon number, -1 for none
-    pvx: np.ndarray  # buffered non-rectangular fenced boxes, flat rings (metres)
+    pframe: np.ndarray  # (polygons, 4): origin x, y and cos, sin of the frame's rotation
+    pvx: np.ndarray  # buffered non-rectangular fenced boxes in their frames, flat rings
     pvy: np.ndarray
     pring_start: np.ndarray
     pzone_ring_start: np.ndarray
@@ -620,6 +621,40 @@ def _rectangles(geoms_m: np.ndarray) -> np.ndarray:
     return out
 
 
+def _frames(geoms_m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each polygon in its own frame: centred, its long axis along y.
+
+    The slab integral of :func:`_poly_p` runs along y; a box's long sides are then
+    (nearly) parallel to y, where the integrand is smooth, instead of nearly
+    parallel to x, where a narrow Gaussian turns it into a step.
+    """
+    n = len(geoms_m)
+    frame = np.zeros((n, 4))
+    if n == 0:
+        return geoms_m, frame
+    mrr = shapely.get_coordinates(shapely.minimum_rotated_rectangle(geoms_m)).reshape(n, 5, 2)
+    e0 = mrr[:, 1] - mrr[:, 0]
+    e1 = mrr[:, 2] - mrr[:, 1]
+    long_edge = np.where(
+        (np.hypot(*e0.T) >= np.hypot(*e1.T))[:, None], e0, e1
+    )  # rotate this onto +y
+    angle = np.arctan2(long_edge[:, 0], long_edge[:, 1])  # from +y, clockwise
+    c = shapely.get_coordinates(shapely.centroid(geoms_m))
+    frame[:, 0:2] = c
+    frame[:, 2] = np.cos(angle)
+    frame[:, 3] = np.sin(angle)
+    framed = np.empty(n, dtype=object)
+    for i in range(n):  # a few hundred boxes, once per (index, tolerance)
+        cs, sn = frame[i, 2], frame[i, 3]
+
+        def to_frame(a: np.ndarray, i: int = i, cs: float = cs, sn: float = sn) -> np.ndarray:
+            d = a - frame[i, 0:2]
+            return np.column_stack((d[:, 0] * cs - d[:, 1] * sn, d[:, 0] * sn + d[:, 1] * cs))
+
+        framed[i] = shapely.transform(geoms_m[i], to_frame)
+    return framed, frame
+
+
 def _build_tables(index: ZoneIndex, tolerance: float) -> _Tables:
     from geofence.index import _flatten  # the index's own ring layout
 
@@ -631,8 +666,9 @@ def _build_tables(index: ZoneIndex, tolerance: float) -> _Tables:
     poly_of = np.full(len(zs), -1, np.int64)
     poly_of[others] = np.arange(len(others))
     buffered = shapely.buffer(zs.geometry_m[others], tolerance, join_style="mitre")
+    framed, pframe = _frames(buffered)
     if len(others):
-        pvx, pvy, pring, pzone = _flatten(buffered)
+        pvx, pvy, pring, pzone = _flatten(framed)
         max_v = int(shapely.get_num_coordinates(buffered).max())
     else:
         pvx = pvy = np.zeros(1)
@@ -646,6 +682,7 @@ def _build_tables(index: ZoneIndex, tolerance: float) -> _Tables:
     return _Tables(
         rect=np.ascontiguousarray(rect),
         poly_of=poly_of,
+        pframe=pframe,
         pvx=pvx,
         pvy=pvy,
         pring_start=pring,
@@ -679,8 +716,8 @@ def _open_masks(index: ZoneIndex, t: _Tables, operator: str | None) -> tuple[np.
 _jit = nb.njit(cache=True, nogil=True)
 _jit_inline = nb.njit(cache=True, nogil=True, inline="always")
 
-# Gauss-Legendre, 8 nodes on [-1, 1]
-_GL_X, _GL_W = np.polynomial.legendre.leggauss(8)
+# Gauss-Legendre, 16 nodes on [-1, 1]
+_GL_X, _GL_W = np.polynomial.legendre.leggauss(16)
 _INV_SQRT2 = 1.0 / math.sqrt(2.0)
 _INV_SQRT2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
@@ -852,6 +889,31 @@ def _poly_p(q, x, y, s, pvx, pvy, pring, pzone, gl_x, gl_w, ys, xs):
     return total
 
 
+@_jit_inline
+def _forbidden(z, t, heading, active_from, active_to, open_any, zheading, heading_tol):
+    """Reason bits that forbid settling this check in box z (0: none)."""
+    forbid = 0
+    if not (active_from[z] <= t < active_to[z]):
+        forbid |= R_INACTIVE
+    if not open_any[z]:
+        forbid |= R_OPERATOR
+    zh = zheading[z]
+    if heading == heading and zh == zh:
+        diff = abs(((heading - zh) + 90.0) % 180.0 - 90.0)  # orientations: modulo 180
+        if diff > heading_tol:
+            forbid |= R_HEADING
+    return forbid
+
+
+@_jit_inline
+def bz_hit(bz, z, x, y, near_radius, inv_perm, mx, my, rs, zrs):
+    """The road stud heard (box bz) belongs to box z, and z is within near_radius."""
+    if bz < 0 or bz != z:
+        return False
+    d, _, _ = _kernels.zone_closest(inv_perm[bz], x, y, mx, my, rs, zrs)
+    return d <= near_radius
+
+
 @_jit
 def _decide(
     g,
@@ -875,6 +937,7 @@ def _decide(
     open_any,
     rect,
     poly_of,
+    pframe,
     pvx,
     pvy,
     pring,
@@ -940,8 +1003,14 @@ def _decide(
             np.nan, cand_pos, cand_dist, 0, qbox,
             levels, inv_size, lzs, lz, table, shift, ebox, ezone, bbox, mbox, mx, my, rs, zrs, perm,
         )  # fmt: skip
+        # the most probable fenced box (any), and the most probable one where this
+        # check may settle (active at ended_at, open to the operator, heading fits)
         best = -1
         best_p = 0.0
+        best_forbid = 0
+        ok = -1
+        ok_p = 0.0
+        ok_dist = np.inf
         for c in range(4):
             z = cand_pos[0, c]
             if z < 0:
@@ -949,38 +1018,46 @@ def _decide(
             if rect[z, 0] == rect[z, 0]:
                 p = _rect_p(x[i], y[i], s, rect, z, tol)
             else:
-                p = _poly_p(poly_of[z], x[i], y[i], s, pvx, pvy, pring, pzone, gl_x, gl_w, ys, xs)
+                q = poly_of[z]
+                dx = x[i] - pframe[q, 0]
+                dy = y[i] - pframe[q, 1]
+                cs = pframe[q, 2]
+                sn = pframe[q, 3]
+                p = _poly_p(
+                    q, dx * cs - dy * sn, dx * sn + dy * cs, s, pvx, pvy, pring, pzone,
+                    gl_x, gl_w, ys, xs,
+                )  # fmt: skip
+            if bz_hit(beacon_zone[i], z, x[i], y[i], near_radius, inv_perm, mx, my, rs, zrs):
+                p = max(p, beacon_p)
+            forbid = _forbidden(
+                z, t, heading[i], active_from, active_to, open_any, zheading, heading_tol
+            )
             if p > best_p:
                 best_p = p
                 best = z
+                best_forbid = forbid
+            if forbid == 0:
+                if p > ok_p:
+                    ok_p = p
+                    ok = z
+                ok_dist = min(ok_dist, cand_dist[0, c])
         beacon = False
         bz = beacon_zone[i]
-        if bz >= 0:
-            d, _, _ = _kernels.zone_closest(inv_perm[bz], x[i], y[i], mx, my, rs, zrs)
-            if d <= near_radius:
-                pb = beacon_p
-                if bz == best and best_p > pb:
-                    pb = best_p
-                best = bz
-                best_p = pb
-                beacon = True
-        zone = best if best >= 0 else loc
+        if bz >= 0 and bz_hit(bz, bz, x[i], y[i], near_radius, inv_perm, mx, my, rs, zrs):
+            # a stud heard loud is strong evidence for its box, even out of GPS reach
+            beacon = True
+            forbid = _forbidden(
+                bz, t, heading[i], active_from, active_to, open_any, zheading, heading_tol
+            )
+            pb = max(beacon_p, best_p if best == bz else 0.0)
+            if pb >= best_p:
+                best, best_p, best_forbid = bz, pb, forbid
+            if forbid == 0 and pb >= ok_p:
+                ok, ok_p, ok_dist = bz, pb, 0.0
+        zone = ok if ok >= 0 and ok_p >= best_p else (best if best >= 0 else loc)
         dist = np.nan
         if zone >= 0:
             dist, _, _ = _kernels.zone_closest(inv_perm[zone], x[i], y[i], mx, my, rs, zrs)
-        # what forbids settling in the best box
-        forbid = 0
-        if best >= 0:
-            if not (active_from[best] <= t < active_to[best]):
-                forbid |= R_INACTIVE
-            if not open_any[best]:
-                forbid |= R_OPERATOR
-            h = heading[i]
-            zh = zheading[best]
-            if h == h and zh == zh:
-                diff = abs(((h - zh) + 90.0) % 180.0 - 90.0)  # orientation: modulo 180
-                if diff > heading_tol:
-                    forbid |= R_HEADING
         reasons = 0
         if beacon:
             reasons |= R_BEACON
@@ -990,51 +1067,42 @@ def _decide(
         if has_service:
             in_service = (
                 _kernels.locate_one(
-                    lon[i],
-                    lat[i],
-                    s_levels,
-                    s_lmr,
-                    s_inv,
-                    s_table,
-                    s_shift,
-                    s_erank,
-                    s_ebox,
-                    s_ezone,
-                    s_vx,
-                    s_vy,
-                    s_rs,
-                    s_zrs,
+                    lon[i], lat[i], s_levels, s_lmr, s_inv, s_table, s_shift, s_erank, s_ebox,
+                    s_ezone, s_vx, s_vy, s_rs, s_zrs,
                 )
                 >= 0
-            )
+            )  # fmt: skip
         if not in_service:
             outcome = REJECT
             reasons |= R_SERVICE
         elif stale[i]:
             outcome = REVIEW
             reasons |= R_STALE
-        elif best_p >= settle_p and (acc68 <= max_acc or beacon):
-            if forbid == 0:
-                outcome = SETTLE
-                reasons |= R_INSIDE_FENCED
-                if dist == dist and dist > -acc68:
-                    reasons |= R_NEAR_EDGE
-            else:
-                outcome = REJECT
-                reasons |= forbid
-        elif best_p <= reject_p and (acc68 <= max_acc or cand_pos[0, 0] < 0):
-            # a poor fix rejects only when no fenced box is within its reach
+        elif ok_p >= settle_p and (acc68 <= max_acc or beacon):
+            outcome = SETTLE
+            reasons |= R_INSIDE_FENCED
+            if dist == dist and dist > -acc68:
+                reasons |= R_NEAR_EDGE
+        elif best_p >= settle_p and best_forbid != 0 and (acc68 <= max_acc or beacon):
+            # confidently in a box where this trip may not settle
             outcome = REJECT
-            if loc >= 0 and kind[loc] == KIND_PARKING and not fenced[loc]:
+            reasons |= best_forbid
+        elif ok_p <= reject_p and not (ok_dist <= tol + 2.0 * s):
+            # no box where it may settle within two sigmas: the evidence is clear
+            outcome = REJECT
+            if best_forbid != 0 and best_p > reject_p:
+                reasons |= best_forbid
+            elif loc >= 0 and kind[loc] == KIND_PARKING and not fenced[loc]:
                 reasons |= R_INSIDE_UNFENCED
             elif not (loc >= 0 and kind[loc] == KIND_NO_PARKING):
                 reasons |= R_OUTSIDE_ALL
-        elif acc68 > max_acc:
-            outcome = REVIEW
-            reasons |= R_ACCURACY
         else:
             outcome = REVIEW
-            reasons |= R_NEAR_EDGE
+            # is the fix too coarse for the box itself (even at its centre p < settle)?
+            coarse = acc68 > max_acc
+            if not coarse and ok >= 0 and rect[ok, 0] == rect[ok, 0]:
+                coarse = _rect_p(rect[ok, 0], rect[ok, 1], s, rect, ok, tol) < settle_p
+            reasons |= R_ACCURACY if coarse else R_NEAR_EDGE
         out_outcome[i] = outcome
         out_reasons[i] = reasons
         out_zone[i] = zone
@@ -1138,6 +1206,7 @@ def decide_arrays(index: ZoneIndex, batch: CheckBatch, policy: Policy, now: floa
         open_any,
         t.rect,
         t.poly_of,
+        t.pframe,
         t.pvx,
         t.pvy,
         t.pring_start,

@@ -126,15 +126,19 @@ def test_p_inside_other_shapes_matches_monte_carlo(shape, dx, dy, accuracy, tol)
 @settings(max_examples=200, deadline=None)
 def test_closed_form_equals_numeric_integral(w, h, angle, dx, dy, s):
     """Oracle: the rectangle's closed form against the general slab integral."""
+    from geofence.index import _flatten
+
     box = rotated_box(X0, Y0, w, h, angle)
     rect = D._rectangles(np.array([box], dtype=object))
     closed = D._rect_p(X0 + dx, Y0 + dy, s, rect, 0, 0.0)
-    from geofence.index import _flatten
-
-    vx, vy, rs, zrs = _flatten(np.array([box], dtype=object))
+    framed, frame = D._frames(np.array([box], dtype=object))
+    vx, vy, rs, zrs = _flatten(framed)
+    ox, oy, cs, sn = frame[0]
+    u = (X0 + dx - ox) * cs - (Y0 + dy - oy) * sn
+    v = (X0 + dx - ox) * sn + (Y0 + dy - oy) * cs
     ys, xs = np.empty(64), np.empty(64)
-    numeric = D._poly_p(0, X0 + dx, Y0 + dy, s, vx, vy, rs, zrs, D._GL_X, D._GL_W, ys, xs)
-    assert abs(closed - numeric) < 1e-5
+    numeric = D._poly_p(0, u, v, s, vx, vy, rs, zrs, D._GL_X, D._GL_W, ys, xs)
+    assert abs(closed - numeric) < 1e-6
 
 
 def test_rectangle_detection_tolerates_centimetre_rounding():
@@ -209,9 +213,18 @@ def test_reject_far_away_with_nearest_boxes_and_bearing(street):
 
 
 def test_review_when_the_evidence_cannot_decide(street):
-    out, reasons, d = outcome(street, check_at(X0 + 1.0, Y0, accuracy=2.0))
+    out, reasons, d = outcome(street, check_at(X0 + 1.5, Y0, accuracy=0.6))
     assert (out, reasons) == ("review", ("near_edge",))
-    assert 0.05 < d.p_inside < 0.8
+    assert 0.05 < d.p_inside < 0.7
+
+
+def test_review_when_the_fix_is_too_coarse_for_the_box(street):
+    # a 4 m fix at the centre of a 2 m box: even there p stays below settle_p
+    out, reasons, _ = outcome(street, check_at(X0, Y0, accuracy=4.0))
+    assert (out, reasons) == ("review", ("accuracy_too_poor",))
+    # and a poor fix in a box is never a confident reject
+    for acc in (8.0, 12.0, 14.0):
+        assert outcome(street, check_at(X0, Y0, accuracy=acc))[0] == "review"
 
 
 def test_review_when_accuracy_is_too_poor(street):
@@ -233,6 +246,10 @@ def test_unfenced_box_rejects(street):
 
 def test_inactive_box_rejects(street):
     out, reasons, _ = outcome(street, check_at(X0 - 40, Y0))
+    assert (out, reasons) == ("reject", ("zone_inactive",))
+    # a coarser fix: no box where it may settle is within reach, so still a reject,
+    # and the reason is the box it most likely stands in
+    out, reasons, _ = outcome(street, check_at(X0 - 40, Y0, accuracy=3.0))
     assert (out, reasons) == ("reject", ("zone_inactive",))
 
 
