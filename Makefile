@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
 
-.PHONY: install serve test lint bench bench-http clean
+.PHONY: install serve test lint browser bench bench-http clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +21,11 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy geofence
 
-test: lint
+# Debian's chromium for the map's browser test (apt-get when missing; fails loudly)
+browser:
+	bash .ci/install-chromium
+
+test: lint browser
 	$(VENV)/bin/pytest -q -n 2
 
 bench: install

@@ -251,7 +251,9 @@ def create_app(settings: Settings, *, access_stream: BinaryIO | None = None) -> 
     errors.install(app)
 
     from api.routes import checks, health, stats, zone_sets, zones
+    from api.routes import map as map_routes
 
+    map_routes.install(app)  # first: /v1/checks/recent, /v1/zones/density are not ids
     app.include_router(health.router)
     app.include_router(checks.router)
     app.include_router(zones.router)

@@ -1,0 +1,161 @@
+"""Hot spots: where rejected trip ends cluster, read from the audit log.
+
+The trip ends are the fused positions (``decision.position``) of checks rejected
+because the bike stood outside every box (``outside_all_boxes``) or in a painted
+box without an e-fence (``inside_unfenced_box``); rejects for other reasons (a
+no-parking area, outside the service area, a box closed to the operator) say
+nothing about where a box is missing. :func:`zones.suggest.propose` clusters them
+and proposes a box per cluster. Used by ``GET /v1/stats/hotspots`` and
+``geofence zones suggest``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import orjson
+import sqlalchemy as sa
+
+from api import schema as t
+from api.storage import Store, rfc3339
+from zones.suggest import Suggestion, draft, propose
+
+__all__ = [
+    "DEFAULT_DAYS",
+    "HOTSPOT_REASONS",
+    "Hotspots",
+    "find_hotspots",
+    "rejected_trip_ends",
+    "window",
+]
+
+#: reject reasons whose trip ends count towards hot spots
+HOTSPOT_REASONS = frozenset({"outside_all_boxes", "inside_unfenced_box"})
+#: the window when ``from`` is not given: this many days before ``to``
+DEFAULT_DAYS = 7.0
+
+
+def window(since: datetime | None, until: datetime | None) -> tuple[datetime, datetime]:
+    """``[since, until)`` with the defaults: until now, from ``DEFAULT_DAYS`` before."""
+    until = (until or datetime.now(UTC)).astimezone(UTC)
+    since = (since or until - timedelta(days=DEFAULT_DAYS)).astimezone(UTC)
+    return since, until
+
+
+def rejected_trip_ends(
+    store: Store, since: datetime, until: datetime, *, chunk: int = 20_000
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """``(lon, lat, operators)`` of the hot-spot rejects decided in ``[since, until)``."""
+    c = t.checks.c
+    conds = [
+        c.outcome == "reject",
+        c.decided_at >= since.astimezone(UTC),
+        c.decided_at < until.astimezone(UTC),
+    ]
+    lon: list[float] = []
+    lat: list[float] = []
+    ops: list[str] = []
+    last: tuple[Any, str] | None = None
+    while True:
+        q = sa.select(c.check_id, c.decided_at, c.operator, c.decision).where(*conds)
+        if last is not None:
+            q = q.where(
+                sa.or_(
+                    c.decided_at > last[0],
+                    sa.and_(c.decided_at == last[0], c.check_id > last[1]),
+                )
+            )
+        q = q.order_by(c.decided_at, c.check_id).limit(chunk)
+        with store.engine.connect() as conn:
+            rows = conn.execute(q).all()
+        for r in rows:
+            d = orjson.loads(r.decision)
+            if HOTSPOT_REASONS.isdisjoint(d.get("reasons") or ()):
+                continue
+            pos = d.get("position") or {}
+            x, y = pos.get("lon"), pos.get("lat")
+            if x is None or y is None:
+                continue
+            lon.append(float(x))
+            lat.append(float(y))
+            ops.append(r.operator)
+        if len(rows) < chunk:
+            break
+        last = (rows[-1].decided_at, rows[-1].check_id)
+    return np.array(lon, dtype=np.float64), np.array(lat, dtype=np.float64), ops
+
+
+@dataclass(frozen=True)
+class Hotspots:
+    """The hot spots of a window and how they were found."""
+
+    since: datetime
+    until: datetime
+    radius_m: float
+    min_count: int
+    n_rejected: int
+    zone_set_version: int | None
+    suggestions: list[Suggestion]
+
+    @property
+    def days(self) -> float:
+        return (self.until - self.since).total_seconds() / 86400.0
+
+    def parameters(self) -> dict[str, Any]:
+        return {
+            "from": rfc3339(self.since),
+            "to": rfc3339(self.until),
+            "days": round(self.days, 4),
+            "radius_m": self.radius_m,
+            "min_count": self.min_count,
+            "rejected_trip_ends": self.n_rejected,
+            "zone_set_version": self.zone_set_version,
+        }
+
+    def geojson(self) -> dict[str, Any]:
+        """Every hot spot as a Feature: its box (to paint, or the unfenced one to
+        fence) as the geometry, the cluster in ``properties.suggestion``."""
+        return {
+            "type": "FeatureCollection",
+            "parameters": self.parameters(),
+            "features": [s.feature() for s in self.suggestions],
+        }
+
+    def draft(self) -> dict[str, Any]:
+        """The zone-set draft of ``geofence zones suggest`` (new boxes only)."""
+        return draft(
+            self.suggestions,
+            source=f"geofence zones suggest: rejected trip ends {rfc3339(self.since)} "
+            f"to {rfc3339(self.until)}",
+            parameters=self.parameters(),
+        )
+
+
+def find_hotspots(
+    store: Store,
+    index: Any,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    radius_m: float = 15.0,
+    min_count: int = 10,
+) -> Hotspots:
+    """Cluster the window's hot-spot rejects and propose boxes against ``index``
+    (the zone set in force: orientation of nearby boxes, no overlaps)."""
+    t0, t1 = window(since, until)
+    lon, lat, ops = rejected_trip_ends(store, t0, t1)
+    days = (t1 - t0).total_seconds() / 86400.0
+    suggestions = propose(
+        lon,
+        lat,
+        radius_m=radius_m,
+        min_count=min_count,
+        days=days,
+        index=index,
+        operators=ops,
+    )
+    version = None if index is None else index.zone_set.version
+    return Hotspots(t0, t1, radius_m, min_count, len(lon), version, suggestions)

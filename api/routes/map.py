@@ -1,0 +1,211 @@
+"""The city map: ``GET /map`` (public page) and the routes it reads.
+
+The page (``api/static/map/``) draws with Leaflet, vendored under
+``api/static/vendor/leaflet/`` (no CDN, no tiles: the service runs offline); its base
+layer is ``/map/districts.geojson``. The data routes take a key like every ``/v1``
+route (the page asks for an admin key once and keeps it in ``localStorage``):
+
+- ``GET /v1/zones/density?bbox&cell_deg`` (any role): zones per grid cell, for low zooms
+- ``GET /v1/zones/{id}/stats?days`` (admin): a zone's checks and in-box rate
+- ``GET /v1/checks/recent?since&limit`` (admin): the newest decisions, as points
+- ``GET /v1/stats/hotspots?from&to&radius_m&min_count`` (admin): clusters of
+  rejected trip ends and a proposed box for each (GeoJSON)
+- ``GET /v1/stats/series?group_by&days`` (admin): in-box rate per operator or
+  district and day
+
+:func:`install` registers them; it must run before the ``checks`` and ``zones``
+routers, whose ``/v1/checks/{check_id}`` and ``/v1/zones/{zone_id}`` would
+otherwise take ``recent`` and ``density`` for ids.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi.staticfiles import StaticFiles
+from pydantic import AwareDatetime
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import FileResponse, Response
+
+from api import hotspots as hs
+from api import mapdata
+from api.auth import admin, any_role
+from api.errors import Problem
+from api.models import PROBLEM_RESPONSES
+from api.responses import GeoJSONResponse, JSONResponse
+from api.routes import app_state, ready_state
+from api.routes.zones import _bbox
+
+__all__ = ["STATIC_DIR", "install", "router"]
+
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+
+router = APIRouter()
+
+_GEOJSON = {200: {"content": {"application/geo+json": {}}, "description": "GeoJSON"}}
+
+
+def _store(request: Request):  # -> api.storage.Store
+    st = app_state(request)
+    if st.store is None:
+        raise Problem(503, "not-ready", "the service is starting")
+    return st.store
+
+
+# ---------------------------------------------------------------------------- the page
+@router.get("/map", include_in_schema=False)
+async def map_page() -> FileResponse:
+    return FileResponse(
+        STATIC_DIR / "map" / "index.html",
+        media_type="text/html; charset=utf-8",
+        headers={"Cache-Control": "no-cache"},
+    )
+
+
+@router.get(
+    "/map/districts.geojson",
+    tags=["map"],
+    responses=_GEOJSON,
+    summary="Zhuhai's district outlines, WGS-84 (the map's base layer; public)",
+)
+async def districts() -> Response:
+    body = await run_in_threadpool(mapdata.districts_geojson)
+    return Response(
+        body,
+        media_type="application/geo+json",
+        headers={"Cache-Control": "public, max-age=3600"},
+    )
+
+
+# ---------------------------------------------------------------------------- zones
+@router.get(
+    "/v1/zones/density",
+    tags=["zones"],
+    responses=PROBLEM_RESPONSES,
+    summary="Zones of the active set per grid cell (fenced, unfenced, no-parking)",
+)
+async def zone_density(
+    request: Request,
+    who: any_role,
+    bbox: Annotated[
+        str,
+        Query(
+            description="minlon,minlat,maxlon,maxlat (WGS-84)",
+            examples=["113.0,21.8,114.4,22.6"],
+        ),
+    ],
+    cell_deg: Annotated[
+        float, Query(gt=0, le=1, description="Cell size in degrees (coarsened past 20,000 cells)")
+    ] = 0.01,
+) -> JSONResponse:
+    st = ready_state(request)
+    result = await run_in_threadpool(mapdata.density, st.active, _bbox(bbox), cell_deg)
+    return JSONResponse(result)
+
+
+@router.get(
+    "/v1/zones/{zone_id}/stats",
+    tags=["zones"],
+    responses=PROBLEM_RESPONSES,
+    summary="A zone's checks, outcomes and in-box rate over the last days",
+)
+async def zone_stats(
+    request: Request,
+    who: admin,
+    zone_id: str,
+    days: Annotated[float, Query(gt=0, le=366, description="Days back from now")] = 7,
+) -> JSONResponse:
+    st = ready_state(request)
+    pos = st.active.zone_set.position.get(zone_id)
+    if pos is None:
+        raise Problem(
+            404, "not-found", f"no zone {zone_id!r} in zone set version {st.active.version}"
+        )
+    result = await run_in_threadpool(mapdata.zone_stats, st.store, zone_id, days)
+    props = st.active.zone_set.properties(pos)
+    result["zone"] = {"id": zone_id, "zone_set_version": st.active.version, **props}
+    return JSONResponse(result)
+
+
+# ---------------------------------------------------------------------------- checks
+@router.get(
+    "/v1/checks/recent",
+    tags=["checks"],
+    responses=PROBLEM_RESPONSES,
+    summary="The newest decisions as points (fused position, outcome, operator)",
+)
+async def recent_checks(
+    request: Request,
+    who: admin,
+    since: Annotated[
+        AwareDatetime | None,
+        Query(description="RFC 3339: only checks decided at or after this time"),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+) -> JSONResponse:
+    store = _store(request)
+    return JSONResponse(await run_in_threadpool(mapdata.recent_checks, store, since, limit))
+
+
+# ---------------------------------------------------------------------------- stats
+@router.get(
+    "/v1/stats/hotspots",
+    tags=["stats"],
+    responses={**_GEOJSON, **PROBLEM_RESPONSES},
+    summary="Clusters of rejected trip ends, and a proposed box for each (GeoJSON)",
+)
+async def hotspots(
+    request: Request,
+    who: admin,
+    from_: Annotated[
+        AwareDatetime | None,
+        Query(alias="from", description="RFC 3339, inclusive (default: 7 days before 'to')"),
+    ] = None,
+    to: Annotated[
+        AwareDatetime | None, Query(description="RFC 3339, exclusive (default: now)")
+    ] = None,
+    radius_m: Annotated[
+        float, Query(gt=0, le=500, description="DBSCAN radius between trip ends (metres)")
+    ] = 15.0,
+    min_count: Annotated[
+        int, Query(ge=2, le=1_000_000, description="Trip ends within the radius of a core")
+    ] = 10,
+) -> GeoJSONResponse:
+    st = ready_state(request)
+    if from_ is not None and to is not None and from_ >= to:
+        raise Problem(422, "validation", "'from' must be before 'to'")
+    found = await run_in_threadpool(
+        hs.find_hotspots,
+        st.store,
+        st.active.index,
+        since=from_,
+        until=to,
+        radius_m=radius_m,
+        min_count=min_count,
+    )
+    return GeoJSONResponse(found.geojson())
+
+
+@router.get(
+    "/v1/stats/series",
+    tags=["stats"],
+    responses=PROBLEM_RESPONSES,
+    summary="In-box rate per operator or district and per day (China Standard Time)",
+)
+async def stats_series(
+    request: Request,
+    who: admin,
+    group_by: Literal["operator", "district"] = "operator",
+    days: Annotated[int, Query(ge=1, le=366)] = 14,
+) -> JSONResponse:
+    store = _store(request)
+    return JSONResponse(await run_in_threadpool(mapdata.series, store, group_by, days))
+
+
+def install(app: FastAPI) -> None:
+    """Register the map's routes and static files on ``app`` (before ``checks`` and
+    ``zones``: see the module docstring)."""
+    app.include_router(router)
+    app.mount("/map/static", StaticFiles(directory=STATIC_DIR), name="map-static")
