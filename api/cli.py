@@ -188,6 +188,38 @@ def zones_activate(
     raise typer.Exit(do_activate(version, url=url, key=key, as_json=as_json))
 
 
+@zones_app.command("suggest")
+def zones_suggest(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the draft GeoJSON.")],
+    since: Annotated[
+        str | None, typer.Option("--from", help="RFC 3339 (default: 7 days before --to).")
+    ] = None,
+    until: Annotated[str | None, typer.Option("--to", help="RFC 3339 (default: now).")] = None,
+    radius_m: Annotated[float, typer.Option(help="Cluster radius between trip ends (m).")] = 15.0,
+    min_count: Annotated[int, typer.Option(help="Trip ends within the radius of a core.")] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the hot spots as JSON.")] = False,
+) -> None:
+    """Boxes for the hot spots of rejected trip ends (from the database) as a zone-set
+    draft that `zones validate` accepts: exit 0, 2 on usage or database errors."""
+    from api.cli_suggest import suggest
+
+    if radius_m <= 0 or min_count < 2:
+        sys.stderr.write("error: --radius-m must be > 0 and --min-count >= 2\n")
+        raise typer.Exit(2)
+    t0, t1 = _when(since, "from"), _when(until, "to")
+    if t0 is not None and t1 is not None and t0 >= t1:
+        sys.stderr.write("error: --from must be before --to\n")
+        raise typer.Exit(2)
+    store = _store()
+    try:
+        code = suggest(
+            store, out, since=t0, until=t1, radius_m=radius_m, min_count=min_count, as_json=as_json
+        )
+    finally:
+        store.close()
+    raise typer.Exit(code)
+
+
 # ---------------------------------------------------------------------------- checks
 def _when(value: str | None, name: str) -> datetime | None:
     if value is None:

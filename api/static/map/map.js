@@ -462,7 +462,7 @@
   function lineChart(el, data) {
     var W = 330, H = 150, L0 = 34, R0 = 8, T0 = 8, B0 = 20;
     var days = data.days;
-    var svg = ['<svg xmlns="http://www.w3.org/2000/svg" width="' + W + '" height="' + H + '" role="img">'];
+    var svg = ['<svg width="' + W + '" height="' + H + '" role="img">'];
     var x = function (i) { return L0 + (days.length < 2 ? 0 : i * (W - L0 - R0) / (days.length - 1)); };
     var y = function (v) { return T0 + (1 - v) * (H - T0 - B0); };
     [0, 0.25, 0.5, 0.75, 1].forEach(function (v) {
