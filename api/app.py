@@ -253,12 +253,13 @@ def create_app(settings: Settings, *, access_stream: BinaryIO | None = None) -> 
     from api.routes import checks, health, stats, zone_sets, zones
     from api.routes import map as map_routes
 
-    map_routes.install(app)  # first: /v1/checks/recent, /v1/zones/density are not ids
+    app.include_router(map_routes.first)  # /v1/checks/recent, /v1/zones/density: not ids
     app.include_router(health.router)
     app.include_router(checks.router)
     app.include_router(zones.router)
     app.include_router(zone_sets.router)
     app.include_router(stats.router)
+    map_routes.install(app)  # /map, its files, the map's other data routes
 
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=state.metrics, log=access)

@@ -13,9 +13,11 @@ route (the page asks for an admin key once and keeps it in ``localStorage``):
 - ``GET /v1/stats/series?group_by&days`` (admin): in-box rate per operator or
   district and day
 
-:func:`install` registers them; it must run before the ``checks`` and ``zones``
-routers, whose ``/v1/checks/{check_id}`` and ``/v1/zones/{zone_id}`` would
-otherwise take ``recent`` and ``density`` for ids.
+``first`` holds ``/v1/checks/recent`` and ``/v1/zones/density``: it is included
+before the ``checks`` and ``zones`` routers, whose ``/v1/checks/{check_id}`` and
+``/v1/zones/{zone_id}`` would otherwise take ``recent`` and ``density`` for ids.
+:func:`install` adds the rest after every other route (the hot ``POST /v1/checks``
+is matched without trying them first).
 """
 
 from __future__ import annotations
@@ -38,10 +40,11 @@ from api.responses import GeoJSONResponse, JSONResponse
 from api.routes import app_state, ready_state
 from api.routes.zones import _bbox
 
-__all__ = ["STATIC_DIR", "install", "router"]
+__all__ = ["STATIC_DIR", "first", "install", "router"]
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 
+first = APIRouter()
 router = APIRouter()
 
 _GEOJSON = {200: {"content": {"application/geo+json": {}}, "description": "GeoJSON"}}
@@ -80,7 +83,7 @@ async def districts() -> Response:
 
 
 # ---------------------------------------------------------------------------- zones
-@router.get(
+@first.get(
     "/v1/zones/density",
     tags=["zones"],
     responses=PROBLEM_RESPONSES,
@@ -130,7 +133,7 @@ async def zone_stats(
 
 
 # ---------------------------------------------------------------------------- checks
-@router.get(
+@first.get(
     "/v1/checks/recent",
     tags=["checks"],
     responses=PROBLEM_RESPONSES,
@@ -205,7 +208,7 @@ async def stats_series(
 
 
 def install(app: FastAPI) -> None:
-    """Register the map's routes and static files on ``app`` (before ``checks`` and
-    ``zones``: see the module docstring)."""
+    """Register the page, its static files and the other data routes on ``app``
+    (after the others; ``first`` goes before ``checks`` and ``zones``)."""
     app.include_router(router)
     app.mount("/map/static", StaticFiles(directory=STATIC_DIR), name="map-static")
