@@ -169,12 +169,30 @@ async def _load(app_state: AppState) -> None:
         log.exception("could not load the active zone set")
 
 
+def _start_writer(app_state: AppState) -> AuditWriter:
+    s = app_state.settings
+    return AuditWriter(
+        s.database_url,
+        sqlite_synchronous=s.sqlite_synchronous,
+        window_s=s.commit_window_ms / 1e3,
+        max_rows=s.commit_max_rows,
+        on_commit=app_state.metrics.on_commit,
+    )
+
+
 async def _poll_active(app_state: AppState) -> None:
-    """Follow activations made by other processes (multi-worker servers)."""
+    """Follow activations made by other processes (multi-worker servers), and restart the
+    audit writer process if it died (requests answer 503 meanwhile)."""
     store = app_state.store
     assert store is not None
     while True:
         await asyncio.sleep(app_state.settings.active_poll_seconds)
+        writer = app_state.writer
+        if writer is not None and not writer.alive:
+            log.error("the audit writer process died; starting a new one")
+            with contextlib.suppress(Exception):
+                await writer.aclose(timeout=1.0)
+            app_state.writer = _start_writer(app_state)
         if app_state.active is None or app_state.swap_lock.locked():
             continue
         try:
@@ -217,13 +235,7 @@ def create_app(settings: Settings, *, access_stream: BinaryIO | None = None) -> 
         await run_in_threadpool(
             state.store.ensure_policy, state.policy.id, policy_params(state.policy)
         )
-        state.writer = AuditWriter(
-            settings.database_url,
-            sqlite_synchronous=settings.sqlite_synchronous,
-            window_s=settings.commit_window_ms / 1e3,
-            max_rows=settings.commit_max_rows,
-            on_commit=state.metrics.on_commit,
-        )
+        state.writer = _start_writer(state)
         loader = asyncio.create_task(_load(state), name="geofence-load")
         poller = asyncio.create_task(_poll_active(state), name="geofence-poll")
         try:
@@ -234,7 +246,8 @@ def create_app(settings: Settings, *, access_stream: BinaryIO | None = None) -> 
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
             writer, state.writer = state.writer, None
-            await writer.aclose()
+            if writer is not None:
+                await writer.aclose()
             state.store.close()
             if access is not None:
                 access.close()

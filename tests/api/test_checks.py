@@ -178,3 +178,27 @@ def test_stored_rows_carry_version_policy_and_district(client, keys, make_body, 
             "SELECT zone_set_version, policy_id, outcome, zone_id, district FROM checks"
         ).one()
     assert tuple(row) == (1, d["policy"], "settle", d["zone"]["id"], d["zone"]["district"])
+
+
+def test_a_dead_audit_writer_answers_503_then_is_restarted(
+    client_for, settings_for, keys, make_body, store
+):
+    import os
+    import signal
+    import time
+
+    c = client_for(settings_for(active_poll_seconds=0.2))
+    st = c.app.state.geofence
+    assert c.post("/v1/checks", json=make_body(0), headers=keys.h(keys.meituan)).status_code == 200
+    os.kill(st.writer.pid, signal.SIGKILL)
+    statuses = []
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        r = c.post("/v1/checks", json=make_body(0), headers=keys.h(keys.meituan))
+        statuses.append(r.status_code)
+        if r.status_code == 200 and 503 in statuses:
+            break
+        assert r.status_code in (200, 503), r.text
+        time.sleep(0.05)
+    assert 503 in statuses and statuses[-1] == 200
+    assert store.count_checks() == statuses.count(200) + 1  # every 200 was recorded
