@@ -262,30 +262,35 @@ async def _open_loop(
     late_starts = 0
     errors = 0
 
-    async def conn() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    async def exchange(i: int, fresh: bool) -> tuple[int, Any]:
         nonlocal opened
-        if free:
-            return free.pop()
-        opened += 1
-        return await asyncio.open_connection("127.0.0.1", port)
+        if fresh or not free:
+            opened += 1
+            r, w = await asyncio.open_connection("127.0.0.1", port)
+        else:
+            r, w = free.pop()
+        w.write(reqs[i % len(reqs)])
+        head = await r.readuntil(b"\r\n\r\n")
+        m = re.search(rb"(?i)content-length:\s*(\d+)", head)
+        if m:
+            await r.readexactly(int(m.group(1)))
+        return int(head[9:12]), (r, w)
 
     async def one(i: int, t_due: float) -> None:
         nonlocal bad, errors
         try:
-            r, w = await conn()
-            w.write(reqs[i % len(reqs)])
-            head = await r.readuntil(b"\r\n\r\n")
-            status = int(head[9:12])
-            m = re.search(rb"(?i)content-length:\s*(\d+)", head)
-            if m:
-                await r.readexactly(int(m.group(1)))
+            try:
+                status, c = await exchange(i, fresh=False)
+            except (OSError, asyncio.IncompleteReadError):
+                # a pooled connection the server closed while idle (keep-alive timeout)
+                status, c = await exchange(i, fresh=True)
         except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
             errors += 1
             return
         lat.append(clock() - t_due)
         if status != 200:
             bad += 1
-        free.append((r, w))
+        free.append(c)
 
     tasks = []
     t0 = clock() + 0.05
