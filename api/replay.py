@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 import geofence
-from api.service import load_zone_set, parse_time
+from api.service import load_zone_set, make_index, parse_time
 from api.storage import Store
 
 __all__ = ["Change", "ReplayReport", "differs", "replay"]
@@ -147,7 +147,7 @@ def replay(
 
     def index_of(v: int) -> geofence.ZoneIndex:
         if v not in indexes:
-            indexes[v] = geofence.ZoneIndex(load_zone_set(store, v))
+            indexes[v] = make_index(load_zone_set(store, v))
         return indexes[v]
 
     def policy_of(pid: str) -> Any:

@@ -25,6 +25,7 @@ import shapely
 import geofence
 from api.storage import Store, ZoneSetInfo, china_day
 from geofence import ZoneIndex, ZoneSet
+from zones.districts import service_area
 
 __all__ = [
     "Active",
@@ -202,13 +203,18 @@ def warm(index: ZoneIndex, policy: Any) -> None:
     geofence.decide_many(index, [check, check], policy, now)
 
 
+def make_index(zone_set: ZoneSet) -> ZoneIndex:
+    """The index every decision uses: the zones, and Zhuhai's outline as the service area."""
+    return ZoneIndex(zone_set, service_area=service_area())
+
+
 def build_active(
     store: Store, version: int, policy: Any, *, zone_set: ZoneSet | None = None
 ) -> Active:
     """Load version ``version`` from the store, build its index and warm it (blocking)."""
     t0 = time.perf_counter()
     zs = zone_set if zone_set is not None else load_zone_set(store, version)
-    index = ZoneIndex(zs)
+    index = make_index(zs)
     warm(index, policy)
     bounds = shapely.bounds(zs.geometry) if len(zs) else np.zeros((0, 4))
     return Active(

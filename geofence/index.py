@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from functools import cached_property
 
@@ -56,14 +57,17 @@ def _flatten(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.
     )
 
 
+@functools.lru_cache(maxsize=8)
 def _service_index(area: shapely.Geometry, tile_deg: float = 0.01) -> ZoneIndex:
-    """Index the service area as tiles: whole squares inside, clipped pieces on the edge."""
+    """Index the service area as tiles: whole squares inside, clipped pieces on the edge.
+
+    Cached per area: every zone-set version of a city shares its service area.
+    """
     minx, miny, maxx, maxy = shapely.bounds(area)
     ix = np.arange(np.floor(minx / tile_deg), np.ceil(maxx / tile_deg))
     iy = np.arange(np.floor(miny / tile_deg), np.ceil(maxy / tile_deg))
     gx, gy = (a.ravel() * tile_deg for a in np.meshgrid(ix, iy))
     tiles = shapely.box(gx, gy, gx + tile_deg, gy + tile_deg)
-    shapely.prepare(area)
     inside = shapely.contains_properly(area, tiles)
     edge = ~inside & shapely.intersects(area, tiles)
     clipped = shapely.get_parts(shapely.intersection(tiles[edge], area))

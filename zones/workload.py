@@ -37,7 +37,7 @@ import shapely
 from shapely import STRtree
 
 from geofence import crs as _crs
-from zones.districts import service_area
+from zones.districts import load_districts, service_area
 
 __all__ = [
     "ACCURACY_PRESETS",
@@ -166,7 +166,10 @@ def _zones(fc: Mapping[str, Any]) -> _Zones:
     fenced = np.array([p.get("fenced") is True for p in props], dtype=bool) & (kind == "parking")
     geom = shapely.from_geojson(np.array([json.dumps(f["geometry"]) for f in feats], dtype=object))
     geom = _metric(np.asarray(geom, dtype=object))
-    land = _metric(np.array([service_area()], dtype=object))[0]
+    # land: inside the city outline and inside one of its districts (the two outlines
+    # differ by about 1 km², and every position must get a district)
+    districts = shapely.union_all(list(load_districts().values()))
+    land = _metric(np.array([shapely.intersection(service_area(), districts)], dtype=object))[0]
     shapely.prepare(land)
     shapely.prepare(geom)
     c = shapely.centroid(geom)
