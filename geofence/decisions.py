@@ -295,16 +295,40 @@ class Check:
                 )
             )
         heading = body.get("heading_deg")
-        return cls(
-            fixes=tuple(fixes),
-            ended_at=_time(body.get("ended_at"), "ended_at"),
-            trip_id=_text(body.get("trip_id"), "trip_id"),
-            bike_id=_text(body.get("bike_id"), "bike_id"),
-            vehicle_type=body.get("vehicle_type", "bike"),
-            heading_deg=None if heading is None else _number(heading, "heading_deg", lo=0, hi=360),
-            beacons=tuple(readings),
-            operator=operator,
-        )
+        vehicle = body.get("vehicle_type", "bike")
+        if vehicle not in VEHICLE_TYPES:
+            raise CheckError(
+                f"vehicle_type: {vehicle!r} is not 'bike' or 'ebike'",
+                field="vehicle_type",
+                rule="enum",
+            )
+        if not fixes:
+            raise CheckError("fixes: a check needs at least one fix", field="fixes", rule="empty")
+        for i, f in enumerate(fixes):
+            if f.crs not in _crs.CRS_NAMES:
+                raise CheckError(
+                    f"fixes[{i}].crs: unknown CRS {f.crs!r} (expected one of "
+                    f"{', '.join(_crs.CRS_NAMES)})",
+                    field=f"fixes[{i}].crs",
+                    rule="enum",
+                )
+        values = {
+            "fixes": tuple(fixes),
+            "ended_at": _time(body.get("ended_at"), "ended_at"),
+            "trip_id": _text(body.get("trip_id"), "trip_id"),
+            "bike_id": _text(body.get("bike_id"), "bike_id"),
+            "vehicle_type": vehicle,
+            "heading_deg": None
+            if heading is None
+            else _number(heading, "heading_deg", lo=0, hi=360),
+            "beacons": tuple(readings),
+            "operator": operator,
+        }
+        # every field is checked above: skip __post_init__'s second pass (the hot path)
+        check = object.__new__(cls)
+        for name, value in values.items():
+            object.__setattr__(check, name, value)
+        return check
 
     def to_mapping(self) -> dict[str, Any]:
         """The check as a JSON-ready body; ``Check.from_mapping`` of it gives it back."""
