@@ -188,6 +188,7 @@ def locate_one(
     ring_start,
     zone_ring_start,
 ):
+    """Internal zone of best rank covering (px, py) in lon/lat, or -1."""
     best = -1
     best_rank = np.iinfo(np.int32).max
     if math.isfinite(px) and math.isfinite(py):
