@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
 
-.PHONY: install serve test lint browser bench bench-http clean
+.PHONY: install serve test lint browser postgres bench bench-http clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,10 +25,15 @@ lint: install
 browser:
 	bash .ci/install-chromium
 
-test: lint browser
+# Debian's PostgreSQL and PostGIS: the tests run the store and the API on both SQLite and
+# a throwaway PostgreSQL cluster (api/pgtest.py); apt-get when missing; fails loudly
+postgres:
+	bash .ci/install-postgres
+
+test: lint browser postgres
 	$(VENV)/bin/pytest -q -n 2
 
-bench: install
+bench: install postgres
 	$(PY) -m bench.engine
 	$(PY) -m bench.decisions
 

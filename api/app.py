@@ -5,8 +5,12 @@ background so that ``/healthz`` answers at once, seeds an empty database from th
 bundled zone set, loads the active version into a :class:`geofence.ZoneIndex`,
 warms the compiled kernels, and only then turns ``/readyz`` ready. Until then the
 ``/v1`` routes answer 503. A poller re-reads the active version every
-``active_poll_seconds`` so that workers of a multi-process server follow an
-activation made through any one of them.
+``active_poll_seconds`` (0.5 s) so that every process sharing the database (the
+workers of ``geofence serve --workers N``, servers on other hosts) follows an
+activation made through any one of them: it builds the new index off the event loop
+while it keeps serving the old one, then swaps. Polling rather than PostgreSQL's
+LISTEN/NOTIFY: the same on SQLite, nothing lost across a reconnection or a
+failover, no connection held per process, and one primary-key read per interval.
 """
 
 from __future__ import annotations
@@ -137,13 +141,20 @@ class BodyLimitMiddleware:
         await self.app(scope, limited, send)
 
 
+def _seed(store: Store, path: Any) -> Any:
+    """:func:`api.service.seed` under the store's setup lock (servers starting together
+    on an empty shared database seed it once)."""
+    with store.exclusive("setup"):
+        return seed(store, path)
+
+
 async def _load(app_state: AppState) -> None:
     """Seed, load the active zone set, warm the kernels; then the app is ready."""
     s = app_state.settings
     store = app_state.store
     assert store is not None
     try:
-        seeded = await run_in_threadpool(seed, store, s.seed_file)
+        seeded = await run_in_threadpool(_seed, store, s.seed_file)
         if seeded is not None:
             log.info("seeded zone set version %d from %s", seeded[0].version, s.seed_file)
         version = await run_in_threadpool(store.active_version)
@@ -228,7 +239,10 @@ def create_app(settings: Settings, *, access_stream: BinaryIO | None = None) -> 
         if access is not None:
             access.start()
         state.store = await run_in_threadpool(
-            Store.open, settings.database_url, sqlite_synchronous=settings.sqlite_synchronous
+            Store.open,
+            settings.database_url,
+            sqlite_synchronous=settings.sqlite_synchronous,
+            pool_size=settings.db_pool_size,
         )
         state.keys = KeyCache(state.store, settings.key_cache_seconds)
         state.policy = policy_from(settings.policy)

@@ -21,7 +21,8 @@ Tables
                    recorded decision can be replayed with the policy it used.
 ``checks``         the audit log: one row per decision, with the request as
                    received and the decision as answered. ``(operator,
-                   idempotency_key)`` is unique.
+                   idempotency_key)`` is unique; indexed by time, operator and
+                   time, batch, zone and time.
 ``api_keys``       SHA-256 hashes of the API keys (never the keys), role, operator.
 """
 
@@ -112,8 +113,8 @@ checks = sa.Table(
     sa.Column("body", sa.Text, nullable=False),
     sa.Column("decision", sa.Text, nullable=False),
     sa.Column("outcome", sa.String(16), nullable=False),
-    sa.Column("zone_id", sa.String(256), nullable=True),
-    sa.Column("district", sa.String(64), nullable=True),
+    sa.Column("zone_id", sa.Text, nullable=True),  # zone ids and districts: any length
+    sa.Column("district", sa.Text, nullable=True),
     sa.Column("zone_set_version", sa.Integer, nullable=True),
     sa.Column("policy_id", sa.String(128), nullable=False),
     sa.Column("ended_at", _TS, nullable=True),
@@ -123,6 +124,7 @@ checks = sa.Table(
     sa.Index("ix_checks_decided_at", "decided_at"),
     sa.Index("ix_checks_operator_decided_at", "operator", "decided_at"),
     sa.Index("ix_checks_batch", "batch_id"),
+    sa.Index("ix_checks_zone_decided_at", "zone_id", "decided_at"),  # migration 2
 )
 
 api_keys = sa.Table(
@@ -146,23 +148,47 @@ def _v1(conn: Connection) -> None:
     )
 
 
+def _v2(conn: Connection) -> None:
+    """Index the audit log by zone and time (per-zone statistics, the map); on
+    PostgreSQL, free zone ids and district names of a length limit (SQLite has none)."""
+    ix = next(i for i in checks.indexes if i.name == "ix_checks_zone_decided_at")
+    ix.create(conn, checkfirst=True)
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(
+            "ALTER TABLE checks ALTER COLUMN zone_id TYPE TEXT, ALTER COLUMN district TYPE TEXT"
+        )
+
+
 #: Ordered migration steps: step ``i`` (1-based) brings the schema to version ``i``.
-MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_v1,)
+MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_v1, _v2)
 SCHEMA_VERSION = len(MIGRATIONS)
+
+
+#: The advisory lock of migrations on PostgreSQL (any constant; "geofence" in ASCII)
+_MIGRATION_LOCK = 0x67656F66656E6365
+
+
+def _serialise(conn: Connection) -> None:
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_MIGRATION_LOCK)))
 
 
 def migrate(engine: sa.Engine) -> int:
     """Create or upgrade the schema to :data:`SCHEMA_VERSION`; returns the version.
 
     Safe to call from several processes at once: each step runs in one transaction
-    and re-reads the version inside it.
+    and re-reads the version inside it; on PostgreSQL, where several servers may
+    start together on an empty database, each transaction first takes an advisory
+    lock, so the steps run once, one process at a time.
     """
     from datetime import UTC, datetime
 
     with engine.begin() as conn:
+        _serialise(conn)
         schema_version.create(conn, checkfirst=True)
     while True:
         with engine.begin() as conn:
+            _serialise(conn)
             row = conn.execute(
                 sa.select(schema_version.c.version).where(schema_version.c.id == 1)
             ).first()

@@ -40,35 +40,41 @@ def prepare(settings: Settings, out: TextIO | None = None) -> dict[str, Any]:
     Returns ``{"seeded": version or None, "keys": {name: key}}`` and prints what it
     did to ``out`` (the keys only this once).
     """
-    from api.service import seed
     from api.storage import Store
 
     out = out or sys.stdout
     store = Store.open(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
     try:
-        seeded = seed(store, settings.seed_file)
-        info = None if seeded is None else seeded[0]
-        if info is not None:
-            print(
-                f"seeded zone set version {info.version} ({info.n_zones} zones, "
-                f"{info.n_fenced} fenced) from {settings.seed_file}",
-                file=out,
-            )
-        keys: dict[str, str] = {}
-        if not store.has_keys():
-            key, _ = store.create_key("admin")
-            keys["admin"] = key
-            for name in DEMO_OPERATORS:
-                key, _ = store.create_key("operator", name)
-                keys[name] = key
-            print("API keys (shown once, only their hashes are stored):", file=out)
-            for name, key in keys.items():
-                role = "admin" if name == "admin" else "operator"
-                print(f"  {role:<8} {name:<10} {key}", file=out)
-        out.flush()
-        return {"seeded": None if info is None else info.version, "keys": keys}
+        with store.exclusive("setup"):  # several servers starting on one empty database
+            return _prepare(store, settings, out)
     finally:
         store.close()
+
+
+def _prepare(store: Any, settings: Settings, out: TextIO) -> dict[str, Any]:
+    from api.service import seed
+
+    seeded = seed(store, settings.seed_file)
+    info = None if seeded is None else seeded[0]
+    if info is not None:
+        print(
+            f"seeded zone set version {info.version} ({info.n_zones} zones, "
+            f"{info.n_fenced} fenced) from {settings.seed_file}",
+            file=out,
+        )
+    keys: dict[str, str] = {}
+    if not store.has_keys():
+        key, _ = store.create_key("admin")
+        keys["admin"] = key
+        for name in DEMO_OPERATORS:
+            key, _ = store.create_key("operator", name)
+            keys[name] = key
+        print("API keys (shown once, only their hashes are stored):", file=out)
+        for name, key in keys.items():
+            role = "admin" if name == "admin" else "operator"
+            print(f"  {role:<8} {name:<10} {key}", file=out)
+    out.flush()
+    return {"seeded": None if info is None else info.version, "keys": keys}
 
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:

@@ -10,6 +10,9 @@ variable                             default                        meaning
 ``GEOFENCE_DATABASE_URL``            ``sqlite:///var/geofence.db``  SQLAlchemy URL (SQLite or
                                                                     ``postgresql+psycopg://…``)
 ``GEOFENCE_SQLITE_SYNCHRONOUS``      ``FULL``                       SQLite ``PRAGMA synchronous``
+``GEOFENCE_DB_POOL_SIZE``            ``8``                          connections per process (as
+                                                                    many again in bursts; each
+                                                                    process's audit writer: 1 more)
 ``GEOFENCE_HOST`` / ``_PORT``        ``127.0.0.1`` / ``8000``       where ``geofence serve`` binds
 ``GEOFENCE_WORKERS``                 ``1``                          uvicorn worker processes
 ``GEOFENCE_LOG_LEVEL``               ``info``                       ``debug`` … ``error``
@@ -25,9 +28,9 @@ variable                             default                        meaning
 ``GEOFENCE_SEED_FILE``               bundled ``zhuhai.geojson``     seeds an empty database
 ``GEOFENCE_KEY_CACHE_SECONDS``       ``1.0``                        how long a verified key is
                                                                     trusted before re-reading it
-``GEOFENCE_ACTIVE_POLL_SECONDS``     ``1.0``                        how often a worker checks the
-                                                                    active version (other workers'
-                                                                    activations)
+``GEOFENCE_ACTIVE_POLL_SECONDS``     ``0.5``                        how often a process checks the
+                                                                    active version (activations
+                                                                    made through other processes)
 ``GEOFENCE_GC_FREEZE``               ``true``                       keep the loaded index out of
                                                                     the cyclic GC (no 100 ms pauses)
 ==================================== ============================== ==============================
@@ -56,6 +59,7 @@ class Settings(BaseSettings):
     # storage
     database_url: str = "sqlite:///var/geofence.db"
     sqlite_synchronous: Literal["OFF", "NORMAL", "FULL", "EXTRA"] = "FULL"
+    db_pool_size: int = Field(8, ge=1, le=100)
     seed_file: Path = DEFAULT_SEED_FILE
 
     # server
@@ -79,7 +83,7 @@ class Settings(BaseSettings):
 
     # caches and background work
     key_cache_seconds: float = Field(1.0, ge=0.0)
-    active_poll_seconds: float = Field(1.0, gt=0.0)
+    active_poll_seconds: float = Field(0.5, gt=0.0)
     gc_freeze: bool = True
 
     def is_sqlite(self) -> bool:

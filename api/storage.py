@@ -9,6 +9,7 @@ read here.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import secrets
@@ -65,11 +66,27 @@ def rfc3339(dt: datetime | None) -> str | None:
     return dt.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def make_engine(url: str, *, sqlite_synchronous: str = "FULL") -> Engine:
-    """A SQLAlchemy engine; for SQLite, the file's folder is created and WAL turned on."""
+def make_engine(url: str, *, sqlite_synchronous: str = "FULL", pool_size: int = 8) -> Engine:
+    """A SQLAlchemy engine with a connection pool.
+
+    PostgreSQL (``postgresql+psycopg://``): a pool of ``pool_size`` connections (as
+    many again in bursts), each checked before use, so a database restart or a
+    failover costs the requests in flight, not the process. SQLite: the file's folder
+    is created, WAL turned on, ``PRAGMA synchronous`` set.
+    """
     u = sa.make_url(url)
     if u.get_backend_name() != "sqlite":
-        return sa.create_engine(u, pool_pre_ping=True, pool_size=8, max_overflow=8)
+        connect_args: dict[str, Any] = {}
+        if u.get_backend_name() == "postgresql" and u.get_driver_name() == "psycopg":
+            connect_args = {"application_name": "geofence", "connect_timeout": 10}
+        return sa.create_engine(
+            u,
+            pool_pre_ping=True,
+            pool_size=pool_size,
+            max_overflow=pool_size,
+            pool_timeout=30,
+            connect_args=connect_args,
+        )
     if u.database and u.database != ":memory:":
         Path(u.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
     engine = sa.create_engine(u, connect_args={"timeout": 30.0})
@@ -207,9 +224,9 @@ class Store:
         self.engine = engine
 
     @classmethod
-    def open(cls, url: str, *, sqlite_synchronous: str = "FULL") -> Store:
+    def open(cls, url: str, *, sqlite_synchronous: str = "FULL", pool_size: int = 8) -> Store:
         """Connect, create or migrate the schema, and return the store."""
-        engine = make_engine(url, sqlite_synchronous=sqlite_synchronous)
+        engine = make_engine(url, sqlite_synchronous=sqlite_synchronous, pool_size=pool_size)
         t.migrate(engine)
         return cls(engine)
 
@@ -219,6 +236,39 @@ class Store:
     @property
     def dialect(self) -> str:
         return self.engine.dialect.name
+
+    @contextlib.contextmanager
+    def exclusive(self, name: str = "setup") -> Iterator[None]:
+        """Hold a lock named ``name`` across processes (and hosts sharing the database).
+
+        For work that must not run twice at once, such as seeding an empty database
+        when several servers start together. PostgreSQL: a session advisory lock on
+        a connection of its own. SQLite (one host): ``flock`` on a file beside the
+        database.
+        """
+        if self.dialect == "postgresql":
+            lock_id = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+            with self.engine.connect() as c:
+                c.execute(sa.select(sa.func.pg_advisory_lock(lock_id)))
+                c.commit()
+                try:
+                    yield
+                finally:
+                    c.execute(sa.select(sa.func.pg_advisory_unlock(lock_id)))
+                    c.commit()
+            return
+        db = self.engine.url.database
+        if self.dialect != "sqlite" or not db or db == ":memory:":
+            yield
+            return
+        import fcntl
+
+        with open(f"{db}.{name}.lock", "a+b") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
 
     # ------------------------------------------------------------------ zone sets
     def has_zone_sets(self) -> bool:
@@ -329,14 +379,25 @@ class Store:
     def _activate(
         self, c: Connection, version: int, *, actor: str | None, now: datetime
     ) -> int | None:
+        # Lock the pointer first: a no-op UPDATE takes the row lock on PostgreSQL (held
+        # to commit, like SELECT … FOR UPDATE) and the write lock on SQLite, so two
+        # concurrent activations (from two processes) are serialised and each records
+        # the version it really replaced.
+        locked = c.execute(
+            sa.update(t.active_zone_set)
+            .where(t.active_zone_set.c.id == 1)
+            .values(version=t.active_zone_set.c.version)
+        ).rowcount
         exists = c.execute(
             sa.select(t.zone_sets.c.version).where(t.zone_sets.c.version == version)
         ).first()
         if exists is None:
             raise KeyError(version)
-        prev = c.execute(
-            sa.select(t.active_zone_set.c.version).where(t.active_zone_set.c.id == 1)
-        ).scalar()
+        prev = None
+        if locked:
+            prev = c.execute(
+                sa.select(t.active_zone_set.c.version).where(t.active_zone_set.c.id == 1)
+            ).scalar()
         if prev is None:
             c.execute(sa.insert(t.active_zone_set).values(id=1, version=version, activated_at=now))
         else:
@@ -414,23 +475,32 @@ class Store:
         return None if r is None else (orjson.loads(r.body), orjson.loads(r.decision))
 
     def find_idempotent_batch(self, operator: str, key: str) -> list[dict[str, Any]] | None:
-        """The recorded decisions of a batch sent with this key, in order, or None."""
+        """The recorded decisions of a batch sent with this key, in order, or None.
+
+        A batch's rows carry the keys ``key/0``, ``key/1``, … and one ``batch_id``: the
+        first row is found by its exact key (the unique index), the others by that
+        batch id (indexed). Exact comparisons only, no ``LIKE`` pattern, so the result
+        is the same on every backend and collation (case-sensitive, ``%`` and ``_``
+        taken literally).
+        """
         prefix = key + "/"
-        esc = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         with self.engine.connect() as c:
+            first = c.execute(
+                sa.select(t.checks.c.batch_id).where(
+                    t.checks.c.operator == operator, t.checks.c.idempotency_key == prefix + "0"
+                )
+            ).first()
+            if first is None or first.batch_id is None:
+                return None
             rows = c.execute(
                 sa.select(t.checks.c.idempotency_key, t.checks.c.decision).where(
-                    t.checks.c.operator == operator,
-                    t.checks.c.idempotency_key.like(esc + "%", escape="\\"),
+                    t.checks.c.batch_id == first.batch_id, t.checks.c.operator == operator
                 )
             ).all()
         found: dict[int, str] = {}
         for k, d in rows:
-            # LIKE is case-insensitive on SQLite: keep exact matches only
-            if k.startswith(prefix) and k[len(prefix) :].isdigit():
+            if k is not None and k.startswith(prefix) and k[len(prefix) :].isdigit():
                 found[int(k[len(prefix) :])] = d
-        if not found:
-            return None
         return [orjson.loads(found[i]) for i in sorted(found)]
 
     def get_check(self, check_id: str) -> dict[str, Any] | None:
@@ -556,6 +626,8 @@ class Store:
             raise ValueError("an operator key needs an operator name")
         if role == "admin" and operator:
             raise ValueError("an admin key has no operator")
+        if operator is not None and len(operator) > 64:
+            raise ValueError("an operator name has at most 64 characters")
         key = new_key()
         rec = ApiKey(
             id="key_" + secrets.token_hex(6),

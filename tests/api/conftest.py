@@ -1,12 +1,19 @@
-"""Fixtures of the API tests: a small real zone set, a real SQLite file, real apps.
+"""Fixtures of the API tests: a small real zone set, real databases, real apps.
 
-No mocks: every test runs the real app factory over a SQLite file in ``tmp_path``,
-seeded from a small slice of the bundled Zhuhai zone set (so startup is fast).
+No mocks: every test that takes ``settings``, ``store`` or ``client`` runs twice,
+once over a SQLite file in ``tmp_path`` and once over a fresh database of a real
+PostgreSQL server (``[sqlite]`` / ``[postgresql]`` in the test ids), with the real
+app factory, seeded from a small slice of the bundled Zhuhai zone set (so startup
+is fast). The PostgreSQL server is a throwaway cluster of this test session
+(:class:`api.pgtest.TempCluster`: Debian's binaries, a temporary folder, a Unix
+socket), removed at the end; if it cannot start, those tests fail, never skip.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import re
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,6 +24,7 @@ import shapely
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from api.pgtest import TempCluster
 from api.settings import DEFAULT_SEED_FILE, Settings
 from api.storage import Store
 
@@ -74,13 +82,65 @@ def v2_file(tmp_path_factory: pytest.TempPathFactory, small_fc_v2: dict[str, Any
     return p
 
 
+BACKENDS = ("sqlite", "postgresql")
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[TempCluster]:
+    """A PostgreSQL cluster for this test session (one per xdist worker), then removed.
+
+    Raises (every test using it errors) when PostgreSQL is missing or cannot start.
+    """
+    with TempCluster() as cluster:
+        yield cluster
+
+
+_db_counter = iter(range(1, 10**9))
+
+
 @pytest.fixture
-def settings_for(tmp_path: Path, seed_file: Path) -> Callable[..., Settings]:
-    """Settings over a fresh SQLite file under ``tmp_path/var`` (overrides as kwargs)."""
+def new_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[str], str]]:
+    """``make(backend) -> URL`` of a fresh, empty database (dropped after the test)."""
+    made: list[str] = []
+    files: list[Path] = []
+
+    def make(backend: str) -> str:
+        if backend == "sqlite":
+            files.append(tmp_path / "var" / ("geofence.db" if not files else f"g{len(files)}.db"))
+            files[-1].parent.mkdir(parents=True, exist_ok=True)
+            return f"sqlite:///{files[-1]}"
+        assert backend == "postgresql", backend
+        cluster: TempCluster = request.getfixturevalue("pg_cluster")
+        worker = re.sub(r"\W", "", os.environ.get("PYTEST_XDIST_WORKER", "main"))
+        name = f"t_{worker}_{os.getpid()}_{next(_db_counter)}"
+        made.append(name)
+        return cluster.create_database(name)
+
+    yield make
+    if made:
+        cluster = request.getfixturevalue("pg_cluster")
+        for name in made:
+            cluster.drop_database(name)
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """``sqlite`` or ``postgresql``: tests over a database run on both."""
+    return request.param
+
+
+@pytest.fixture
+def database_url(backend: str, new_database: Callable[[str], str]) -> str:
+    return new_database(backend)
+
+
+@pytest.fixture
+def settings_for(database_url: str, seed_file: Path) -> Callable[..., Settings]:
+    """Settings over a fresh database of the test's backend (overrides as kwargs)."""
 
     def make(**overrides: Any) -> Settings:
         base: dict[str, Any] = {
-            "database_url": f"sqlite:///{tmp_path / 'var' / 'geofence.db'}",
+            "database_url": database_url,
             "seed_file": seed_file,
             "access_log": False,
             "sqlite_synchronous": "NORMAL",

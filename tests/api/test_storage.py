@@ -1,8 +1,11 @@
-"""The store on a real SQLite file: schema, versions, keys, the group-commit audit log."""
+"""The store on a real SQLite file and a real PostgreSQL database (every test runs on
+both): schema and migrations, versions and activation, keys, the group-commit audit
+log, idempotency look-ups, stats."""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import signal
 from datetime import UTC, datetime, timedelta
@@ -45,20 +48,87 @@ def _row(i: int, *, operator: str = "meituan", key: str | None = None, **kw: Any
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Store:
-    s = Store.open(f"sqlite:///{tmp_path / 'var' / 'nested' / 'g.db'}", sqlite_synchronous="NORMAL")
+def db(database_url: str) -> Store:
+    s = Store.open(database_url, sqlite_synchronous="NORMAL")
     yield s
     s.close()
 
 
-def test_open_creates_folder_wal_and_schema(tmp_path: Path, db: Store) -> None:
-    assert (tmp_path / "var" / "nested" / "g.db").is_file()
+def test_open_creates_folder_wal_and_schema(tmp_path: Path) -> None:
+    s = Store.open(f"sqlite:///{tmp_path / 'var' / 'nested' / 'g.db'}", sqlite_synchronous="NORMAL")
+    try:
+        assert (tmp_path / "var" / "nested" / "g.db").is_file()
+        with s.engine.connect() as c:
+            assert c.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    finally:
+        s.close()
+
+
+def test_schema_and_indexes(db: Store) -> None:
     with db.engine.connect() as c:
-        assert c.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         v = c.execute(sa.select(schema.schema_version.c.version)).scalar()
     assert v == schema.SCHEMA_VERSION
-    tables = set(sa.inspect(db.engine).get_table_names())
+    insp = sa.inspect(db.engine)
+    tables = set(insp.get_table_names())
     assert {"zone_sets", "active_zone_set", "checks", "api_keys", "policies"} <= tables
+    ix = {i["name"]: i["column_names"] for i in insp.get_indexes("checks")}
+    assert ix["ix_checks_zone_decided_at"] == ["zone_id", "decided_at"]
+    assert ix["ix_checks_batch"] == ["batch_id"]
+
+
+def test_migration_2_upgrades_a_version_1_database(database_url: str) -> None:
+    """A database left at schema version 1 (no zone index) is brought to the current one."""
+    engine = sa.create_engine(database_url)
+    try:
+        with engine.begin() as c:
+            schema.schema_version.create(c)
+            schema._v1(c)
+            c.exec_driver_sql("DROP INDEX ix_checks_zone_decided_at")  # as version 1 had it
+            if c.dialect.name == "postgresql":
+                c.exec_driver_sql(
+                    "ALTER TABLE checks ALTER COLUMN zone_id TYPE VARCHAR(256), "
+                    "ALTER COLUMN district TYPE VARCHAR(64)"
+                )
+            c.execute(
+                sa.insert(schema.schema_version).values(
+                    id=1, version=1, migrated_at=datetime.now(UTC)
+                )
+            )
+    finally:
+        engine.dispose()
+    s = Store.open(database_url)
+    try:
+        names = {i["name"] for i in sa.inspect(s.engine).get_indexes("checks")}
+        assert "ix_checks_zone_decided_at" in names
+        with s.engine.begin() as c:
+            s.insert_checks(c, [_row(1, zone_id="Z" * 300, district="区" * 100)])
+        assert s.get_check("c_00000001")["decision"] == {"outcome": "settle"}
+    finally:
+        s.close()
+
+
+def test_concurrent_activations_are_serialised(database_url: str, db: Store) -> None:
+    """Activations from many connections at once: each records the version it replaced,
+    so the history is one chain."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    doc = b'{"type":"FeatureCollection","features":[]}'
+    for i in range(4):
+        db.add_zone_set(
+            doc, checksum=f"{i}" * 64, counts=COUNTS, report={}, source=f"v{i}", activate=i == 0
+        )
+    others = [Store.open(database_url) for _ in range(4)]
+    try:
+        with ThreadPoolExecutor(4) as ex:
+            prevs = list(ex.map(lambda k: others[k % 4].activate(2 + k % 3), range(24)))
+    finally:
+        for o in others:
+            o.close()
+    history = list(reversed(db.activations()))  # oldest first
+    assert len(history) == 25
+    for before, after in itertools.pairwise(history):
+        assert after["previous"] == before["version"]
+    assert sorted(p for p in prevs if p is not None) == sorted(h["previous"] for h in history[1:])
 
 
 def test_migrate_is_idempotent(tmp_path: Path, db: Store) -> None:
@@ -214,14 +284,27 @@ def test_a_dead_writer_fails_the_waiting_requests(db: Store) -> None:
 
 
 def test_idempotency_lookups(db: Store) -> None:
+    def batch(first: int, key: str, n: int, batch_id: str, **kw: Any) -> list[dict]:
+        return [
+            _row(first + i, key=f"{key}/{i}", batch_id=batch_id, decision=f'{{"i": {i}}}', **kw)
+            for i in range(n)
+        ]
+
     with db.engine.begin() as c:
-        db.insert_checks(c, [_row(1, key="abc"), _row(2, key="b_x/0"), _row(3, key="b_x/1")])
-        db.insert_checks(c, [_row(4, key="B_X/0")])  # another key differing only in case
+        db.insert_checks(c, [_row(1, key="abc")])
+        db.insert_checks(c, list(reversed(batch(2, "b_x", 12, "b_1"))))  # /10 sorts before /2
+        db.insert_checks(c, batch(20, "B_X", 1, "b_2"))  # differs only in case
+        db.insert_checks(c, batch(30, "b%", 2, "b_3"))  # LIKE metacharacters, literally
+        db.insert_checks(c, batch(40, "b_x", 3, "b_4", operator="hellobike"))
     body, decision = db.find_idempotent("meituan", "abc")
     assert body == {"trip_id": "T-1"} and decision == {"outcome": "settle"}
     assert db.find_idempotent("hellobike", "abc") is None
-    assert len(db.find_idempotent_batch("meituan", "b_x")) == 2
-    assert db.find_idempotent_batch("meituan", "b%") is None
+    assert db.find_idempotent_batch("meituan", "b_x") == [{"i": i} for i in range(12)]
+    assert db.find_idempotent_batch("meituan", "B_X") == [{"i": 0}]
+    assert db.find_idempotent_batch("meituan", "b%") == [{"i": 0}, {"i": 1}]
+    assert db.find_idempotent_batch("hellobike", "b_x") == [{"i": i} for i in range(3)]
+    for missing in ("b", "b_", "b__", "B%", "b_x/", "abc", "%"):
+        assert db.find_idempotent_batch("meituan", missing) is None, missing
     with pytest.raises(sa.exc.IntegrityError), db.engine.begin() as c:
         db.insert_checks(c, [_row(9, key="abc")])
 

@@ -1,0 +1,289 @@
+"""Many server processes on one PostgreSQL: real ``geofence serve`` processes on
+loopback ports, sharing one database of the session's throwaway cluster.
+
+Two servers (two ports, as two hosts behind a load balancer would be) start together
+on an empty database and seed it once; an activation through the first is served by
+the second within 2 s, with no failed request meanwhile; checks sent to both land in
+one audit log; an ``Idempotency-Key`` sent to both gives one decision. And
+``geofence serve --workers 2``: every worker follows an activation within 2 s.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import shapely
+
+from api.storage import Store
+
+ENDED_AT = "2026-11-26T08:15:30+08:00"
+PROPAGATION_S = 2.0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """One ``python -m api serve`` process on a loopback port."""
+
+    def __init__(self, workdir: Path, db_url: str, seed: Path, workers: int = 1) -> None:
+        self.workdir = workdir
+        self.db_url = db_url
+        self.seed = seed
+        self.workers = workers
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.out = workdir / f"out-{self.port}.txt"
+        self.err = workdir / f"err-{self.port}.txt"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("GEOFENCE_")}
+        env |= {
+            "GEOFENCE_DATABASE_URL": db_url,
+            "GEOFENCE_SEED_FILE": str(seed),
+            "GEOFENCE_LOG_LEVEL": "warning",
+            "GEOFENCE_ACCESS_LOG": "false",
+        }
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "api", "serve", "--port", str(self.port)]
+            + (["--workers", str(workers)] if workers > 1 else []),
+            cwd=workdir,
+            env=env,
+            stdout=self.out.open("w"),
+            stderr=self.err.open("w"),
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+
+    def wait_ready(self, timeout: float = 120.0) -> Server:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"server exited: {self.err.read_text()[-3000:]}")
+            try:
+                if httpx.get(self.url + "/readyz", timeout=1.0).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        raise AssertionError(f"not ready in {timeout} s: {self.err.read_text()[-3000:]}")
+
+    def keys(self) -> dict[str, str]:
+        return dict(re.findall(r"^\s+\w+\s+(\w+)\s+(gfk_\S+)$", self.out.read_text(), re.M))
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+
+
+@pytest.fixture
+def pg_url(new_database: Callable[[str], str]) -> str:
+    return new_database("postgresql")
+
+
+@pytest.fixture
+def servers(tmp_path: Path) -> Iterator[list[Server]]:
+    started: list[Server] = []
+    yield started
+    for s in started:
+        s.stop()
+
+
+def _body(feature: dict[str, Any], trip: str) -> dict[str, Any]:
+    p = shapely.point_on_surface(shapely.geometry.shape(feature["geometry"]))
+    return {
+        "trip_id": trip,
+        "bike_id": "B-" + trip,
+        "vehicle_type": "bike",
+        "ended_at": ENDED_AT,
+        "fixes": [{"lon": p.x, "lat": p.y, "accuracy_m": 0.5}],
+    }
+
+
+def _version(url: str) -> int | None:
+    return httpx.get(url + "/readyz", timeout=5.0).json().get("zone_set_version")
+
+
+def test_two_servers_share_one_postgresql(
+    tmp_path: Path, pg_url: str, seed_file: Path, small_fc, small_fc_v2, servers
+) -> None:
+    # both start together on an empty database: it is seeded once, keys made once
+    a = Server(tmp_path, pg_url, seed_file)
+    b = Server(tmp_path, pg_url, seed_file)
+    servers += [a, b]
+    a.wait_ready()
+    b.wait_ready()
+    keys = a.keys() or b.keys()
+    assert set(keys) == {"admin", "meituan", "hellobike", "qingju"}
+    assert not (a.keys() and b.keys()), "both servers created demo keys"
+    store = Store.open(pg_url)
+    try:
+        assert [i.version for i in store.zone_sets()] == [1]
+    finally:
+        store.close()
+    admin = {"X-API-Key": keys["admin"]}
+    meituan = {"X-API-Key": keys["meituan"]}
+    assert _version(a.url) == _version(b.url) == 1
+
+    # checks sent to both land in one audit log, readable through either
+    feats = small_fc["features"]
+    ids: list[str] = []
+    with httpx.Client(timeout=30) as c:
+        for i in range(20):
+            srv = (a, b)[i % 2]
+            r = c.post(srv.url + "/v1/checks", json=_body(feats[i], f"SO-{i}"), headers=meituan)
+            assert r.status_code == 200, r.text
+            ids.append(r.json()["check_id"])
+        for i, cid in enumerate(ids):
+            other = (b, a)[i % 2]  # read back through the other process
+            r = c.get(f"{other.url}/v1/checks/{cid}", headers=meituan)
+            assert r.status_code == 200 and r.json()["check_id"] == cid
+    store = Store.open(pg_url)
+    try:
+        assert set(ids) <= store.check_ids()
+    finally:
+        store.close()
+
+    # activation through a: b serves the new version within 2 s, no request fails
+    up = httpx.post(
+        a.url + "/v1/zone-sets",
+        content=json.dumps(small_fc_v2).encode(),
+        headers=admin | {"content-type": "application/geo+json"},
+        timeout=60,
+    )
+    assert up.status_code == 201, up.text
+    v2 = up.json()["version"]
+    body = _body(small_fc_v2["features"][0], "SO-LOAD")
+    stop = threading.Event()
+    seen: list[tuple[float, int, int | None]] = []
+
+    def load() -> None:
+        with httpx.Client(base_url=b.url, timeout=30) as c:
+            while not stop.is_set() and len(seen) < 20_000:
+                r = c.post("/v1/checks", json=body, headers=meituan)
+                v = r.json().get("zone_set_version") if r.status_code == 200 else None
+                seen.append((time.monotonic(), r.status_code, v))
+
+    t = threading.Thread(target=load)
+    t.start()
+    try:
+        time.sleep(0.3)
+        act = httpx.post(f"{a.url}/v1/zone-sets/{v2}/activate", headers=admin, timeout=60)
+        t_act = time.monotonic()
+        assert act.status_code == 200, act.text
+        assert _version(a.url) == v2
+        while time.monotonic() - t_act < PROPAGATION_S + 1 and _version(b.url) != v2:
+            time.sleep(0.01)
+        propagated = time.monotonic() - t_act
+        time.sleep(0.3)
+    finally:
+        stop.set()
+        t.join(30)
+    assert propagated < PROPAGATION_S, f"b served version {v2} only after {propagated:.2f} s"
+    assert seen and all(s == 200 for _, s, _ in seen), {s for _, s, _ in seen}
+    assert seen[-1][2] == v2
+    first_new = min(ts for ts, _, v in seen if v == v2)
+    assert first_new - t_act < PROPAGATION_S
+    assert all(v == v2 for ts, _, v in seen if ts > first_new)  # never back to the old one
+    print(f"propagation a -> b: {propagated:.3f} s")
+
+    # idempotency across processes: the same key sent to both gives one decision
+    hk = meituan | {"Idempotency-Key": "so-idem-1"}
+    one = _body(feats[3], "SO-IDEM")
+    ra = httpx.post(a.url + "/v1/checks", json=one, headers=hk, timeout=30)
+    rb = httpx.post(b.url + "/v1/checks", json=one, headers=hk, timeout=30)
+    assert ra.status_code == rb.status_code == 200
+    assert ra.json() == rb.json()
+    assert rb.headers.get("idempotent-replayed") == "true"
+
+    # ... also when both arrive at once (one commits, the other answers its decision)
+    def both(key: str, path: str, payload: dict[str, Any]) -> list[httpx.Response]:
+        h = meituan | {"Idempotency-Key": key}
+        with ThreadPoolExecutor(4) as ex:
+            futs = [
+                ex.submit(httpx.post, srv.url + path, json=payload, headers=h, timeout=30)
+                for srv in (a, b, a, b)
+            ]
+            return [f.result() for f in futs]
+
+    for k in range(5):
+        rs = both(f"so-race-{k}", "/v1/checks", _body(feats[4 + k], f"SO-RACE-{k}"))
+        assert all(r.status_code == 200 for r in rs), [r.text for r in rs]
+        assert len({r.json()["check_id"] for r in rs}) == 1
+    batch = {"checks": [_body(feats[10 + i], f"SO-B{i}") for i in range(5)]}
+    rs = both("so-batch-1", "/v1/checks/batch", batch)
+    assert all(r.status_code == 200 for r in rs), [r.text for r in rs]
+    assert len({json.dumps(r.json(), sort_keys=True) for r in rs}) == 1
+    store = Store.open(pg_url)
+    try:
+        keyed = [
+            r["idempotency_key"]
+            for r in store.iter_checks(operator="meituan")
+            if r["idempotency_key"] and r["idempotency_key"].startswith("so-")
+        ]
+    finally:
+        store.close()
+    assert sorted(keyed) == sorted(
+        ["so-idem-1"] + [f"so-race-{k}" for k in range(5)] + [f"so-batch-1/{i}" for i in range(5)]
+    )
+
+
+def test_workers_follow_an_activation(
+    tmp_path: Path, pg_url: str, seed_file: Path, small_fc_v2, servers
+) -> None:
+    """``geofence serve --workers 2``: whichever worker takes the activation, the other
+    serves the new version within 2 s."""
+    srv = Server(tmp_path, pg_url, seed_file, workers=2)
+    servers.append(srv)
+    srv.wait_ready()
+    keys = srv.keys()
+    admin = {"X-API-Key": keys["admin"]}
+    up = httpx.post(
+        srv.url + "/v1/zone-sets",
+        content=json.dumps(small_fc_v2).encode(),
+        headers=admin | {"content-type": "application/geo+json"},
+        timeout=60,
+    )
+    v2 = up.json()["version"]
+    body = _body(small_fc_v2["features"][0], "W-1")
+    h = {"X-API-Key": keys["qingju"]}
+
+    def versions(n: int) -> set[int]:
+        # fresh connections, so that the kernel spreads them over both workers
+        out = set()
+        for _ in range(n):
+            r = httpx.post(srv.url + "/v1/checks", json=body, headers=h, timeout=30)
+            assert r.status_code == 200, r.text
+            out.add(r.json()["zone_set_version"])
+        return out
+
+    assert versions(10) == {1}
+    act = httpx.post(f"{srv.url}/v1/zone-sets/{v2}/activate", headers=admin, timeout=60)
+    t_act = time.monotonic()
+    assert act.status_code == 200, act.text
+    while time.monotonic() - t_act < PROPAGATION_S + 1 and versions(10) != {v2}:
+        pass
+    propagated = time.monotonic() - t_act
+    assert propagated < PROPAGATION_S
+    assert versions(30) == {v2}
+    print(f"propagation between workers: {propagated:.3f} s")
