@@ -5,9 +5,13 @@ few large no-parking areas) at several sizes and measures, in one run and on the
 same fixes: index build, bulk locate and nearest (k=3, 50 m) for our ZoneIndex;
 ``shapely.STRtree.query(points, predicate="within")`` and ``query_nearest``; the
 ``rtree`` package (bulk bbox query + shapely exact test); and a brute-force shapely
-loop on a small sample. Writes bench/results/engine.json and engine.png.
+loop on a small sample. When Debian's PostgreSQL and PostGIS are installed
+(``bash .ci/install-postgres``), PostGIS is measured too, at the sizes up to
+``--postgis-max-zones``, on the same zones and fixes (:mod:`bench.pg`: a bulk
+``ST_Covers`` join over a GiST index and single-point queries over a local socket).
+Writes bench/results/engine.json and engine.png.
 
-    python -m bench.engine [--sizes 1000 18000 100000 1000000] [--repeat 5]
+    python -m bench.engine [--sizes 1000 18000 100000 1000000] [--repeat 5] [--no-postgis]
 """
 
 from __future__ import annotations
@@ -131,7 +135,7 @@ def rss_mb() -> float:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def bench_size(n: int, repeat: int, n_fixes: int) -> dict:
+def bench_size(n: int, repeat: int, n_fixes: int, postgis=None, postgis_args=None) -> dict:
     row: dict = {"zones": n}
     rss0 = rss_mb()
     t = time.perf_counter()
@@ -198,6 +202,10 @@ def bench_size(n: int, repeat: int, n_fixes: int) -> dict:
     for i in range(m):
         shapely.covers(zs.geometry, shapely.Point(lon[i], lat[i]))
     row["brute_locate_fixes_per_s"] = m / (time.perf_counter() - t)
+
+    # PostGIS (bench.pg), same zones, same fixes (the first --postgis-fixes of them)
+    if postgis is not None:
+        row.update(postgis.measure(zs, ix, lon, lat, repeat=min(repeat, 3), **(postgis_args or {})))
     return row
 
 
@@ -229,30 +237,65 @@ def plot(rows: list[dict], path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
+def _print_row(row: dict) -> None:
+    print(
+        f"{row['zones']:>9,} zones  build {row['build_s'] * 1e3:8.1f} ms  "
+        f"locate {row['locate_fixes_per_s'] / 1e6:6.2f} M/s  "
+        f"(STRtree {row['strtree_locate_fixes_per_s'] / 1e6:5.2f}, "
+        f"x{row['locate_fixes_per_s'] / row['strtree_locate_fixes_per_s']:.1f})  "
+        f"nearest {row['nearest_fixes_per_s'] / 1e6:5.2f} M/s "
+        f"(STRtree {row['strtree_nearest_fixes_per_s'] / 1e6:5.2f}, "
+        f"x{row['nearest_fixes_per_s'] / row['strtree_nearest_fixes_per_s']:.1f})  "
+        f"index {row['index_mb']:.0f} MB, rss +{row['rss_mb']:.0f} MB",
+        flush=True,
+    )
+    if "postgis_bulk_fixes_per_s" in row:
+        print(
+            f"{'':>9}        PostGIS GiST: join {row['postgis_bulk_fixes_per_s'] / 1e6:6.3f} M/s "
+            f"(ours x{row['locate_fixes_per_s'] / row['postgis_bulk_fixes_per_s']:.0f}), "
+            f"single point {row['postgis_single_query_us']:.0f} us "
+            f"(ours {row['single_locate_us']:.1f} us, "
+            f"x{row['postgis_single_query_us'] / row['single_locate_us']:.0f}), "
+            f"agree {row['postgis_agree_with_ours']:.4f}",
+            flush=True,
+        )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[1000, 18_000, 100_000, 1_000_000])
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--fixes", type=int, default=1_000_000)
     ap.add_argument("--out", type=Path, default=RESULTS / "engine.json")
+    ap.add_argument("--no-postgis", action="store_true", help="skip the PostGIS peer")
+    ap.add_argument("--postgis-max-zones", type=int, default=20_000)
+    ap.add_argument("--postgis-fixes", type=int, default=100_000, help="fixes in the bulk join")
+    ap.add_argument("--postgis-single", type=int, default=2_000, help="single-point queries")
     args = ap.parse_args()
+    from bench import pg
+
+    postgis = None
+    postgis_note = "skipped (--no-postgis)"
+    if not args.no_postgis and any(n <= args.postgis_max_zones for n in args.sizes):
+        postgis_note = pg.available() or ""
+        if not postgis_note:
+            # started before this process is pinned: the server's processes are not
+            postgis = pg.PostGIS()
+            postgis_note = f"PostGIS {postgis.version} on PostgreSQL {postgis.server}"
+        print("postgis:", postgis_note, flush=True)
+    postgis_args = {"bulk_fixes": args.postgis_fixes, "single": args.postgis_single}
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})  # one core
     rows = []
-    for n in args.sizes:
-        row = bench_size(n, args.repeat, args.fixes)
-        rows.append(row)
-        print(
-            f"{row['zones']:>9,} zones  build {row['build_s'] * 1e3:8.1f} ms  "
-            f"locate {row['locate_fixes_per_s'] / 1e6:6.2f} M/s  "
-            f"(STRtree {row['strtree_locate_fixes_per_s'] / 1e6:5.2f}, "
-            f"x{row['locate_fixes_per_s'] / row['strtree_locate_fixes_per_s']:.1f})  "
-            f"nearest {row['nearest_fixes_per_s'] / 1e6:5.2f} M/s "
-            f"(STRtree {row['strtree_nearest_fixes_per_s'] / 1e6:5.2f}, "
-            f"x{row['nearest_fixes_per_s'] / row['strtree_nearest_fixes_per_s']:.1f})  "
-            f"index {row['index_mb']:.0f} MB, rss +{row['rss_mb']:.0f} MB",
-            flush=True,
-        )
+    try:
+        for n in args.sizes:
+            peer = postgis if n <= args.postgis_max_zones else None
+            row = bench_size(n, args.repeat, args.fixes, peer, postgis_args)
+            rows.append(row)
+            _print_row(row)
+    finally:
+        if postgis is not None:
+            postgis.close()
     by_n = {r["zones"]: r for r in rows}
     summary = {}
     base = min(by_n, key=lambda z: abs(z - 18_000))
@@ -266,6 +309,12 @@ def main() -> None:
     summary["largest_locate_share_of_18k"] = (
         by_n[big]["locate_fixes_per_s"] / by_n[base]["locate_fixes_per_s"]
     )
+    pgis = [r for r in rows if "postgis_bulk_fixes_per_s" in r]
+    if pgis:
+        r = min(pgis, key=lambda r: abs(r["zones"] - 18_000))
+        summary["postgis_at_zones"] = r["zones"]
+        summary["locate_vs_postgis_bulk"] = r["locate_fixes_per_s"] / r["postgis_bulk_fixes_per_s"]
+        summary["single_vs_postgis_single"] = r["postgis_single_query_us"] / r["single_locate_us"]
     result = {
         "benchmark": "engine",
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -275,6 +324,7 @@ def main() -> None:
         "repeat": args.repeat,
         "note": "median of `repeat` runs after a warm-up; STRtree nearest gets pre-projected "
         "points, our figures include the projection",
+        "postgis": postgis_note,
         "rows": rows,
         "summary": summary,
         "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
