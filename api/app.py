@@ -207,8 +207,13 @@ async def _poll_active(app_state: AppState) -> None:
         if app_state.active is None or app_state.swap_lock.locked():
             continue
         try:
-            # inline, not in a worker thread: one indexed read per interval
-            version = store.active_version()
+            # SQLite: inline, not in a worker thread (one indexed read of a local file per
+            # interval); a database over the network: in a thread, so that an outage or
+            # a slow connect cannot stall the event loop
+            if store.dialect == "sqlite":
+                version = store.active_version()
+            else:
+                version = await run_in_threadpool(store.active_version)
             if version is None or version == app_state.active.version:
                 continue
             async with app_state.swap_lock:

@@ -21,6 +21,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader
+from starlette.concurrency import run_in_threadpool
 
 from api.errors import Problem
 from api.storage import ApiKey, Store, hash_key
@@ -66,6 +67,9 @@ class KeyCache:
         self.ttl = ttl
         self._lock = threading.Lock()
         self._cache: dict[str, tuple[float, ApiKey]] = {}
+        #: look-ups inline on the event loop (a local SQLite file), or in a worker
+        #: thread (a database over the network: an outage must not stall the loop)
+        self.inline = store.dialect == "sqlite"
 
     def cached(self, key: str) -> ApiKey | None:
         """The record of ``key`` if verified within the TTL, else None (no I/O)."""
@@ -104,10 +108,12 @@ async def authenticate(request: Request, key: str | None) -> Principal:
     if cache is None:
         raise Problem(503, "not-ready", "the service is starting")
     rec = cache.cached(key)
-    if rec is None:
+    if rec is None and cache.inline:
         # an indexed read, done inline: once per key per TTL, it costs less than a hop to
         # a worker thread, whose Python code would contend with the engine for the GIL
         rec = cache.verify(key)
+    elif rec is None:
+        rec = await run_in_threadpool(cache.verify, key)
     if rec is None:
         raise Problem(
             401,

@@ -369,9 +369,10 @@ def test_hot_swap_under_load(server: Server, small_fc) -> None:
 
 # ---------------------------------------------------------------------------- crash safety
 def test_kill_9_mid_load_loses_no_answered_check(
-    tmp_path: Path, seed_file: Path, v2_file, small_fc
+    tmp_path: Path, database_url: str, seed_file: Path, v2_file, small_fc
 ) -> None:
-    srv = Server(tmp_path, f"sqlite:///{tmp_path / 'var' / 'geofence.db'}", seed_file).start()
+    """On SQLite and on PostgreSQL (``database_url`` is parametrized)."""
+    srv = Server(tmp_path, database_url, seed_file).start()
     try:
         up = _cli(srv, "upload", str(v2_file), "--activate", "--json")
         assert up.returncode == 0, up.stderr
