@@ -986,26 +986,53 @@ def _decide(
     near_dist,
     near_bearing,
 ):
-    levels, lmr, inv_size, table, shift = g.levels, g.level_min_rank, g.inv_size, g.table, g.shift
-    lzs, lz, ebox, ezone, erank = (
-        g.level_zone_start,
-        g.level_zones,
-        g.entry_box,
-        g.entry_zone,
-        g.entry_rank,
+    levels, lmr, inv_size, table, shift = (
+        g[_kernels.G_LEVELS],
+        g[_kernels.G_LEVEL_MIN_RANK],
+        g[_kernels.G_INV_SIZE],
+        g[_kernels.G_TABLE],
+        g[_kernels.G_SHIFT],
     )
-    bbox, mbox, vx, vy, mx, my = g.bbox, g.mbox, g.vx, g.vy, g.mx, g.my
-    rs, zrs, perm, inv_perm = g.ring_start, g.zone_ring_start, g.perm, g.inv_perm
+    lzs, lz, ebox, ezone, erank = (
+        g[_kernels.G_LEVEL_ZONE_START],
+        g[_kernels.G_LEVEL_ZONES],
+        g[_kernels.G_ENTRY_BOX],
+        g[_kernels.G_ENTRY_ZONE],
+        g[_kernels.G_ENTRY_RANK],
+    )
+    bbox, mbox, vx, vy, mx, my = (
+        g[_kernels.G_BBOX],
+        g[_kernels.G_MBOX],
+        g[_kernels.G_VX],
+        g[_kernels.G_VY],
+        g[_kernels.G_MX],
+        g[_kernels.G_MY],
+    )
+    rs, zrs, perm, inv_perm = (
+        g[_kernels.G_RING_START],
+        g[_kernels.G_ZONE_RING_START],
+        g[_kernels.G_PERM],
+        g[_kernels.G_INV_PERM],
+    )
     # the service area's own grid (tiles of the city outline)
     s_levels, s_lmr, s_inv, s_table, s_shift = (
-        sg.levels,
-        sg.level_min_rank,
-        sg.inv_size,
-        sg.table,
-        sg.shift,
+        sg[_kernels.G_LEVELS],
+        sg[_kernels.G_LEVEL_MIN_RANK],
+        sg[_kernels.G_INV_SIZE],
+        sg[_kernels.G_TABLE],
+        sg[_kernels.G_SHIFT],
     )
-    s_erank, s_ebox, s_ezone = sg.entry_rank, sg.entry_box, sg.entry_zone
-    s_vx, s_vy, s_rs, s_zrs = sg.vx, sg.vy, sg.ring_start, sg.zone_ring_start
+    s_erank, s_ebox, s_ezone = (
+        sg[_kernels.G_ENTRY_RANK],
+        sg[_kernels.G_ENTRY_BOX],
+        sg[_kernels.G_ENTRY_ZONE],
+    )
+    s_vx, s_vy, s_rs, s_zrs = (
+        sg[_kernels.G_VX],
+        sg[_kernels.G_VY],
+        sg[_kernels.G_RING_START],
+        sg[_kernels.G_ZONE_RING_START],
+    )
     cand_pos = np.empty((1, 4), np.int64)
     cand_dist = np.empty((1, 4))
     qbox = np.empty(4)
@@ -1209,14 +1236,14 @@ def decide_arrays(index: ZoneIndex, batch: CheckBatch, policy: Policy, now: floa
     near_bearing = np.empty((n, k))
     open_any, open_fenced = _open_masks(index, t, batch.operator)
     _decide(
-        index._grid,
+        index._gtuple,
         lon,
         lat,
         x,
         y,
         np.ascontiguousarray(fused[:, 2]),
         fused[:, 3] > 0,
-        index._grid if service is None else service._grid,
+        index._gtuple if service is None else service._gtuple,
         service is not None,
         batch.ended_at,
         batch.heading_deg,

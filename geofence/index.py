@@ -188,6 +188,7 @@ class ZoneIndex:
             perm=self._perm,
             inv_perm=self._inv_perm,
         )
+        self._gtuple = tuple(self._grid)  # what the kernels take (see _kernels.G_*)
         self._all = np.ones(n, bool)
         self.build_seconds = time.perf_counter() - t0
 
@@ -282,7 +283,7 @@ class ZoneIndex:
         """
         lon, lat = self._wgs84(lon, lat, crs)
         out = np.empty(lon.shape, np.int64)
-        _kernels.locate(self._grid, lon.ravel(), lat.ravel(), out.reshape(-1))
+        _kernels.locate(self._gtuple, lon.ravel(), lat.ravel(), out.reshape(-1))
         return out
 
     def in_service_area(self, lon, lat, crs: str = "wgs84") -> np.ndarray:
@@ -347,7 +348,7 @@ class ZoneIndex:
         out_pos = np.empty((len(lon), k), np.int64)
         out_dist = np.empty((len(lon), k), np.float64)
         _kernels.nearest(
-            self._grid,
+            self._gtuple,
             lon,
             lat,
             np.ascontiguousarray(x, dtype=np.float64),
@@ -376,7 +377,7 @@ class ZoneIndex:
         d = np.empty(len(pos), np.float64)
         bx = np.empty(len(pos), np.float64)
         by = np.empty(len(pos), np.float64)
-        _kernels.closest(self._grid, pos, x, y, d, bx, by)
+        _kernels.closest(self._gtuple, pos, x, y, d, bx, by)
         return d, bx, by
 
     def zone_vertices_m(self, pos: int) -> list[np.ndarray]:
