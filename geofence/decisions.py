@@ -746,6 +746,17 @@ _INV_SQRT2 = 1.0 / math.sqrt(2.0)
 _INV_SQRT2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 
+@_jit_inline
+def _masked_median(values, keep, n, tmp):
+    """Median of ``values[:n]`` where ``keep``; ``tmp`` is a work array of n."""
+    k = 0
+    for j in range(n):
+        if keep[j]:
+            tmp[k] = values[j]
+            k += 1
+    return np.median(tmp[:k])
+
+
 @_jit
 def _fuse(lon, lat, acc, at, nfix, ended_at, default_acc, max_age, max_skew, chi2, rho, out):
     """Fuse each check's trail: out columns lon, lat, sigma, stale (0/1), spread (m)."""
@@ -781,18 +792,8 @@ def _fuse(lon, lat, acc, at, nfix, ended_at, default_acc, max_age, max_skew, chi
             for j in range(n):
                 keep[j] = True
         # coordinate-wise median of the usable fixes
-        k = 0
-        for j in range(n):
-            if keep[j]:
-                tmp[k] = dx[j]
-                k += 1
-        ex = np.median(tmp[:k])
-        k = 0
-        for j in range(n):
-            if keep[j]:
-                tmp[k] = dy[j]
-                k += 1
-        ey = np.median(tmp[:k])
+        ex = _masked_median(dx, keep, n, tmp)
+        ey = _masked_median(dy, keep, n, tmp)
         spread = 0.0
         for j in range(n):
             d = math.hypot(dx[j] - ex, dy[j] - ey)
