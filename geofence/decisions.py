@@ -40,6 +40,7 @@ is exact to about 1e-5.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -438,10 +439,9 @@ class CheckBatch:
         """Arrays of ``checks`` (converted to WGS-84; beacons resolved against ``index``)."""
         n = len(checks)
         m = max((len(c.fixes) for c in checks), default=1)
-        lon = np.full((n, m), np.nan)
-        lat = np.full((n, m), np.nan)
-        acc = np.full((n, m), np.nan)
-        at = np.full((n, m), np.nan)
+        block = np.empty((4, n, m))
+        block.fill(np.nan)
+        lon, lat, acc, at = block
         nfix = np.zeros(n, np.int64)
         crs_of: dict[str, list[tuple[int, int]]] = {}
         for i, c in enumerate(checks):
@@ -458,7 +458,8 @@ class CheckBatch:
         for name, cells in crs_of.items():
             ii, jj = np.array(cells).T
             lon[ii, jj], lat[ii, jj] = _crs.to_wgs84(lon[ii, jj], lat[ii, jj], name)
-        beacon_zone = np.full(n, -1, np.int64)
+        beacon_zone = np.empty(n, np.int64)
+        beacon_zone.fill(-1)
         stud = _tables(index, policy.tolerance_m).beacon_position
         for i, c in enumerate(checks):
             heard = [b for b in c.beacons if b.rssi >= policy.beacon_rssi_dbm and b.id in stud]
@@ -551,11 +552,14 @@ class DecisionBatch:
         nearest = tuple(
             {
                 "zone_id": str(zs.ids[p]),
-                "distance_m": round(float(d), 2),
-                "bearing_deg": round(float(b), 1),
+                "distance_m": round(d, 2),
+                "bearing_deg": round(b, 1),
             }
             for p, d, b in zip(
-                self.nearest_pos[i], self.nearest_dist[i], self.nearest_bearing[i], strict=True
+                self.nearest_pos[i].tolist(),
+                self.nearest_dist[i].tolist(),
+                self.nearest_bearing[i].tolist(),
+                strict=True,
             )
             if p >= 0
         )
@@ -567,7 +571,7 @@ class DecisionBatch:
             p_inside=round(float(self.p_inside[i]), 4),
             distance_m=None if math.isnan(dist) else round(dist, 2),
             nearest=nearest,
-            reasons=tuple(r for b, r in enumerate(REASONS) if bits >> b & 1),
+            reasons=_reason_names(bits),
             zone_set_version=zs.version,
             policy=self.policy.id,
             check_id=check_id,
@@ -578,6 +582,12 @@ class DecisionBatch:
                 "accuracy_m": round(float(self.accuracy_m[i]), 2),
             },
         )
+
+
+@functools.lru_cache(maxsize=1024)
+def _reason_names(bits: int) -> tuple[str, ...]:
+    """The reason codes set in ``bits``, in REASONS order."""
+    return tuple(r for b, r in enumerate(REASONS) if bits >> b & 1)
 
 
 # --------------------------------------------------------------------------- derived tables
@@ -1222,7 +1232,8 @@ def decide_arrays(index: ZoneIndex, batch: CheckBatch, policy: Policy, now: floa
         )
     lon = np.ascontiguousarray(fused[:, 0])
     lat = np.ascontiguousarray(fused[:, 1])
-    x, y = _crs.project(lon, lat)
+    # one fix: pyproj's scalar path is ~3 us faster than a one-element array
+    x, y = _crs.project(float(lon[0]), float(lat[0])) if n == 1 else _crs.project(lon, lat)
     x = np.ascontiguousarray(x, dtype=np.float64).reshape(n)
     y = np.ascontiguousarray(y, dtype=np.float64).reshape(n)
     service = index.service_index
