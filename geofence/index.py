@@ -169,7 +169,6 @@ class ZoneIndex:
             inv_size=self._inv_size,
             levels=self._levels,
             level_min_rank=self._level_min_rank,
-            level_cells=self._level_cells,
             level_zone_start=self._level_zone_start,
             level_zones=self._level_zones,
             table=self._table,
@@ -224,12 +223,8 @@ class ZoneIndex:
         ends = np.append(starts[1:], len(keys))
         self._bits = max(4, int(np.ceil(np.log2(max(len(ukeys), 1) * 2))))
         self._table = _kernels.build_table(ukeys, starts.astype(np.int64), ends, self._bits)
-        # occupied levels: cell counts, best rank, zone lists (for wide nearest queries)
+        # occupied levels: best rank, zone lists (for wide nearest queries)
         self._levels = np.unique(level).astype(np.int64) if n else np.zeros(0, np.int64)
-        ulevel = ukeys >> 58
-        self._level_cells = np.array(
-            [np.count_nonzero(ulevel == lv) for lv in self._levels], np.float64
-        )
         self._level_min_rank = np.array(
             [self._rank[level == lv].min() for lv in self._levels], np.int32
         )
@@ -379,15 +374,6 @@ class ZoneIndex:
         by = np.empty(len(pos), np.float64)
         _kernels.closest(self._gtuple, pos, x, y, d, bx, by)
         return d, bx, by
-
-    def zone_vertices_m(self, pos: int) -> list[np.ndarray]:
-        """The rings of zone ``pos`` in metres, as (m, 2) arrays (closed)."""
-        rings = []
-        z = self._inv_perm[pos]
-        for r in range(self._zone_ring_start[z], self._zone_ring_start[z + 1]):
-            a, b = self._ring_start[r], self._ring_start[r + 1]
-            rings.append(np.column_stack((self._mx[a:b], self._my[a:b])))
-        return rings
 
     @staticmethod
     def _wgs84(lon, lat, crs: str) -> tuple[np.ndarray, np.ndarray]:
