@@ -9,8 +9,8 @@ its position in the zone set, and every kernel answers with positions.
   closed rings; ``ring_start`` (offsets into the vertices, one more than rings) and
   ``zone_ring_start`` (offsets into the rings, one more than zones).
 - a hierarchical hashed grid: level ``l`` has cells of ``s0 * 4**l`` degrees; a zone
-  is registered, at the smallest level whose cell is at least its size, in every
-  cell its bounding box overlaps (at most 2 x 2). Occupied cells live in an
+  is registered, at the smallest level where it spans at most ``index._SPAN`` cells
+  per axis, in every cell its bounding box overlaps. Occupied cells live in an
   open-addressing hash table whose rows are ``(key, start, end, 0)``: the cell's
   entries ``start:end`` (zone, rank, bounding box; contiguous) are in rank order
   (the locate tie-break: parking before no-parking, then smaller area).
@@ -374,8 +374,10 @@ def nearest_one(
                         )  # fmt: skip
                 continue
             # rings of cells around the fix's cell, nearest first, until a ring is
-            # farther than the k-th best; one more ring's lower-left edge then holds
-            # the reference cells of zones reaching into the inner rings
+            # farther than the k-th best. A zone spans several cells; it is visited
+            # once, from the cell holding the point of its box nearest the fix: no
+            # point of the zone lies in a nearer ring, so that cell's ring is reached
+            # whenever the zone can matter
             u = px * inv
             v = py * inv
             cx0 = np.int64(math.floor(u))
@@ -388,18 +390,12 @@ def nearest_one(
             iy0 = np.int64(fy0)
             iy1 = np.int64(fy1)
             r_max = max(cx0 - ix0, ix1 - cx0, cy0 - iy0, iy1 - cy0)
-            prev_near = True
             for r in range(r_max + 1):
-                near = True
                 if r > 0:
                     bx = min(u - (cx0 - r + 1), (cx0 + r) - u) * cmx
                     by = min(v - (cy0 - r + 1), (cy0 + r) - v) * cmy
-                    near = min(bx, by) <= min(max_distance, out_dist[i, k - 1])
-                if not near and not prev_near:
-                    break
-                prev_near = near
-                # the bottom row and left column (the lower-left edge) always; the top
-                # row and right column only while the ring is near
+                    if min(bx, by) > min(max_distance, out_dist[i, k - 1]):
+                        break
                 for c in range(-r, r + 1):
                     for side in range(4):
                         inner = -r < c < r
@@ -410,11 +406,11 @@ def nearest_one(
                                 continue
                             cx, cy = cx0 - r, cy0 + c
                         elif side == 2:
-                            if not near or r == 0:
+                            if r == 0:
                                 continue
                             cx, cy = cx0 + c, cy0 + r
                         else:
-                            if not near or not inner:
+                            if not inner:
                                 continue
                             cx, cy = cx0 + r, cy0 + c
                         if not (ix0 <= cx <= ix1 and iy0 <= cy <= iy1):
@@ -427,11 +423,13 @@ def nearest_one(
                                 continue
                             if entry_box[e, 3] < qbox[1] or entry_box[e, 1] > qbox[3]:
                                 continue
-                            # visit each zone once: only from the cell holding the
-                            # lower-left corner of (query box ∩ zone box)
-                            if np.int64(math.floor(max(qbox[0], entry_box[e, 0]) * inv)) != cx:
+                            # visit each zone once: from the cell of its box's point
+                            # nearest the fix (the fix clamped to the box)
+                            nx = min(max(px, entry_box[e, 0]), entry_box[e, 2])
+                            if np.int64(math.floor(nx * inv)) != cx:
                                 continue
-                            if np.int64(math.floor(max(qbox[1], entry_box[e, 1]) * inv)) != cy:
+                            ny = min(max(py, entry_box[e, 1]), entry_box[e, 3])
+                            if np.int64(math.floor(ny * inv)) != cy:
                                 continue
                             z = entry_zone[e]
                             p = perm[z]

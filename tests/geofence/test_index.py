@@ -101,12 +101,17 @@ def oracle_locate(zs, lon, lat):
     return np.array(out), np.array(ambiguous)
 
 
+# cell sizes: the default, and cells of ~2 m and ~11 m so that zones span many
+# cells and several levels (a zone is visited once however many cells it spans)
+cell_sizes = st.sampled_from([None, 2e-5, 1e-4])
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(data=st.data())
-def test_locate_matches_shapely_covers(data):
+@given(data=st.data(), cell=cell_sizes)
+def test_locate_matches_shapely_covers(data, cell):
     zs = data.draw(city())
     lon, lat = fixes_for(data.draw, zs, 40)
-    got = geofence.ZoneIndex(zs).locate(lon, lat)
+    got = geofence.ZoneIndex(zs, cell_size_deg=cell).locate(lon, lat)
     want, ambiguous = oracle_locate(zs, lon, lat)
     # within a micrometre of an edge, lon/lat and projected straight edges may disagree
     assert (got == want)[~ambiguous].all(), (got, want)
@@ -127,12 +132,15 @@ def oracle_nearest(zs, lon, lat, k, max_d, mask):
     data=st.data(),
     k=st.integers(1, 4),
     max_d=st.sampled_from([0.0, 5.0, 50.0, 400.0, math.inf]),
+    cell=cell_sizes,
 )
-def test_nearest_matches_shapely_distance(data, k, max_d):
+def test_nearest_matches_shapely_distance(data, k, max_d, cell):
     zs = data.draw(city())
     lon, lat = fixes_for(data.draw, zs, 25)
     mask = np.array(data.draw(st.lists(st.booleans(), min_size=len(zs), max_size=len(zs))))
-    pos, dist = geofence.ZoneIndex(zs).nearest(lon, lat, k=k, max_distance_m=max_d, mask=mask)
+    pos, dist = geofence.ZoneIndex(zs, cell_size_deg=cell).nearest(
+        lon, lat, k=k, max_distance_m=max_d, mask=mask
+    )
     assert pos.shape == dist.shape == (len(lon), k)
     for row_pos, row_dist, want in zip(
         pos, dist, oracle_nearest(zs, lon, lat, k, max_d + 1e-6, mask), strict=True
@@ -299,3 +307,24 @@ def test_engine_imports_no_web_or_database_code():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_nearest_finds_a_zone_spanning_many_cells_first_met_near_its_corner():
+    """A big area whose lower-left corner lies rings away, but whose upper-right corner
+    is 1.4 m from the fix, beats a small box 2 m away (the search stops after a few
+    rings). Forty more big areas far away make the search go by cells, not by zones."""
+    big = shapely.box(X0 - 100, Y0 - 100, X0 - 1, Y0 - 1)
+    small = shapely.box(X0 + 2, Y0 - 1, X0 + 4, Y0 + 1)
+    far = [shapely.box(X0 + 1000 + 150 * i, Y0, X0 + 1099 + 150 * i, Y0 + 99) for i in range(40)]
+    geoms = np.array([to_lonlat(g) for g in [big, small, *far]], dtype=object)
+    kinds = [KIND_NO_PARKING, KIND_PARKING] + [KIND_NO_PARKING] * len(far)
+    zs = geofence.ZoneSet.from_arrays(
+        geoms, [f"Z{i}" for i in range(len(geoms))], kind=kinds, fenced=True
+    )
+    lon, lat = crs.unproject(np.array([X0]), np.array([Y0]))
+    for cell in (None, 2e-5, 1e-4):
+        ix = geofence.ZoneIndex(zs, cell_size_deg=cell)
+        for max_d in (20.0, 60.0):
+            pos, dist = ix.nearest(lon, lat, k=1, max_distance_m=max_d)
+            assert pos[0, 0] == 0, (cell, max_d)
+            assert dist[0, 0] == pytest.approx(math.sqrt(2), abs=1e-3)
