@@ -224,6 +224,8 @@ class ZoneIndex:
         self._entry_zone = zone.astype(np.int32)
         self._entry_rank = self._rank[zone]
         self._entry_box = np.ascontiguousarray(self._bbox[zone])
+        if len(keys) >= 2**31:
+            raise ValueError(f"{len(keys)} cell entries: more than an index holds (2**31)")
         ukeys, starts = np.unique(keys, return_index=True)
         ends = np.append(starts[1:], len(keys))
         self._bits = max(4, int(np.ceil(np.log2(max(len(ukeys), 1) * 2))))
