@@ -21,10 +21,12 @@ concurrently), the writer retries the units one by one, so the others still comm
 the unit that conflicts is answered :data:`CONFLICT` and writes nothing.
 
 Frames on both pipes: an 8-byte big-endian length, then a pickle (the two ends are
-the same code, so pickle is safe here). At most one frame is in flight: units queued
-while the writer commits wait in the server and go as one frame when its answers come
-back (they would have waited for that commit anyway), so a busy server writes to the
-pipe, and wakes the writer, once per commit rather than once per request.
+the same code, so pickle is safe here). With no commit window (the default), at most
+one frame is in flight: units queued while the writer commits wait in the server and
+go as one frame when its answers come back (they would have waited for that commit
+anyway), so a busy server writes to the pipe, and wakes the writer, once per commit
+rather than once per request. With a window, units are sent as they come (the writer
+waits for them).
 
 Server -> writer: a list of ``(unit_id, rows)``. Writer -> server: ``(answers,
 stats)`` with ``answers`` a list of ``(unit_id, result)``, ``result`` being
@@ -138,6 +140,7 @@ class AuditWriter:
         self._pending: list[tuple[int, Sequence[Mapping[str, Any]]]] = []
         self._flush_scheduled = False
         self._in_flight = 0  # units sent to the writer and not answered yet
+        self._hold = window_s <= 0  # hold units while a frame is in flight
         self._out: deque[memoryview] = deque()
         self._writer_registered = False
         self._inbuf = bytearray()
@@ -198,7 +201,7 @@ class AuditWriter:
     # ------------------------------------------------------------------ sending
     def _flush(self, force: bool = False) -> None:
         self._flush_scheduled = False
-        if not self._pending or (self._in_flight and not force):
+        if not self._pending or (self._in_flight and self._hold and not force):
             return  # sent when the writer answers the units in flight
         units, self._pending = self._pending, []
         self._in_flight += len(units)
