@@ -260,11 +260,13 @@ def audit_row(
     batch_id: str | None = None,
     district: str | None = None,
     decided_at: datetime | None = None,
+    decision_json: bytes | None = None,
 ) -> dict[str, Any]:
     """The ``checks`` row of one decision; ``district`` labels a check matched to no zone.
 
     ``decided_at``: the decision's ``decided_at`` as a datetime, when the caller has it
-    (a batch: one for all its rows).
+    (a batch: one for all its rows); ``decision_json``: the decision already serialized
+    (the response's bytes).
     """
     zone = decision.get("zone") or {}
     if decided_at is None:
@@ -278,7 +280,9 @@ def audit_row(
         "idempotency_key": idempotency_key,
         "batch_id": batch_id,
         "body": body_json,
-        "decision": orjson.dumps(decision, option=orjson.OPT_SERIALIZE_NUMPY).decode(),
+        "decision": (
+            decision_json or orjson.dumps(decision, option=orjson.OPT_SERIALIZE_NUMPY)
+        ).decode(),
         "outcome": decision["outcome"],
         "zone_id": zone.get("id"),
         "district": zone.get("district") or district,

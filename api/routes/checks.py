@@ -34,7 +34,7 @@ from api.models import (
     batch_adapter,
     check_adapter,
 )
-from api.responses import JSONResponse
+from api.responses import JSONResponse, dumps
 from api.routes import ready_state
 from api.service import audit_row, decided_now, new_id
 
@@ -168,6 +168,7 @@ async def post_check(request: Request) -> Response:
     # (operator, idempotency_key) constraint, and the first decision is answered then
     body, decision, district = _decide_one(st, raw, who.operator)
     check_id = decision["check_id"]
+    payload = dumps(decision)  # once: the response and the audit row
     row = audit_row(
         check_id=check_id,
         operator=who.operator,
@@ -176,6 +177,7 @@ async def post_check(request: Request) -> Response:
         decision=decision,
         idempotency_key=key,
         district=district,
+        decision_json=payload,
     )
     if await _record(st, [row]) == CONFLICT:  # a retry: answer the first decision
         prior = await run_in_threadpool(st.store.find_idempotent, who.operator, key)
@@ -185,7 +187,7 @@ async def post_check(request: Request) -> Response:
     st.metrics.decided(decision["outcome"])
     request.state.check_id = check_id
     request.state.zone_set_version = decision.get("zone_set_version")
-    return JSONResponse(decision, headers={"Location": f"/v1/checks/{check_id}"})
+    return JSONResponse(payload, headers={"Location": f"/v1/checks/{check_id}"})
 
 
 def _decide_batch(
