@@ -74,8 +74,43 @@ body = st.fixed_dictionaries(
 )
 
 
+valid_fix = st.fixed_dictionaries(
+    {"lon": st.floats(113.0, 114.0) | st.integers(113, 114), "lat": st.floats(21.9, 22.5)},
+    optional={
+        "accuracy_m": st.floats(0.01, 10_000) | st.integers(1, 50) | st.none(),
+        "at": st.sampled_from(TIMES[:2]) | st.none(),
+        "crs": st.sampled_from(["wgs84", "cgcs2000", "gcj02", "bd09"]),
+    },
+)
+valid_body = st.fixed_dictionaries(
+    {
+        "trip_id": st.text(min_size=1, max_size=20),
+        "bike_id": st.just("B-1"),
+        "vehicle_type": st.sampled_from(["bike", "ebike"]),
+        "ended_at": st.sampled_from(TIMES[:2]),
+        "fixes": st.lists(valid_fix, min_size=1, max_size=8),
+    },
+    optional={
+        "heading_deg": st.floats(0, 359.9) | st.integers(0, 359) | st.none(),
+        "beacons": st.just([]),
+    },
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(bodies=st.lists(valid_body, min_size=1, max_size=5))
+def test_the_fast_path_takes_valid_bodies_and_builds_the_engines_arrays(
+    index: geofence.ZoneIndex, bodies: list[dict[str, Any]]
+) -> None:
+    fast = columns.check_batch(bodies, "op")
+    assert fast is not None
+    slow = _slow(index, bodies)
+    assert slow is not None
+    _same(fast, slow)
+
+
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(bodies=st.lists(body, min_size=1, max_size=4))
+@given(bodies=st.lists(body | valid_body, min_size=1, max_size=4))
 def test_fast_path_accepts_only_what_the_slow_path_accepts_and_builds_the_same_arrays(
     index: geofence.ZoneIndex, bodies: list[dict[str, Any]]
 ) -> None:
