@@ -21,10 +21,17 @@ concurrently), the writer retries the units one by one, so the others still comm
 the unit that conflicts is answered :data:`CONFLICT` and writes nothing.
 
 Frames on both pipes: an 8-byte big-endian length, then a pickle (the two ends are
-the same code, so pickle is safe here). Server -> writer: a list of
-``(unit_id, rows)``. Writer -> server: ``(answers, stats)`` with ``answers`` a list
-of ``(unit_id, result)``, ``result`` being :data:`COMMITTED`, :data:`CONFLICT` or an
-error message, and ``stats`` ``(n_rows, n_units, seconds)`` of the commit.
+the same code, so pickle is safe here). With no commit window (the default), at most
+one frame is in flight: units queued while the writer commits wait in the server and
+go as one frame when its answers come back (they would have waited for that commit
+anyway), so a busy server writes to the pipe, and wakes the writer, once per commit
+rather than once per request. With a window, units are sent as they come (the writer
+waits for them).
+
+Server -> writer: a list of ``(unit_id, rows)``. Writer -> server: ``(answers,
+stats)`` with ``answers`` a list of ``(unit_id, result)``, ``result`` being
+:data:`COMMITTED`, :data:`CONFLICT` or an error message, and ``stats`` ``(n_rows,
+n_units, seconds)`` of the commit.
 """
 
 from __future__ import annotations
@@ -132,6 +139,8 @@ class AuditWriter:
         self._waiting: dict[int, asyncio.Future[str]] = {}
         self._pending: list[tuple[int, Sequence[Mapping[str, Any]]]] = []
         self._flush_scheduled = False
+        self._in_flight = 0  # units sent to the writer and not answered yet
+        self._hold = window_s <= 0  # hold units while a frame is in flight
         self._out: deque[memoryview] = deque()
         self._writer_registered = False
         self._inbuf = bytearray()
@@ -172,7 +181,7 @@ class AuditWriter:
             return
         self._closed = True
         if self._pending:
-            self._flush()
+            self._flush(force=True)
         deadline = time.monotonic() + timeout
         while self._out and self.alive and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
@@ -190,11 +199,12 @@ class AuditWriter:
         self._on_dead("the audit log is closed")
 
     # ------------------------------------------------------------------ sending
-    def _flush(self) -> None:
+    def _flush(self, force: bool = False) -> None:
         self._flush_scheduled = False
-        if not self._pending:
-            return
+        if not self._pending or (self._in_flight and self._hold and not force):
+            return  # sent when the writer answers the units in flight
         units, self._pending = self._pending, []
+        self._in_flight += len(units)
         self._out.append(memoryview(_frame(units)))
         self._send()
 
@@ -250,6 +260,11 @@ class AuditWriter:
             del buf[:at]
 
     def _answer(self, answers: list[tuple[int, str]], stats: tuple[int, int, float]) -> None:
+        self._in_flight -= len(answers)
+        if self._in_flight <= 0:
+            self._in_flight = 0
+            if self._pending and not self._closed:
+                self._flush()
         for uid, result in answers:
             fut = self._waiting.pop(uid, None)
             if fut is None or fut.done():  # cancelled meanwhile; its rows are committed

@@ -28,6 +28,7 @@ __all__ = [
     "PROBLEM_TYPES",
     "Problem",
     "install",
+    "problem_of",
     "problem_response",
     "validation_errors",
 ]
@@ -177,20 +178,35 @@ def from_domain(exc: GeofenceError) -> Problem:
     return Problem(status, slug, str(exc), errors=[err])
 
 
+def problem_of(exc: BaseException) -> ProblemResponse | None:
+    """The problem document of a :class:`Problem`, an engine error or a pydantic
+    validation error; None for anything else (what the app's handlers answer, for the
+    routes served without FastAPI's routing)."""
+    if isinstance(exc, GeofenceError):
+        exc = from_domain(exc)
+    elif isinstance(exc, ValidationError):
+        exc = from_pydantic(exc)
+    if not isinstance(exc, Problem):
+        return None
+    return problem_response(
+        exc.status,
+        exc.slug,
+        exc.detail,
+        errors=exc.errors,
+        headers=exc.headers,
+        title=exc.title,
+        extra=exc.extra,
+    )
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers that turn every error into a problem document."""
 
     async def on_problem(request: Request, exc: Exception) -> ProblemResponse:
         assert isinstance(exc, Problem)
-        return problem_response(
-            exc.status,
-            exc.slug,
-            exc.detail,
-            errors=exc.errors,
-            headers=exc.headers,
-            title=exc.title,
-            extra=exc.extra,
-        )
+        response = problem_of(exc)
+        assert response is not None
+        return response
 
     async def on_domain(request: Request, exc: Exception) -> ProblemResponse:
         assert isinstance(exc, GeofenceError)

@@ -92,10 +92,18 @@ class Metrics:
             "geofence_zone_set_activations", "Zone-set activations (and rollbacks)", registry=r
         )
         self._children = {}
+        self._outcomes: dict[str, Any] = {}
 
     def on_commit(self, n_rows: int, n_units: int, seconds: float) -> None:
         self.commit_rows.observe(n_rows)
         self.commit_seconds.observe(seconds)
+
+    def decided(self, outcome: str, n: int = 1) -> None:
+        """Count ``n`` recorded decisions of ``outcome`` (the child bound once, cached)."""
+        child = self._outcomes.get(outcome)
+        if child is None:
+            child = self._outcomes[outcome] = self.decisions.labels(outcome)
+        child.inc(n)
 
     def request_children(self, method: str, route: str, status: int) -> tuple[Any, Any]:
         """The (counter, histogram) children of one label set, bound once and cached."""

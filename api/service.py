@@ -227,6 +227,28 @@ def build_active(
 
 
 # ---------------------------------------------------------------------------- audit rows
+_ENDED: dict[Any, datetime | None] = {}
+
+
+def _ended_at(value: Any) -> datetime | None:
+    """A body's ``ended_at`` in UTC, or None if it does not parse (cached: trip ends
+    share few distinct times)."""
+    try:
+        return _ENDED[value]
+    except KeyError:
+        pass
+    except TypeError:  # not hashable
+        return None
+    try:
+        t: datetime | None = parse_time(value).astimezone(UTC)
+    except (TypeError, ValueError):
+        t = None
+    if len(_ENDED) >= 4096:
+        _ENDED.clear()
+    _ENDED[value] = t
+    return t
+
+
 def audit_row(
     *,
     check_id: str,
@@ -237,14 +259,19 @@ def audit_row(
     idempotency_key: str | None,
     batch_id: str | None = None,
     district: str | None = None,
+    decided_at: datetime | None = None,
+    decision_json: bytes | None = None,
 ) -> dict[str, Any]:
-    """The ``checks`` row of one decision; ``district`` labels a check matched to no zone."""
+    """The ``checks`` row of one decision; ``district`` labels a check matched to no zone.
+
+    ``decided_at``: the decision's ``decided_at`` as a datetime, when the caller has it
+    (a batch: one for all its rows); ``decision_json``: the decision already serialized
+    (the response's bytes).
+    """
     zone = decision.get("zone") or {}
-    decided_at = parse_time(decision["decided_at"])
-    try:
-        ended_at: datetime | None = parse_time(body["ended_at"]).astimezone(UTC)
-    except (KeyError, TypeError, ValueError):
-        ended_at = None
+    if decided_at is None:
+        decided_at = parse_time(decision["decided_at"])
+    ended_at = _ended_at(body.get("ended_at"))
     return {
         "check_id": check_id,
         "operator": operator,
@@ -253,7 +280,9 @@ def audit_row(
         "idempotency_key": idempotency_key,
         "batch_id": batch_id,
         "body": body_json,
-        "decision": orjson.dumps(decision, option=orjson.OPT_SERIALIZE_NUMPY).decode(),
+        "decision": (
+            decision_json or orjson.dumps(decision, option=orjson.OPT_SERIALIZE_NUMPY)
+        ).decode(),
         "outcome": decision["outcome"],
         "zone_id": zone.get("id"),
         "district": zone.get("district") or district,
@@ -285,7 +314,24 @@ class Districts:
         if crs not in ("wgs84", "cgcs2000"):
             a, b = geofence.crs.to_wgs84(np.array([lon]), np.array([lat]), crs)
             lon, lat = float(a[0]), float(b[0])
+        return self.of_point(lon, lat)
+
+    def of_point(self, lon: float, lat: float) -> str | None:
+        """The district of one WGS-84 point, or None outside."""
         for name, geom in self._geoms:
             if shapely.contains_xy(geom, lon, lat):
                 return name
         return None
+
+    def of_points(self, lon: np.ndarray, lat: np.ndarray) -> list[str | None]:
+        """The district of each WGS-84 point, or None outside (vectorised)."""
+        out: list[str | None] = [None] * len(lon)
+        if not len(lon):
+            return out
+        left = np.ones(len(lon), bool)
+        for name, geom in self._geoms:
+            inside = np.flatnonzero(left & shapely.contains_xy(geom, lon, lat))
+            for i in inside.tolist():
+                out[i] = name
+            left[inside] = False
+        return out

@@ -219,6 +219,30 @@ def test_group_commit_records_every_row_in_fewer_transactions(db: Store) -> None
     assert len(commits) < 400  # rows shared transactions
 
 
+@pytest.mark.parametrize("window_s", [0.0, 0.003])
+def test_writes_arriving_while_a_commit_is_in_flight_are_all_committed(
+    db: Store, window_s: float
+) -> None:
+    commits: list[int] = []
+
+    async def one(i: int) -> str:
+        await asyncio.sleep(0.0005 * (i % 40))  # in waves, during earlier commits
+        return await w.write([_row(i)])
+
+    async def main() -> list[str]:
+        nonlocal w
+        w = AuditWriter(_url(db), window_s=window_s, on_commit=lambda n, u, s: commits.append(n))
+        try:
+            return await asyncio.gather(*(one(i) for i in range(300)))
+        finally:
+            await w.aclose()
+
+    w: AuditWriter
+    assert asyncio.run(main()) == [COMMITTED] * 300
+    assert db.count_checks() == 300
+    assert sum(commits) == 300
+
+
 def test_unit_is_all_or_nothing_and_conflicts_spare_the_others(db: Store) -> None:
     async def main() -> list[str]:
         w = AuditWriter(_url(db))

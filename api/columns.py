@@ -1,0 +1,353 @@
+"""Check bodies straight to the engine's arrays: the fast path of ``/v1/checks``.
+
+:func:`check_batch` turns parsed check bodies (DESIGN §6, plain JSON values from
+orjson) into a :class:`geofence.CheckBatch` in one pass: no pydantic instances, no
+:class:`geofence.Check` per body. It only accepts what is plainly valid — every
+field of the request schema (:mod:`api.models`) with its type and range, times that
+parse, no beacons — and answers None for anything else; the caller then takes the
+slow path (the pydantic schema and :meth:`geofence.Check.from_mapping`), which
+decides the same checks and words the errors. So the fast path changes speed, never
+an answer: a body it accepts is one the slow path accepts, and the arrays are the
+ones :meth:`geofence.CheckBatch.from_checks` builds.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from datetime import datetime
+from itertools import chain, repeat
+from operator import itemgetter
+from typing import Any
+
+import numpy as np
+
+import geofence
+from api.models import MAX_FIXES
+
+__all__ = ["check_batch", "decision_dicts", "parse_time_cached"]
+
+_BODY_KEYS = frozenset(
+    ("trip_id", "bike_id", "vehicle_type", "ended_at", "fixes", "heading_deg", "beacons")
+)
+_REQUIRED = frozenset(("trip_id", "bike_id", "vehicle_type", "ended_at", "fixes"))
+_FIX_KEYS = frozenset(("lon", "lat", "accuracy_m", "at", "crs"))
+_VEHICLES = frozenset(("bike", "ebike"))
+_CRS = frozenset(("wgs84", "cgcs2000", "gcj02", "bd09"))
+_DICT = {dict}
+_LON = itemgetter("lon")
+_LAT = itemgetter("lat")
+_NUMBER = frozenset((float, int))
+_NUMBER_OR_NONE = frozenset((float, int, type(None)))
+
+_times: dict[str, float | None] = {}
+
+
+def parse_time_cached(value: str) -> float | None:
+    """POSIX seconds of an RFC 3339 time with an offset, or None (not one, too long).
+
+    Trip ends share few distinct times (one a second at most per client clock): the
+    parses are cached, up to 4,096 of them.
+    """
+    t = _times.get(value)
+    if t is None and value not in _times:
+        if not 0 < len(value) <= 64:
+            return None
+        try:
+            dt = datetime.fromisoformat(value)
+            t = None if dt.tzinfo is None else dt.timestamp()
+        except ValueError:
+            t = None
+        if len(_times) >= 4096:
+            _times.clear()
+        _times[value] = t
+    return t
+
+
+def _text_ok(v: Any) -> bool:
+    return type(v) is str and 0 < len(v) <= 256
+
+
+def check_batch(bodies: Sequence[Any], operator: str | None) -> geofence.CheckBatch | None:
+    """The arrays of ``bodies`` (WGS-84, NaN-padded), or None unless all are plainly valid."""
+    try:
+        if len(bodies) == 1:
+            return _one(bodies[0], operator)
+        return _check_batch(bodies, operator)
+    except (KeyError, TypeError, ValueError, OverflowError, AttributeError):
+        return None
+
+
+def _number(v: Any, lo: float, hi: float) -> float | None:
+    """``v`` as a float if it is a JSON number within [lo, hi], else None."""
+    t = type(v)
+    if (t is float or t is int) and lo <= v <= hi:
+        return float(v)
+    return None
+
+
+def _one(b: Any, operator: str | None) -> geofence.CheckBatch | None:
+    """:func:`check_batch` of one body, with scalar checks (no per-call array set-up)."""
+    if type(b) is not dict:
+        return None
+    keys = b.keys()
+    if not (keys <= _BODY_KEYS and _REQUIRED <= keys):
+        return None
+    if not (_text_ok(b["trip_id"]) and _text_ok(b["bike_id"])):
+        return None
+    if b["vehicle_type"] not in _VEHICLES:
+        return None
+    beacons = b.get("beacons")
+    if beacons is not None and (type(beacons) is not list or beacons):
+        return None
+    end = b["ended_at"]
+    ended = parse_time_cached(end) if type(end) is str else None
+    if ended is None:
+        return None
+    heading = b.get("heading_deg")
+    if heading is not None:
+        heading = _number(heading, 0.0, 360.0)
+        if heading is None or heading == 360.0:
+            return None
+    fixes = b["fixes"]
+    if type(fixes) is not list or not 0 < len(fixes) <= MAX_FIXES:
+        return None
+    nan = math.nan
+    m = len(fixes)
+    rows: list[list[float]] = [[], [], [], []]
+    lon, lat, acc, at = rows
+    convert: dict[str, list[int]] = {}
+    for j, f in enumerate(fixes):
+        if type(f) is not dict or not f.keys() <= _FIX_KEYS:
+            return None
+        x = _number(f["lon"], -180.0, 180.0)
+        y = _number(f["lat"], -90.0, 90.0)
+        if x is None or y is None:
+            return None
+        lon.append(x)
+        lat.append(y)
+        a = f.get("accuracy_m")
+        if a is None:
+            acc.append(nan)
+        else:
+            a = _number(a, 0.0, 10_000.0)
+            if not a:  # None, or 0 (the schema wants > 0)
+                return None
+            acc.append(a)
+        if len(f) > 3 or "accuracy_m" not in f:
+            t = f.get("at")
+            if t is None:
+                at.append(nan)
+            else:
+                t = parse_time_cached(t) if type(t) is str else None
+                if t is None:
+                    return None
+                at.append(t)
+            crs = f.get("crs")
+            if crs is not None and crs != "wgs84":
+                if crs not in _CRS:
+                    return None
+                convert.setdefault(crs, []).append(j)
+        else:
+            at.append(nan)
+    block = np.array(rows, np.float64).reshape(4, 1, m)
+    for name in ("gcj02", "bd09"):
+        cells = convert.get(name)
+        if cells:
+            block[0, 0, cells], block[1, 0, cells] = geofence.crs.to_wgs84(
+                block[0, 0, cells], block[1, 0, cells], name
+            )
+    return geofence.CheckBatch(
+        lon=block[0],
+        lat=block[1],
+        accuracy_m=block[2],
+        at=block[3],
+        n_fixes=np.array([m], np.int64),
+        ended_at=np.array([ended], np.float64),
+        heading_deg=np.array([nan if heading is None else heading], np.float64),
+        beacon_zone=np.array([-1], np.int64),
+        operator=operator,
+    )
+
+
+def _check_batch(bodies: Sequence[Any], operator: str | None) -> geofence.CheckBatch | None:
+    n = len(bodies)
+    if n == 0:
+        return None
+    ended = [0.0] * n
+    heading: list[Any] = [None] * n
+    fix_lists: list[Any] = [None] * n
+    body_keys, required = _BODY_KEYS, _REQUIRED
+    for i, b in enumerate(bodies):  # per check: a few dict reads
+        if type(b) is not dict:
+            return None
+        keys = b.keys()
+        if not (keys <= body_keys and required <= keys):
+            return None
+        if not (_text_ok(b["trip_id"]) and _text_ok(b["bike_id"])):
+            return None
+        if b["vehicle_type"] not in _VEHICLES:
+            return None
+        beacons = b.get("beacons")
+        if beacons is not None and (type(beacons) is not list or beacons):
+            return None  # beacons are resolved against the index by the slow path
+        end = b["ended_at"]
+        t = parse_time_cached(end) if type(end) is str else None
+        if t is None:
+            return None
+        ended[i] = t
+        heading[i] = b.get("heading_deg")
+        fixes = b["fixes"]
+        if type(fixes) is not list or not 0 < len(fixes) <= MAX_FIXES:
+            return None
+        fix_lists[i] = fixes
+    # per fix: C loops (map) over the flat list of fix objects
+    flat = list(chain.from_iterable(fix_lists))
+    if set(map(type, flat)) != _DICT or not all(map(_FIX_KEYS.issuperset, flat)):
+        return None
+    lon = list(map(_LON, flat))
+    lat = list(map(_LAT, flat))
+    acc = list(map(dict.get, flat, repeat("accuracy_m")))
+    ats = list(map(dict.get, flat, repeat("at")))
+    crss = list(map(dict.get, flat, repeat("crs")))
+    times: list[tuple[int, Any]] = []
+    if ats.count(None) != len(ats):
+        times = [(k, v) for k, v in enumerate(ats) if v is not None]
+    other_crs: list[tuple[int, Any]] = []
+    if crss.count(None) != len(crss):
+        other_crs = [(k, c) for k, c in enumerate(crss) if c is not None and c != "wgs84"]
+        if not all(c in _CRS for _, c in other_crs):
+            return None
+    n_fixes = list(map(len, fix_lists))
+    if not (set(map(type, lon)) <= _NUMBER and set(map(type, lat)) <= _NUMBER):
+        return None
+    if not (set(map(type, acc)) <= _NUMBER_OR_NONE and set(map(type, heading)) <= _NUMBER_OR_NONE):
+        return None
+    flat_lon = np.array(lon, np.float64)
+    flat_lat = np.array(lat, np.float64)
+    flat_acc = np.array(acc, np.float64)  # None -> NaN
+    flat_at = np.full(len(lon), np.nan)
+    for k, value in times:
+        t = parse_time_cached(value) if type(value) is str else None
+        if t is None:
+            return None
+        flat_at[k] = t
+    heading_deg = np.array(heading, np.float64)
+    ok = (
+        (np.abs(flat_lon) <= 180.0).all()
+        and (np.abs(flat_lat) <= 90.0).all()
+        and not ((flat_acc <= 0.0) | (flat_acc > 10_000.0)).any()
+        and not ((heading_deg < 0.0) | (heading_deg >= 360.0)).any()
+    )
+    if not ok:
+        return None
+    for name in ("gcj02", "bd09"):
+        cells = np.array([k for k, c in other_crs if c == name], np.int64)
+        if len(cells):
+            flat_lon[cells], flat_lat[cells] = geofence.crs.to_wgs84(
+                flat_lon[cells], flat_lat[cells], name
+            )
+    nfix = np.array(n_fixes, np.int64)
+    m = int(nfix.max())
+    if n == 1 or (nfix == m).all():
+        shape = (n, m)
+        grid = [a.reshape(shape) for a in (flat_lon, flat_lat, flat_acc, flat_at)]
+    else:  # ragged: scatter into NaN-padded rows
+        row = np.repeat(np.arange(n), nfix)
+        col = np.arange(len(flat_lon)) - np.repeat(np.cumsum(nfix) - nfix, nfix)
+        grid = []
+        for a in (flat_lon, flat_lat, flat_acc, flat_at):
+            g = np.full((n, m), np.nan)
+            g[row, col] = a
+            grid.append(g)
+    beacon_zone = np.full(n, -1, np.int64)
+    return geofence.CheckBatch(
+        lon=grid[0],
+        lat=grid[1],
+        accuracy_m=grid[2],
+        at=grid[3],
+        n_fixes=nfix,
+        ended_at=np.array(ended, np.float64),
+        heading_deg=heading_deg,
+        beacon_zone=beacon_zone,
+        operator=operator,
+    )
+
+
+def decision_dicts(
+    decided: geofence.DecisionBatch, check_ids: Sequence[str], decided_at: str
+) -> list[dict[str, Any]]:
+    """``[decided.decision(i, check_ids[i]).to_dict() ...]`` with ``decided_at`` already
+    formatted, read from the arrays in one pass (no :class:`geofence.Decision` per check,
+    each matched zone's fields read once)."""
+    zs = decided.index.zone_set
+    version, policy = zs.version, decided.policy.id
+    outcomes, reason_names = geofence.OUTCOMES, geofence.REASONS
+    kinds = geofence.KIND_NAMES
+    zone_of: dict[int, dict[str, Any]] = {}
+    id_of: dict[int, str] = {}
+    reasons_of: dict[int, list[str]] = {}
+    near = zip(
+        decided.nearest_pos.tolist(),
+        decided.nearest_dist.tolist(),
+        decided.nearest_bearing.tolist(),
+        strict=True,
+    )
+    out = []
+    for cid, o, bits, z, p, dist, lon, lat, acc, (npos, ndist, nbear) in zip(
+        check_ids,
+        decided.outcome.tolist(),
+        decided.reasons.tolist(),
+        decided.zone.tolist(),
+        decided.p_inside.tolist(),
+        decided.distance_m.tolist(),
+        decided.lon.tolist(),
+        decided.lat.tolist(),
+        decided.accuracy_m.tolist(),
+        near,
+        strict=True,
+    ):
+        zone = None
+        if z >= 0:
+            zone = zone_of.get(z)
+            if zone is None:
+                zone = zone_of[z] = {
+                    "id": str(zs.ids[z]),
+                    "kind": kinds[int(zs.kind[z])],
+                    "fenced": bool(zs.fenced[z]),
+                    "district": str(zs.district[z]),
+                    "name": str(zs.name[z]),
+                }
+            zone = dict(zone)
+        nearest = []
+        for q, d, b in zip(npos, ndist, nbear, strict=True):
+            if q >= 0:
+                name = id_of.get(q)
+                if name is None:
+                    name = id_of[q] = str(zs.ids[q])
+                nearest.append(
+                    {"zone_id": name, "distance_m": round(d, 2), "bearing_deg": round(b, 1)}
+                )
+        reasons = reasons_of.get(bits)
+        if reasons is None:
+            reasons = reasons_of[bits] = [r for k, r in enumerate(reason_names) if bits >> k & 1]
+        out.append(
+            {
+                "outcome": outcomes[o],
+                "zone": zone,
+                "p_inside": round(p, 4),
+                "distance_m": None if math.isnan(dist) else round(dist, 2),
+                "nearest": nearest,
+                "reasons": list(reasons),
+                "zone_set_version": version,
+                "policy": policy,
+                "check_id": cid,
+                "decided_at": decided_at,
+                "position": {
+                    "lon": round(lon, 7),
+                    "lat": round(lat, 7),
+                    "accuracy_m": round(acc, 2),
+                },
+            }
+        )
+    return out

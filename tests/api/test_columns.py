@@ -1,0 +1,239 @@
+"""The fast path of ``/v1/checks`` (:mod:`api.columns`) against the slow one.
+
+Oracle: whenever :func:`api.columns.check_batch` accepts bodies, the request schema and
+:meth:`geofence.Check.from_mapping` accept them too and
+:meth:`geofence.CheckBatch.from_checks` builds the same arrays; anything it declines
+is left to the slow path, which words the error.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import orjson
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+import geofence
+from api import columns
+from api.models import batch_adapter
+
+LON, LAT = 113.5233, 22.2688
+TIMES = ["2026-11-26T08:31:05+08:00", "2026-11-26T00:31:01Z", "2026-11-26T08:31:05"]
+
+
+@pytest.fixture(scope="module")
+def index(small_fc: dict[str, Any]) -> geofence.ZoneIndex:
+    return geofence.ZoneIndex(geofence.ZoneSet.from_geojson(small_fc, version=1))
+
+
+def _slow(index: geofence.ZoneIndex, bodies: list[Any]) -> geofence.CheckBatch | None:
+    """The arrays the schema and the engine build, or None if either refuses."""
+    try:
+        parsed = batch_adapter.validate_json(orjson.dumps({"checks": bodies}))["checks"]
+        checks = [geofence.Check.from_mapping(b, operator="op") for b in parsed]
+    except (ValidationError, geofence.CheckError):
+        return None
+    return geofence.CheckBatch.from_checks(index, checks, geofence.Policy(), "op")
+
+
+def _same(a: geofence.CheckBatch, b: geofence.CheckBatch) -> None:
+    for name in ("lon", "lat", "accuracy_m", "at", "n_fixes", "ended_at", "heading_deg"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+    np.testing.assert_array_equal(a.beacon_zone, b.beacon_zone)
+    assert a.operator == b.operator
+
+
+numbers = st.one_of(
+    st.floats(-200, 200, allow_nan=False), st.integers(-200, 200), st.booleans(), st.none()
+)
+fix = st.fixed_dictionaries(
+    {"lon": st.floats(113.0, 114.0) | numbers, "lat": st.floats(21.9, 22.5) | numbers},
+    optional={
+        "accuracy_m": st.floats(0, 20_000, allow_nan=False) | numbers,
+        "at": st.sampled_from([*TIMES, "yesterday", ""]) | st.none(),
+        "crs": st.sampled_from(["wgs84", "cgcs2000", "gcj02", "bd09", "GCJ02", "utm"]),
+        "extra": st.just(1),
+    },
+)
+body = st.fixed_dictionaries(
+    {
+        "trip_id": st.sampled_from(["T-1", "", "x" * 300]),
+        "bike_id": st.just("B-1"),
+        "vehicle_type": st.sampled_from(["bike", "ebike", "car"]),
+        "ended_at": st.sampled_from([*TIMES, "soon"]),
+        "fixes": st.lists(fix, min_size=0, max_size=6),
+    },
+    optional={
+        "heading_deg": st.floats(-10, 400, allow_nan=False) | st.none() | st.just(360),
+        "beacons": st.just([]) | st.just([{"id": "S-1", "rssi": -60.0}]),
+    },
+)
+
+
+valid_fix = st.fixed_dictionaries(
+    {"lon": st.floats(113.0, 114.0) | st.integers(113, 114), "lat": st.floats(21.9, 22.5)},
+    optional={
+        "accuracy_m": st.floats(0.01, 10_000) | st.integers(1, 50) | st.none(),
+        "at": st.sampled_from(TIMES[:2]) | st.none(),
+        "crs": st.sampled_from(["wgs84", "cgcs2000", "gcj02", "bd09"]),
+    },
+)
+valid_body = st.fixed_dictionaries(
+    {
+        "trip_id": st.text(min_size=1, max_size=20),
+        "bike_id": st.just("B-1"),
+        "vehicle_type": st.sampled_from(["bike", "ebike"]),
+        "ended_at": st.sampled_from(TIMES[:2]),
+        "fixes": st.lists(valid_fix, min_size=1, max_size=8),
+    },
+    optional={
+        "heading_deg": st.floats(0, 359.9) | st.integers(0, 359) | st.none(),
+        "beacons": st.just([]),
+    },
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(bodies=st.lists(valid_body, min_size=1, max_size=5))
+def test_the_fast_path_takes_valid_bodies_and_builds_the_engines_arrays(
+    index: geofence.ZoneIndex, bodies: list[dict[str, Any]]
+) -> None:
+    fast = columns.check_batch(bodies, "op")
+    assert fast is not None
+    slow = _slow(index, bodies)
+    assert slow is not None
+    _same(fast, slow)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(bodies=st.lists(body | valid_body, min_size=1, max_size=4))
+def test_fast_path_accepts_only_what_the_slow_path_accepts_and_builds_the_same_arrays(
+    index: geofence.ZoneIndex, bodies: list[dict[str, Any]]
+) -> None:
+    fast = columns.check_batch(bodies, "op")
+    if fast is None:
+        return  # the slow path decides (and words the error)
+    slow = _slow(index, bodies)
+    assert slow is not None, "the fast path accepted what the schema refuses"
+    _same(fast, slow)
+
+
+def test_plain_bodies_take_the_fast_path(index: geofence.ZoneIndex) -> None:
+    bodies = [
+        {
+            "trip_id": f"T-{i}",
+            "bike_id": "B-1",
+            "vehicle_type": "bike",
+            "ended_at": TIMES[0],
+            "fixes": [
+                {"lon": LON + j * 1e-5, "lat": LAT, "accuracy_m": 3.0, "at": TIMES[1]}
+                for j in range(1 + i % 3)  # ragged
+            ],
+            "heading_deg": 90 if i % 2 else None,
+        }
+        for i in range(7)
+    ]
+    bodies[3]["fixes"][0]["crs"] = "gcj02"
+    for batch in (bodies, bodies[:1]):
+        fast = columns.check_batch(batch, "op")
+        assert fast is not None
+        slow = _slow(index, batch)
+        assert slow is not None
+        _same(fast, slow)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"fixes": []},
+        {"beacons": [{"id": "S-1", "rssi": -60.0}]},  # resolved by the slow path
+        {"vehicle_type": "car"},
+        {"ended_at": "2026-11-26T08:31:05"},  # no UTC offset
+        {"fixes": [{"lon": True, "lat": LAT}]},
+        {"fixes": [{"lon": "113.5", "lat": LAT}]},
+        {"fixes": [{"lon": LON, "lat": LAT, "accuracy_m": 0}]},
+        {"fixes": [{"lon": LON, "lat": LAT, "crs": "GCJ02"}]},
+        {"fixes": [{"lon": LON, "lat": LAT, "speed": 3}]},
+        {"operator": "someone"},
+    ],
+)
+def test_the_fast_path_declines_what_it_does_not_plainly_accept(change: dict[str, Any]) -> None:
+    b = {
+        "trip_id": "T-1",
+        "bike_id": "B-1",
+        "vehicle_type": "bike",
+        "ended_at": TIMES[0],
+        "fixes": [{"lon": LON, "lat": LAT}],
+    } | change
+    assert columns.check_batch([b], "op") is None
+    assert columns.check_batch([b, b], "op") is None
+
+
+def test_a_batch_the_fast_path_declines_is_decided_by_the_slow_path(
+    client, keys, make_body
+) -> None:
+    bodies = [make_body(i, trip=f"T-{i}") for i in range(4)]
+    bodies[2]["beacons"] = [{"id": "ZH-BLE-NOPE", "rssi": -60.0}]
+    r = client.post("/v1/checks/batch", json={"checks": bodies}, headers=keys.h(keys.meituan))
+    assert r.status_code == 200, r.text
+    for b, d in zip(bodies, r.json()["results"], strict=True):
+        one = client.post("/v1/checks", json=b, headers=keys.h(keys.meituan)).json()
+        strip = {"check_id", "decided_at"}
+        assert {k: v for k, v in d.items() if k not in strip} == {
+            k: v for k, v in one.items() if k not in strip
+        }
+
+
+def test_the_hot_routes_are_counted_under_their_templates(client, keys, make_body) -> None:
+    h = keys.h(keys.meituan)
+    assert client.post("/v1/checks", json=make_body(0), headers=h).status_code == 200
+    assert client.post("/v1/checks/batch", json={"checks": [make_body(0)]}, headers=h).is_success
+    bad = client.post("/v1/checks", content=b"{", headers=h | {"Content-Type": "application/json"})
+    assert bad.status_code == 400
+    assert bad.headers["content-type"] == "application/problem+json"
+    text = client.get("/metrics").text
+    for route, status in (("/v1/checks", 200), ("/v1/checks/batch", 200), ("/v1/checks", 400)):
+        line = f'geofence_http_requests_total{{method="POST",route="{route}",status="{status}"}}'
+        assert line in text
+
+
+def test_decision_dicts_equal_the_engines_decisions(
+    index: geofence.ZoneIndex, small_fc: dict[str, Any]
+) -> None:
+    rng = np.random.default_rng(7)
+    bodies = []
+    for i, f in enumerate(small_fc["features"][:60]):
+        ring = f["geometry"]["coordinates"][0]
+        cx = sum(p[0] for p in ring[:-1]) / (len(ring) - 1)
+        cy = sum(p[1] for p in ring[:-1]) / (len(ring) - 1)
+        if i % 3 == 2:  # off every box: rejected with nearest boxes
+            cx, cy = cx + 0.0004, cy + 0.0002
+        acc = [0.5, 3.0, 8.0, 30.0][i % 4]
+        bodies.append(
+            {
+                "trip_id": f"T-{i}",
+                "bike_id": "B-1",
+                "vehicle_type": "bike",
+                "ended_at": TIMES[0],
+                "fixes": [
+                    {"lon": cx + float(d) * 1e-6, "lat": cy, "accuracy_m": acc}
+                    for d in rng.normal(size=1 + i % 3)
+                ],
+                "heading_deg": float(i * 7 % 360),
+            }
+        )
+    bodies.append(bodies[0] | {"fixes": [{"lon": LON + 1.0, "lat": LAT, "accuracy_m": 3.0}]})
+    batch = columns.check_batch(bodies, "op")
+    assert batch is not None
+    decided = geofence.decide_arrays(index, batch, geofence.Policy(), 1.8e9)
+    ids = [f"c_{i}" for i in range(len(bodies))]
+    fast = columns.decision_dicts(decided, ids, "STAMP")
+    slow = [
+        decided.decision(i, ids[i]).to_dict() | {"decided_at": "STAMP"} for i in range(len(ids))
+    ]
+    assert fast == slow
+    assert {d["outcome"] for d in fast} >= {"settle", "reject"}
