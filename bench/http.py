@@ -174,7 +174,9 @@ def serve_bare(port: int) -> None:
     from api.server import uvicorn_options
     from api.settings import Settings
 
-    app = FastAPI()
+    # FastAPI's built-in telemetry off, as in the service (api.app): the baseline must
+    # not pay for what the service does not do
+    app = FastAPI(telemetry={"tracing": False, "metrics": False, "logs": False})
     # this module postpones annotations: the route's annotations are resolved in the
     # module's namespace, so the names must be there
     globals().update(Request=Request, Response=Response)
