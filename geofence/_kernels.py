@@ -28,6 +28,9 @@ from typing import NamedTuple
 
 import numba as nb
 import numpy as np
+from llvmlite import ir
+from numba.core import cgutils, types
+from numba.extending import intrinsic
 
 _OFF = np.int64(1 << 28)
 _HASH_MUL = np.uint64(0x9E3779B97F4A7C15)
@@ -50,6 +53,7 @@ class Grid(NamedTuple):
     entry_zone: np.ndarray  # int32 internal zone per cell entry
     entry_rank: np.ndarray  # int32 rank per cell entry
     entry_box: np.ndarray  # (entries, 4) lon/lat bounding box per cell entry
+    entry_vertices: np.ndarray  # (entries, 2) vertex range of a one-ring zone, or -1
     bbox: np.ndarray  # (zones, 4) lon/lat bounding box per internal zone
     mbox: np.ndarray  # (zones, 4) metre bounding box per internal zone
     vx: np.ndarray
@@ -76,6 +80,7 @@ G_SHIFT = _F("shift")
 G_ENTRY_ZONE = _F("entry_zone")
 G_ENTRY_RANK = _F("entry_rank")
 G_ENTRY_BOX = _F("entry_box")
+G_ENTRY_VERTICES = _F("entry_vertices")
 G_BBOX = _F("bbox")
 G_MBOX = _F("mbox")
 G_VX = _F("vx")
@@ -100,12 +105,12 @@ def _hash(key, shift):
 
 
 @_jit
-def build_table(keys, starts, ends, bits):
-    """Open-addressing hash table: rows ``(key, start << 32 | end)``, key -1 for empty."""
-    size = 1 << bits
-    mask = size - 1
+def build_table(keys, starts, ends, bits, table):
+    """Fill ``table`` (``2**bits`` rows) as an open-addressing hash table: rows
+    ``(key, start << 32 | end)``, key -1 for empty. Allocated by the caller, so that
+    NumPy gives a large table huge pages (fewer TLB misses on random probes)."""
+    mask = (1 << bits) - 1
     shift = 64 - bits
-    table = np.empty((size, 2), np.int64)
     table[:, 0] = _EMPTY
     table[:, 1] = 0
     for j in range(keys.shape[0]):
@@ -114,7 +119,6 @@ def build_table(keys, starts, ends, bits):
             h = (h + 1) & mask
         table[h, 0] = keys[j]
         table[h, 1] = (starts[j] << np.int64(32)) | ends[j]
-    return table
 
 
 @_jit_inline
@@ -152,6 +156,29 @@ def point_in_zone(z, px, py, vx, vy, ring_start, zone_ring_start):
                     return True
                 if (cross > 0.0) == (y2 > y1):
                     inside = not inside
+    return inside
+
+
+@_jit_inline
+def _ring_covers(px, py, vx, vy, a, b):
+    """The closed ring ``a:b`` covers (px, py): even-odd, an edge or vertex is inside."""
+    inside = False
+    for i in range(a, b - 1):
+        x1 = vx[i]
+        y1 = vy[i]
+        x2 = vx[i + 1]
+        y2 = vy[i + 1]
+        if y1 == py:
+            if x1 == px:
+                return True
+            if y2 == py and (x1 <= px) != (x2 < px):
+                return True
+        if (y1 > py) != (y2 > py):
+            cross = (x2 - x1) * (py - y1) - (px - x1) * (y2 - y1)
+            if cross == 0.0:
+                return True
+            if (cross > 0.0) == (y2 > y1):
+                inside = not inside
     return inside
 
 
@@ -248,14 +275,34 @@ def locate_one(
 _BLOCK = 64
 
 
+@intrinsic
+def _prefetch(typingctx, arr, idx):
+    """Hint the processor to load ``arr.flat[idx]``'s cache line (LLVM's prefetch)."""
+    if not isinstance(arr, types.Array):
+        return None
+
+    def codegen(context, builder, signature, args):
+        aryty = signature.args[0]
+        ary = context.make_array(aryty)(context, builder, args[0])
+        ptr = builder.bitcast(builder.gep(ary.data, [args[1]]), ir.IntType(8).as_pointer())
+        i32 = ir.IntType(32)
+        fnty = ir.FunctionType(ir.VoidType(), [ptr.type, i32, i32, i32])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
+        builder.call(fn, [ptr, i32(0), i32(3), i32(1)])
+        return context.get_dummy_value()
+
+    return types.void(arr, idx), codegen
+
+
 @_jit
 def locate(g, lon, lat, out):
     """``out[i]``: position of the best-ranked zone covering point i, or -1.
 
-    Points go in blocks of 64: first the block's cell keys on the first level, then
-    their table rows, then each point is finished. The lookups of a block do not
-    depend on each other, so the processor overlaps their memory reads (1.2x
-    faster at 18,000 zones than one point at a time).
+    Points go in blocks of 64, in three passes: the block's cell keys on the first
+    level; their table rows, asking the processor to fetch each cell's first entry;
+    the first entry's vertices, fetched too; then each point is finished. Reads of
+    different points do not wait for each other (measured 1.35x at 18,000 zones and
+    2x at 1,000,000 against one point at a time).
     """
     levels = g[G_LEVELS]
     level_min_rank = g[G_LEVEL_MIN_RANK]
@@ -264,6 +311,7 @@ def locate(g, lon, lat, out):
     shift = g[G_SHIFT]
     entry_rank = g[G_ENTRY_RANK]
     entry_box = g[G_ENTRY_BOX]
+    entry_vertices = g[G_ENTRY_VERTICES]
     entry_zone = g[G_ENTRY_ZONE]
     vx = g[G_VX]
     vy = g[G_VY]
@@ -290,7 +338,18 @@ def locate(g, lon, lat, out):
                 first[j] = -2
         for j in range(m):
             if first[j] != -2:
-                first[j] = _lookup(table, shift, first[j])
+                se = _lookup(table, shift, first[j])
+                first[j] = se
+                if se >= 0:
+                    _prefetch(entry_box, (se >> 32) * 4)
+                    _prefetch(entry_vertices, (se >> 32) * 2)
+        for j in range(m):
+            se = first[j]
+            if se >= 0:
+                v = entry_vertices[se >> 32, 0]
+                if v >= 0:
+                    _prefetch(vx, v)
+                    _prefetch(vy, v)
         for j in range(m):
             se = first[j]
             if se == -2:
@@ -311,7 +370,12 @@ def locate(g, lon, lat, out):
                     ):
                         continue
                     z = entry_zone[e]
-                    if point_in_zone(z, px, py, vx, vy, ring_start, zone_ring_start):
+                    a = entry_vertices[e, 0]
+                    if a >= 0:
+                        hit = _ring_covers(px, py, vx, vy, a, entry_vertices[e, 1])
+                    else:
+                        hit = point_in_zone(z, px, py, vx, vy, ring_start, zone_ring_start)
+                    if hit:
                         best = z
                         best_rank = entry_rank[e]
                         break

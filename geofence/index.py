@@ -181,6 +181,7 @@ class ZoneIndex:
             entry_zone=self._entry_zone,
             entry_rank=self._entry_rank,
             entry_box=self._entry_box,
+            entry_vertices=self._entry_vertices,
             bbox=self._bbox,
             mbox=self._mbox,
             vx=self._vx,
@@ -224,12 +225,21 @@ class ZoneIndex:
         self._entry_zone = zone.astype(np.int32)
         self._entry_rank = self._rank[zone]
         self._entry_box = np.ascontiguousarray(self._bbox[zone])
+        # the vertex range of a one-ring zone (most boxes), (-1, -1) for the others:
+        # locate then reads the vertices without going through the ring offsets
+        zrs, rs = self._zone_ring_start, self._ring_start
+        one = zrs[zone + 1] - zrs[zone] == 1
+        first_ring = np.minimum(zrs[zone], len(rs) - 2)
+        self._entry_vertices = np.where(
+            one[:, None], np.column_stack([rs[first_ring], rs[first_ring + 1]]), -1
+        ).astype(np.int64)
         if len(keys) >= 2**31:
             raise ValueError(f"{len(keys)} cell entries: more than an index holds (2**31)")
         ukeys, starts = np.unique(keys, return_index=True)
         ends = np.append(starts[1:], len(keys))
         self._bits = max(4, int(np.ceil(np.log2(max(len(ukeys), 1) * 2))))
-        self._table = _kernels.build_table(ukeys, starts.astype(np.int64), ends, self._bits)
+        self._table = np.empty((1 << self._bits, 2), np.int64)
+        _kernels.build_table(ukeys, starts.astype(np.int64), ends, self._bits, self._table)
         # occupied levels: best rank, zone lists (for wide nearest queries)
         self._levels = np.unique(level).astype(np.int64) if n else np.zeros(0, np.int64)
         self._level_min_rank = np.array(
