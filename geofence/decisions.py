@@ -757,14 +757,47 @@ _INV_SQRT2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 
 @_jit_inline
+def _sort_small(a, n):
+    """Sort ``a[:n]`` in place, ascending; insertion sort below 64 values.
+
+    Numba's ``ndarray.sort`` allocates a work list on every call (measured: a third
+    of the batch kernel's time went to malloc and its quicksort); the arrays sorted
+    here are a few dozen values. NaN-free input gives the same array either way.
+    """
+    if n > 64:
+        a[:n].sort()
+        return
+    for j in range(1, n):
+        v = a[j]
+        i = j - 1
+        while i >= 0 and a[i] > v:
+            a[i + 1] = a[i]
+            i -= 1
+        a[i + 1] = v
+
+
+@_jit_inline
 def _masked_median(values, keep, n, tmp):
-    """Median of ``values[:n]`` where ``keep``; ``tmp`` is a work array of n."""
+    """Median of ``values[:n]`` where ``keep``; ``tmp`` is a work array of n.
+
+    The same value as ``np.median`` (which copies its input on every call): the
+    middle value, or the mean ``(a + b) / 2`` of the two middle ones.
+    """
     k = 0
+    finite = True
     for j in range(n):
         if keep[j]:
-            tmp[k] = values[j]
+            v = values[j]
+            tmp[k] = v
+            finite = finite and math.isfinite(v)
             k += 1
-    return np.median(tmp[:k])
+    if k == 0 or not finite:
+        return np.median(tmp[:k])
+    _sort_small(tmp, k)
+    half = k >> 1
+    if k & 1 == 0:
+        return (tmp[half - 1] + tmp[half]) / 2
+    return tmp[half]
 
 
 @_jit
@@ -893,7 +926,7 @@ def _poly_p(q, x, y, s, pvx, pvy, pring, pzone, gl_x, gl_w, ys, xs):
         if lo < yj < hi:
             ys[nb_] = yj
             nb_ += 1
-    ys[:nb_].sort()
+    _sort_small(ys, nb_)
     k = 0.7071067811865476 / s
     total = 0.0
     for t in range(nb_ - 1):
@@ -915,7 +948,7 @@ def _poly_p(q, x, y, s, pvx, pvy, pring, pzone, gl_x, gl_w, ys, xs):
                         nc += 1
             if nc < 2:
                 continue
-            xs[:nc].sort()
+            _sort_small(xs, nc)
             acc = 0.0
             for c in range(0, nc - 1, 2):
                 acc += math.erf((xs[c + 1] - x) * k) - math.erf((xs[c] - x) * k)
