@@ -606,6 +606,7 @@ class _Tables:
     fenced: np.ndarray  # fenced parking boxes
     beacon_position: Mapping[str, int]
     open_masks: dict[str | None, tuple[np.ndarray, np.ndarray]]
+    box_grid: tuple[float, float, float, int, int, np.ndarray, np.ndarray]  # see _box_grid
 
 
 _TABLES: weakref.WeakKeyDictionary[ZoneIndex, dict[float, _Tables]] = weakref.WeakKeyDictionary()
@@ -689,6 +690,56 @@ def _frames(geoms_m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return framed, frame
 
 
+_BOX_CELL_M = 50.0  # fenced-box grid cell (metres): about one box per cell downtown
+_BOX_GRID_CELLS = 1 << 22  # at most this many cells (16 MiB of offsets); coarser beyond
+_BOX_GRID_MAX_CELL_M = 400.0  # coarser than this: search the index's own grid instead
+_BOX_GRID_EPS_M = 1e-3  # boxes are registered this much wider (rounding at cell edges)
+
+
+def _box_grid(
+    index: ZoneIndex, fenced: np.ndarray
+) -> tuple[float, float, float, int, int, np.ndarray, np.ndarray]:
+    """A dense metric grid of the fenced boxes, for the nearest-box searches.
+
+    Returns ``(x0, y0, cell, nx, ny, cell_start, cell_zone)``: cell ``(a, b)`` (column
+    ``a = floor((x - x0) / cell)``, row ``b``) lists the internal zones
+    ``cell_zone[cell_start[b * nx + a]:cell_start[b * nx + a + 1]]`` whose metre
+    bounding box (widened by 1 mm) overlaps it. ``nx = 0``: no grid (no fenced box,
+    or an extent so large that the cells would be coarse); the kernels then search
+    the index's grid. Every nearest-box candidate (``fenced`` and ``fenced & open``)
+    is a fenced box, so the grid holds every zone those searches may return.
+    """
+    g = index._gtuple
+    z = g[_kernels.G_INV_PERM][np.flatnonzero(fenced)]
+    none = (0.0, 0.0, 1.0, 0, 0, np.zeros(1, np.int32), np.zeros(0, np.int32))
+    if len(z) == 0:
+        return none
+    mb = g[_kernels.G_MBOX][z]
+    eps = _BOX_GRID_EPS_M
+    x0 = float(mb[:, 0].min()) - 2 * eps
+    y0 = float(mb[:, 1].min()) - 2 * eps
+    w = float(mb[:, 2].max()) + 2 * eps - x0
+    h = float(mb[:, 3].max()) + 2 * eps - y0
+    cell = max(_BOX_CELL_M, math.sqrt(w * h / _BOX_GRID_CELLS))
+    if not math.isfinite(cell) or cell > _BOX_GRID_MAX_CELL_M:
+        return none
+    nx = int(w // cell) + 1
+    ny = int(h // cell) + 1
+    i0 = np.floor((mb[:, 0] - eps - x0) / cell).astype(np.int64).clip(0, nx - 1)
+    i1 = np.floor((mb[:, 2] + eps - x0) / cell).astype(np.int64).clip(0, nx - 1)
+    j0 = np.floor((mb[:, 1] - eps - y0) / cell).astype(np.int64).clip(0, ny - 1)
+    j1 = np.floor((mb[:, 3] + eps - y0) / cell).astype(np.int64).clip(0, ny - 1)
+    wi = i1 - i0 + 1
+    per = wi * (j1 - j0 + 1)
+    owner = np.repeat(np.arange(len(z)), per)
+    k = np.arange(len(owner)) - np.repeat(np.cumsum(per) - per, per)
+    cells = (j0[owner] + k // wi[owner]) * nx + i0[owner] + k % wi[owner]
+    order = np.lexsort((z[owner], cells))
+    cell_start = np.zeros(nx * ny + 1, np.int32)
+    np.cumsum(np.bincount(cells, minlength=nx * ny), out=cell_start[1:])
+    return x0, y0, cell, nx, ny, cell_start, z[owner][order].astype(np.int32)
+
+
 def _build_tables(index: ZoneIndex, tolerance: float) -> _Tables:
     from geofence.index import _flatten  # the index's own ring layout
 
@@ -725,6 +776,7 @@ def _build_tables(index: ZoneIndex, tolerance: float) -> _Tables:
         fenced=fenced,
         beacon_position=stud,
         open_masks={},
+        box_grid=_box_grid(index, fenced),
     )
 
 
@@ -974,6 +1026,93 @@ def _forbidden(z, t, heading, active_from, active_to, open_any, zheading, headin
 
 
 @_jit_inline
+def _grid_nearest(
+    px, py, qx, qy, k, max_distance, mask, active_from, active_to, t, out_pos, out_dist, i, qbox,
+    bx0, by0, bcell, bnx, bny, bstart, bzone, bbox, mbox, mx, my, rs, zrs, perm,
+):  # fmt: skip
+    """:func:`geofence._kernels.nearest_one` over the fenced-box grid (see :func:`_box_grid`).
+
+    The same answer for masks of fenced boxes: the k candidates of least (distance,
+    position) among those whose lon/lat box meets the same query box and that lie
+    within ``max_distance``. Rings of cells around the fix, nearest first, until a
+    ring is farther than the k-th best.
+    """
+    for j in range(k):
+        out_pos[i, j] = -1
+        out_dist[i, j] = np.inf
+    if not (math.isfinite(px) and math.isfinite(py) and math.isfinite(qx) and math.isfinite(qy)):
+        return
+    rlat = max_distance / 110_000.0 + 1e-9
+    coslat = math.cos(math.radians(min(abs(py) + rlat + 0.1, 89.9)))
+    rlon = rlat / coslat
+    qbox[0] = px - rlon
+    qbox[1] = py - rlat
+    qbox[2] = px + rlon
+    qbox[3] = py + rlat
+    ca = math.floor((qx - bx0) / bcell)
+    cb = math.floor((qy - by0) / bcell)
+    if not (abs(ca) < 1e9 and abs(cb) < 1e9):
+        return
+    ca = np.int64(ca)
+    cb = np.int64(cb)
+    r = 0
+    while True:
+        limit = min(max_distance, out_dist[i, k - 1])
+        if r > 0:
+            # every cell of ring r and beyond lies outside the square of the inner
+            # rings: at least this far from the fix (less a hair for rounding)
+            near = min(
+                qx - (bx0 + (ca - r + 1) * bcell),
+                (bx0 + (ca + r) * bcell) - qx,
+                qy - (by0 + (cb - r + 1) * bcell),
+                (by0 + (cb + r) * bcell) - qy,
+            )
+            if near - 1e-6 > limit:
+                break
+            if ca - r < 0 and cb - r < 0 and ca + r >= bnx and cb + r >= bny:
+                break  # the ring is outside the grid, and so is every later one
+        for b in range(max(cb - r, 0), min(cb + r, bny - 1) + 1):
+            edge_row = b == cb - r or b == cb + r
+            a = max(ca - r, 0)
+            a_end = min(ca + r, bnx - 1)
+            while a <= a_end:
+                if not edge_row and a != ca - r and a != ca + r:
+                    # inside the ring: jump to its right column
+                    a = ca + r
+                    continue
+                cell = b * bnx + a
+                a += 1
+                for e in range(bstart[cell], bstart[cell + 1]):
+                    z = bzone[e]
+                    if bbox[z, 2] < qbox[0] or bbox[z, 0] > qbox[2]:
+                        continue
+                    if bbox[z, 3] < qbox[1] or bbox[z, 1] > qbox[3]:
+                        continue
+                    p = perm[z]
+                    if not mask[p]:
+                        continue
+                    if t == t and not (active_from[p] <= t < active_to[p]):
+                        continue
+                    limit = min(max_distance, out_dist[i, k - 1])
+                    dx = max(mbox[z, 0] - qx, 0.0, qx - mbox[z, 2])
+                    dy = max(mbox[z, 1] - qy, 0.0, qy - mbox[z, 3])
+                    if dx * dx + dy * dy > limit * limit:
+                        continue
+                    seen = False
+                    for j in range(k):
+                        if out_pos[i, j] == p:
+                            seen = True  # met in an earlier cell
+                    if seen:
+                        continue
+                    d, _, _ = _kernels.zone_closest(z, qx, qy, mx, my, rs, zrs)
+                    if d < 0.0:
+                        d = 0.0
+                    if d <= max_distance:
+                        _kernels._insert(out_pos, out_dist, i, k, p, d)
+        r += 1
+
+
+@_jit_inline
 def bz_hit(bz, z, x, y, near_radius, inv_perm, mx, my, rs, zrs):
     """The road stud heard (box bz) belongs to box z, and z is within near_radius."""
     if bz < 0 or bz != z:
@@ -1021,6 +1160,7 @@ def _decide(
     beacon_p,
     k_near,
     near_radius,
+    bgrid,
     out_outcome,
     out_reasons,
     out_zone,
@@ -1077,6 +1217,7 @@ def _decide(
         sg[_kernels.G_RING_START],
         sg[_kernels.G_ZONE_RING_START],
     )
+    bx0, by0, bcell, bnx, bny, bstart, bzone = bgrid
     cand_pos = np.empty((1, 4), np.int64)
     cand_dist = np.empty((1, 4))
     qbox = np.empty(4)
@@ -1093,11 +1234,19 @@ def _decide(
         )  # fmt: skip
         loc = perm[loc] if loc >= 0 else -1
         # fenced boxes close enough to matter, and the most probable one
-        _kernels.nearest_one(
-            lon[i], lat[i], x[i], y[i], 4, tol + 5.0 * s, fenced, active_from, active_to,
-            np.nan, cand_pos, cand_dist, 0, qbox,
-            levels, inv_size, lzs, lz, table, shift, ebox, ezone, bbox, mbox, mx, my, rs, zrs, perm,
-        )  # fmt: skip
+        if bnx > 0:
+            _grid_nearest(
+                lon[i], lat[i], x[i], y[i], 4, tol + 5.0 * s, fenced, active_from, active_to,
+                np.nan, cand_pos, cand_dist, 0, qbox,
+                bx0, by0, bcell, bnx, bny, bstart, bzone, bbox, mbox, mx, my, rs, zrs, perm,
+            )  # fmt: skip
+        else:
+            _kernels.nearest_one(
+                lon[i], lat[i], x[i], y[i], 4, tol + 5.0 * s, fenced, active_from, active_to,
+                np.nan, cand_pos, cand_dist, 0, qbox,
+                levels, inv_size, lzs, lz, table, shift, ebox, ezone, bbox, mbox, mx, my, rs,
+                zrs, perm,
+            )  # fmt: skip
         # the most probable fenced box (any), and the most probable one where this
         # check may settle (active at ended_at, open to the operator, heading fits)
         best = -1
@@ -1211,11 +1360,19 @@ def _decide(
             near_bearing[i, c] = np.nan
         if k_near == 0 or outcome == SETTLE:
             continue
-        _kernels.nearest_one(
-            lon[i], lat[i], x[i], y[i], k_near, near_radius, open_fenced, active_from,
-            active_to, t, near_pos, near_dist, i, qbox,
-            levels, inv_size, lzs, lz, table, shift, ebox, ezone, bbox, mbox, mx, my, rs, zrs, perm,
-        )  # fmt: skip
+        if bnx > 0:
+            _grid_nearest(
+                lon[i], lat[i], x[i], y[i], k_near, near_radius, open_fenced, active_from,
+                active_to, t, near_pos, near_dist, i, qbox,
+                bx0, by0, bcell, bnx, bny, bstart, bzone, bbox, mbox, mx, my, rs, zrs, perm,
+            )  # fmt: skip
+        else:
+            _kernels.nearest_one(
+                lon[i], lat[i], x[i], y[i], k_near, near_radius, open_fenced, active_from,
+                active_to, t, near_pos, near_dist, i, qbox,
+                levels, inv_size, lzs, lz, table, shift, ebox, ezone, bbox, mbox, mx, my, rs,
+                zrs, perm,
+            )  # fmt: skip
         # true bearing: grid bearing plus the meridian convergence of the zone (CM 114E)
         gamma = math.degrees(
             math.atan(math.tan(math.radians(lon[i] - 114.0)) * math.sin(math.radians(lat[i])))
@@ -1318,6 +1475,7 @@ def decide_arrays(index: ZoneIndex, batch: CheckBatch, policy: Policy, now: floa
         policy.beacon_p,
         k,
         policy.nearest_radius_m,
+        t.box_grid,
         outcome,
         reasons,
         zone,
