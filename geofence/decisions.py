@@ -607,6 +607,11 @@ class _Tables:
     beacon_position: Mapping[str, int]
     open_masks: dict[str | None, tuple[np.ndarray, np.ndarray]]
     box_grid: tuple[float, float, float, int, int, np.ndarray, np.ndarray]  # see _box_grid
+    # the single-check path's caches: kernel arguments per (policy id, operator), and
+    # the ids and zone mappings of the zone set as Python objects
+    ids: list[str] = field(default_factory=list)
+    single_args: dict[tuple[str, str | None], tuple[Any, ...]] = field(default_factory=dict)
+    zone_info: dict[int, Mapping[str, Any]] = field(default_factory=dict)
 
 
 _TABLES: weakref.WeakKeyDictionary[ZoneIndex, dict[float, _Tables]] = weakref.WeakKeyDictionary()
@@ -709,12 +714,11 @@ def _box_grid(
     the index's grid. Every nearest-box candidate (``fenced`` and ``fenced & open``)
     is a fenced box, so the grid holds every zone those searches may return.
     """
-    g = index._gtuple
-    z = g[_kernels.G_INV_PERM][np.flatnonzero(fenced)]
+    z = index._grid.inv_perm[np.flatnonzero(fenced)]
     none = (0.0, 0.0, 1.0, 0, 0, np.zeros(1, np.int32), np.zeros(0, np.int32))
     if len(z) == 0:
         return none
-    mb = g[_kernels.G_MBOX][z]
+    mb = index._grid.mbox[z]
     eps = _BOX_GRID_EPS_M
     x0 = float(mb[:, 0].min()) - 2 * eps
     y0 = float(mb[:, 1].min()) - 2 * eps
@@ -777,6 +781,7 @@ def _build_tables(index: ZoneIndex, tolerance: float) -> _Tables:
         beacon_position=stud,
         open_masks={},
         box_grid=_box_grid(index, fenced),
+        ids=[str(i) for i in zs.ids.tolist()],
     )
 
 
@@ -1563,4 +1568,187 @@ def decide(
     >>> d.outcome, d.reasons, d.nearest[0]["zone_id"], round(d.nearest[0]["bearing_deg"])
     ('reject', ('outside_all_boxes',), 'A', 270)
     """
-    return decide_many(index, [check], policy, now, [check_id])[0]
+    t = _tables(index, policy.tolerance_m)
+    fixes = check.fixes
+    m = len(fixes)
+    nan = math.nan
+    # lon, lat, accuracy and time of each fix, then ended_at and heading: one array
+    block = np.array(
+        [f.lon for f in fixes]
+        + [f.lat for f in fixes]
+        + [nan if f.accuracy_m is None else f.accuracy_m for f in fixes]
+        + [nan if f.at is None else f.at for f in fixes]
+        + [check.ended_at, nan if check.heading_deg is None else check.heading_deg],
+        np.float64,
+    )
+    lon = block[0:m].reshape(1, m)
+    lat = block[m : 2 * m].reshape(1, m)
+    foreign = [j for j, f in enumerate(fixes) if f.crs not in ("wgs84", "cgcs2000")]
+    if foreign:  # as CheckBatch.from_checks does it: one conversion per CRS
+        crs_of: dict[str, list[int]] = {}
+        for j in foreign:
+            crs_of.setdefault(fixes[j].crs, []).append(j)
+        for name, jj in crs_of.items():
+            lon[0, jj], lat[0, jj] = _crs.to_wgs84(lon[0, jj], lat[0, jj], name)
+    bz = -1
+    if check.beacons:
+        stud = t.beacon_position
+        heard = [b for b in check.beacons if b.rssi >= policy.beacon_rssi_dbm and b.id in stud]
+        if heard:
+            bz = stud[max(heard, key=lambda b: (b.rssi, b.id)).id]
+    ints = np.array([m, bz], np.int64)
+    ended_at = block[4 * m : 4 * m + 1]
+    fused = np.empty((1, 5))
+    _fuse(
+        lon,
+        lat,
+        block[2 * m : 3 * m].reshape(1, m),
+        block[3 * m : 4 * m].reshape(1, m),
+        ints[0:1],
+        ended_at,
+        policy.default_accuracy_m,
+        policy.max_fix_age_s,
+        policy.max_clock_skew_s,
+        policy.outlier_chi2,
+        policy.fix_correlation,
+        fused,
+    )
+    f_lon, f_lat, f_sigma, _, f_spread = fused[0].tolist()
+    if f_spread > policy.max_trail_spread_m:
+        raise CheckError(
+            f"fixes: the trail spreads over {f_spread:.0f} m "
+            f"(at most {policy.max_trail_spread_m:.0f} m for a bike standing still)",
+            field="fixes",
+            rule="spread",
+            check_index=0,
+        )
+    x, y = _crs.project(f_lon, f_lat)
+    key = (policy.id, check.operator)
+    static = t.single_args.get(key)
+    if static is None:
+        static = t.single_args[key] = _static_args(index, t, policy, check.operator)
+    head, tail = static
+    k = policy.k_nearest
+    out = _single_buffers(k)
+    _decide(  # type: ignore[call-arg]  # numba's stub does not see through the unpacking
+        index._gtuple,
+        fused[0:1, 0],
+        fused[0:1, 1],
+        np.ascontiguousarray(x, dtype=np.float64).reshape(1),
+        np.ascontiguousarray(y, dtype=np.float64).reshape(1),
+        fused[0:1, 2],
+        fused[0:1, 3] > 0,
+        *head,
+        ended_at,
+        block[4 * m + 1 : 4 * m + 2],
+        ints[1:2],
+        *tail,
+        *out,
+    )
+    outcome, reasons, zone, p, dist, near_pos, near_dist, near_bearing = out
+    zs = index.zone_set
+    z = int(zone[0])
+    d = float(dist[0])
+    p_in = min(max(float(p[0]), 0.0), 1.0)  # np.clip, as decide_arrays
+    ids = t.ids
+    decision = object.__new__(Decision)  # the fields as the dataclass would set them
+    decision.__dict__.update(
+        outcome=OUTCOMES[int(outcome[0])],
+        zone=None if z < 0 else dict(_zone_info(index, t, z)),
+        p_inside=round(p_in, 4),
+        distance_m=None if math.isnan(d) else round(d, 2),
+        nearest=tuple(
+            {"zone_id": ids[q], "distance_m": round(dq, 2), "bearing_deg": round(bq, 1)}
+            for q, dq, bq in zip(
+                near_pos[0].tolist(), near_dist[0].tolist(), near_bearing[0].tolist(), strict=True
+            )
+            if q >= 0
+        ),
+        reasons=_reason_names(int(reasons[0])),
+        zone_set_version=zs.version,
+        policy=policy.id,
+        check_id=check_id,
+        decided_at=now,
+        position={
+            "lon": round(f_lon, 7),
+            "lat": round(f_lat, 7),
+            "accuracy_m": round(f_sigma * SIGMA_PER_R68, 2),
+        },
+    )
+    return decision
+
+
+_SINGLE = threading.local()  # per-thread output buffers of the single-check path
+
+
+def _single_buffers(k: int) -> tuple[np.ndarray, ...]:
+    bufs = getattr(_SINGLE, "bufs", None)
+    if bufs is None:
+        bufs = _SINGLE.bufs = {}
+    out = bufs.get(k)
+    if out is None:
+        out = bufs[k] = (
+            np.empty(1, np.int8),
+            np.empty(1, np.int32),
+            np.empty(1, np.int64),
+            np.empty(1),
+            np.empty(1),
+            np.empty((1, k), np.int64),
+            np.empty((1, k)),
+            np.empty((1, k)),
+        )
+    return out
+
+
+def _static_args(
+    index: ZoneIndex, t: _Tables, policy: Policy, operator: str | None
+) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+    """The arguments of :func:`_decide` that depend on (index, policy, operator) only."""
+    zs = index.zone_set
+    service = index.service_index
+    open_any, open_fenced = _open_masks(index, t, operator)
+    head = (index._gtuple if service is None else service._gtuple, service is not None)
+    tail = (
+        zs.kind,
+        zs.heading_deg,
+        zs.active_from,
+        zs.active_to,
+        t.fenced,
+        open_fenced,
+        open_any,
+        t.rect,
+        t.poly_of,
+        t.pframe,
+        t.pvx,
+        t.pvy,
+        t.pring_start,
+        t.pzone_ring_start,
+        t.max_vertices,
+        _GL_X,
+        _GL_W,
+        policy.tolerance_m,
+        policy.settle_p,
+        policy.reject_p,
+        policy.max_accuracy_m,
+        policy.heading_tolerance_deg,
+        policy.beacon_p,
+        policy.k_nearest,
+        policy.nearest_radius_m,
+        t.box_grid,
+    )
+    return head, tail
+
+
+def _zone_info(index: ZoneIndex, t: _Tables, z: int) -> Mapping[str, Any]:
+    """The ``zone`` mapping of a decision matched to position z (cached; copy it)."""
+    info = t.zone_info.get(z)
+    if info is None:
+        zs = index.zone_set
+        info = t.zone_info[z] = {
+            "id": str(zs.ids[z]),
+            "kind": KIND_NAMES[int(zs.kind[z])],
+            "fenced": bool(zs.fenced[z]),
+            "district": str(zs.district[z]),
+            "name": str(zs.name[z]),
+        }
+    return info
