@@ -1174,6 +1174,7 @@ def _decide(
     near_pos,
     near_dist,
     near_bearing,
+    order,
 ):
     levels, lmr, inv_size, table, shift = (
         g[_kernels.G_LEVELS],
@@ -1228,7 +1229,8 @@ def _decide(
     qbox = np.empty(4)
     ys = np.empty(max_vertices + 20)
     xs = np.empty(max_vertices + 4)
-    for i in range(lon.shape[0]):
+    for ii in range(lon.shape[0]):
+        i = order[ii]  # checks near each other one after the other: the zones stay in cache
         s = sigma[i]
         acc68 = s * 1.5095921854516636
         t = ended_at[i]
@@ -1390,6 +1392,48 @@ def _decide(
                 near_bearing[i, c] = (grid + gamma) % 360.0
 
 
+_ORDER_ONE = np.zeros(1, np.int64)
+_SPATIAL_ORDER_MIN = 64  # smaller batches are decided in their own order
+_MORTON_CELL_M = 64.0
+
+
+@_jit
+def _morton_keys(x, y, cell, out):
+    """Z-order keys of points on a grid of ``cell`` metres (non-finite points last)."""
+    x0 = np.inf
+    y0 = np.inf
+    for i in range(x.shape[0]):
+        if math.isfinite(x[i]) and math.isfinite(y[i]):
+            x0 = min(x0, x[i])
+            y0 = min(y0, y[i])
+    for i in range(x.shape[0]):
+        if not (math.isfinite(x[i]) and math.isfinite(y[i])):
+            out[i] = np.int64(1) << np.int64(62)
+            continue
+        a = np.int64(min((x[i] - x0) / cell, 2147483647.0))
+        b = np.int64(min((y[i] - y0) / cell, 2147483647.0))
+        key = np.int64(0)
+        for bit in range(31):
+            key |= ((a >> bit) & 1) << (2 * bit)
+            key |= ((b >> bit) & 1) << (2 * bit + 1)
+        out[i] = key
+
+
+def _spatial_order(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """The order in which the batch kernel visits the checks: along a Z-order curve.
+
+    Each check's decision depends on that check alone; the order only decides which
+    zones are still in the CPU cache (random trips across a city miss it on nearly
+    every zone read).
+    """
+    n = x.shape[0]
+    if n < _SPATIAL_ORDER_MIN:
+        return np.arange(n, dtype=np.int64)
+    keys = np.empty(n, np.int64)
+    _morton_keys(x, y, _MORTON_CELL_M, keys)
+    return np.argsort(keys)
+
+
 # --------------------------------------------------------------------------- entry points
 def decide_arrays(index: ZoneIndex, batch: CheckBatch, policy: Policy, now: float) -> DecisionBatch:
     """Decide a batch of checks given as arrays; the compiled path behind every decision.
@@ -1489,6 +1533,7 @@ def decide_arrays(index: ZoneIndex, batch: CheckBatch, policy: Policy, now: floa
         near_pos,
         near_dist,
         near_bearing,
+        _spatial_order(x, y),
     )
     return DecisionBatch(
         index=index,
@@ -1644,6 +1689,7 @@ def decide(
         ints[1:2],
         *tail,
         *out,
+        _ORDER_ONE,
     )
     outcome, reasons, zone, p, dist, near_pos, near_dist, near_bearing = out
     zs = index.zone_set
