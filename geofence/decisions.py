@@ -1015,14 +1015,17 @@ def _poly_p(q, x, y, s, pvx, pvy, pring, pzone, gl_x, gl_w, ys, xs):
 
 
 @_jit_inline
-def _forbidden(z, t, heading, active_from, active_to, open_any, zheading, heading_tol):
-    """Reason bits that forbid settling this check in box z (0: none)."""
+def _forbidden(t, heading, active_from, active_to, open_, zh, heading_tol):
+    """Reason bits that forbid settling this check in a box (0: none).
+
+    Takes the box's values, not the arrays: an inlined helper's array arguments
+    cost reference-count updates on every call in the hot loop.
+    """
     forbid = 0
-    if not (active_from[z] <= t < active_to[z]):
+    if not (active_from <= t < active_to):
         forbid |= R_INACTIVE
-    if not open_any[z]:
+    if not open_:
         forbid |= R_OPERATOR
-    zh = zheading[z]
     if heading == heading and zh == zh:
         diff = abs(((heading - zh) + 90.0) % 180.0 - 90.0)  # orientations: modulo 180
         if diff > heading_tol:
@@ -1278,10 +1281,12 @@ def _decide(
                     q, dx * cs - dy * sn, dx * sn + dy * cs, s, pvx, pvy, pring, pzone,
                     gl_x, gl_w, ys, xs,
                 )  # fmt: skip
-            if bz_hit(beacon_zone[i], z, x[i], y[i], near_radius, inv_perm, mx, my, rs, zrs):
+            if beacon_zone[i] == z and bz_hit(
+                z, z, x[i], y[i], near_radius, inv_perm, mx, my, rs, zrs
+            ):
                 p = max(p, beacon_p)
             forbid = _forbidden(
-                z, t, heading[i], active_from, active_to, open_any, zheading, heading_tol
+                t, heading[i], active_from[z], active_to[z], open_any[z], zheading[z], heading_tol
             )
             if p > best_p:
                 best_p = p
@@ -1298,8 +1303,9 @@ def _decide(
             # a stud heard loud is strong evidence for its box, even out of GPS reach
             beacon = True
             forbid = _forbidden(
-                bz, t, heading[i], active_from, active_to, open_any, zheading, heading_tol
-            )
+                t, heading[i], active_from[bz], active_to[bz], open_any[bz], zheading[bz],
+                heading_tol,
+            )  # fmt: skip
             pb = max(beacon_p, best_p if best == bz else 0.0)
             if pb >= best_p:
                 best, best_p, best_forbid = bz, pb, forbid
