@@ -539,19 +539,13 @@ class DecisionBatch:
     def decision(self, i: int, check_id: str | None = None) -> Decision:
         """Decision ``i`` as a :class:`Decision`."""
         zs = self.index.zone_set
+        t = _tables(self.index, self.policy.tolerance_m)
+        ids = t.ids
         z = int(self.zone[i])
-        zone = None
-        if z >= 0:
-            zone = {
-                "id": str(zs.ids[z]),
-                "kind": KIND_NAMES[int(zs.kind[z])],
-                "fenced": bool(zs.fenced[z]),
-                "district": str(zs.district[z]),
-                "name": str(zs.name[z]),
-            }
+        zone = None if z < 0 else dict(_zone_info(self.index, t, z))
         nearest = tuple(
             {
-                "zone_id": str(zs.ids[p]),
+                "zone_id": ids[p],
                 "distance_m": round(d, 2),
                 "bearing_deg": round(b, 1),
             }
