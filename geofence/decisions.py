@@ -1171,7 +1171,6 @@ def _decide(
     near_pos,
     near_dist,
     near_bearing,
-    order,
 ):
     levels, lmr, inv_size, table, shift = (
         g[_kernels.G_LEVELS],
@@ -1226,8 +1225,7 @@ def _decide(
     qbox = np.empty(4)
     ys = np.empty(max_vertices + 20)
     xs = np.empty(max_vertices + 4)
-    for ii in range(lon.shape[0]):
-        i = order[ii]  # checks near each other one after the other: the zones stay in cache
+    for i in range(lon.shape[0]):
         s = sigma[i]
         acc68 = s * 1.5095921854516636
         t = ended_at[i]
@@ -1392,7 +1390,6 @@ def _decide(
                 near_bearing[i, c] = (grid + gamma) % 360.0
 
 
-_ORDER_ONE = np.zeros(1, np.int64)
 _SPATIAL_ORDER_MIN = 64  # smaller batches are decided in their own order
 _MORTON_CELL_M = 64.0
 
@@ -1419,16 +1416,18 @@ def _morton_keys(x, y, cell, out):
         out[i] = key
 
 
-def _spatial_order(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """The order in which the batch kernel visits the checks: along a Z-order curve.
+def _spatial_order(x: np.ndarray, y: np.ndarray) -> np.ndarray | None:
+    """The order in which the batch kernel decides the checks: along a Z-order curve.
 
-    Each check's decision depends on that check alone; the order only decides which
-    zones are still in the CPU cache (random trips across a city miss it on nearly
-    every zone read).
+    Each check's decision depends on that check alone; the order only decides what
+    is still in the CPU cache: the zones near the previous check (random trips
+    across a city miss it on nearly every zone read) and, once the inputs are
+    gathered in that order, the inputs and outputs themselves (measured: visiting in
+    this order ~1.3x, gathering as well ~1.25x more). None for small batches.
     """
     n = x.shape[0]
     if n < _SPATIAL_ORDER_MIN:
-        return np.arange(n, dtype=np.int64)
+        return None
     keys = np.empty(n, np.int64)
     _morton_keys(x, y, _MORTON_CELL_M, keys)
     return np.argsort(keys)
@@ -1486,19 +1485,37 @@ def decide_arrays(index: ZoneIndex, batch: CheckBatch, policy: Policy, now: floa
     near_dist = np.empty((n, k))
     near_bearing = np.empty((n, k))
     open_any, open_fenced = _open_masks(index, t, batch.operator)
-    _decide(
-        index._gtuple,
+    ins: tuple[np.ndarray, ...] = (
         lon,
         lat,
         x,
         y,
         np.ascontiguousarray(fused[:, 2]),
         fused[:, 3] > 0,
-        index._gtuple if service is None else service._gtuple,
-        service is not None,
         batch.ended_at,
         batch.heading_deg,
         batch.beacon_zone,
+    )
+    outs: tuple[np.ndarray, ...] = (
+        outcome,
+        reasons,
+        zone,
+        p,
+        dist,
+        near_pos,
+        near_dist,
+        near_bearing,
+    )
+    order = _spatial_order(x, y)
+    if order is not None:  # the kernel reads and writes the checks in that order
+        ins = tuple(a[order] for a in ins)
+        outs = tuple(np.empty_like(a) for a in outs)
+    _decide(  # type: ignore[call-arg]  # numba's stub does not see through the unpacking
+        index._gtuple,
+        *ins[:6],
+        index._gtuple if service is None else service._gtuple,
+        service is not None,
+        *ins[6:],
         zs.kind,
         zs.heading_deg,
         zs.active_from,
@@ -1525,16 +1542,21 @@ def decide_arrays(index: ZoneIndex, batch: CheckBatch, policy: Policy, now: floa
         k,
         policy.nearest_radius_m,
         t.box_grid,
-        outcome,
-        reasons,
-        zone,
-        p,
-        dist,
-        near_pos,
-        near_dist,
-        near_bearing,
-        _spatial_order(x, y),
+        *outs,
     )
+    if order is not None:
+        scattered: tuple[np.ndarray, ...] = (
+            outcome,
+            reasons,
+            zone,
+            p,
+            dist,
+            near_pos,
+            near_dist,
+            near_bearing,
+        )
+        for a, b in zip(scattered, outs, strict=True):
+            a[order] = b
     return DecisionBatch(
         index=index,
         policy=policy,
@@ -1689,7 +1711,6 @@ def decide(
         ints[1:2],
         *tail,
         *out,
-        _ORDER_ONE,
     )
     outcome, reasons, zone, p, dist, near_pos, near_dist, near_bearing = out
     zs = index.zone_set
