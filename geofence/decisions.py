@@ -539,19 +539,13 @@ class DecisionBatch:
     def decision(self, i: int, check_id: str | None = None) -> Decision:
         """Decision ``i`` as a :class:`Decision`."""
         zs = self.index.zone_set
+        t = _tables(self.index, self.policy.tolerance_m)
+        ids = t.ids
         z = int(self.zone[i])
-        zone = None
-        if z >= 0:
-            zone = {
-                "id": str(zs.ids[z]),
-                "kind": KIND_NAMES[int(zs.kind[z])],
-                "fenced": bool(zs.fenced[z]),
-                "district": str(zs.district[z]),
-                "name": str(zs.name[z]),
-            }
+        zone = None if z < 0 else dict(_zone_info(self.index, t, z))
         nearest = tuple(
             {
-                "zone_id": str(zs.ids[p]),
+                "zone_id": ids[p],
                 "distance_m": round(d, 2),
                 "bearing_deg": round(b, 1),
             }
@@ -606,6 +600,12 @@ class _Tables:
     fenced: np.ndarray  # fenced parking boxes
     beacon_position: Mapping[str, int]
     open_masks: dict[str | None, tuple[np.ndarray, np.ndarray]]
+    box_grid: tuple[float, float, float, int, int, np.ndarray, np.ndarray]  # see _box_grid
+    # the single-check path's caches: kernel arguments per (policy id, operator), and
+    # the ids and zone mappings of the zone set as Python objects
+    ids: list[str] = field(default_factory=list)
+    single_args: dict[tuple[str, str | None], tuple[Any, ...]] = field(default_factory=dict)
+    zone_info: dict[int, Mapping[str, Any]] = field(default_factory=dict)
 
 
 _TABLES: weakref.WeakKeyDictionary[ZoneIndex, dict[float, _Tables]] = weakref.WeakKeyDictionary()
@@ -689,6 +689,55 @@ def _frames(geoms_m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return framed, frame
 
 
+_BOX_CELL_M = 100.0  # fenced-box grid cell (metres): 25-100 m measured alike; 100 m: 3 MB here
+_BOX_GRID_CELLS = 1 << 22  # at most this many cells (16 MiB of offsets); coarser beyond
+_BOX_GRID_MAX_CELL_M = 400.0  # coarser than this: search the index's own grid instead
+_BOX_GRID_EPS_M = 1e-3  # boxes are registered this much wider (rounding at cell edges)
+
+
+def _box_grid(
+    index: ZoneIndex, fenced: np.ndarray
+) -> tuple[float, float, float, int, int, np.ndarray, np.ndarray]:
+    """A dense metric grid of the fenced boxes, for the nearest-box searches.
+
+    Returns ``(x0, y0, cell, nx, ny, cell_start, cell_zone)``: cell ``(a, b)`` (column
+    ``a = floor((x - x0) / cell)``, row ``b``) lists the internal zones
+    ``cell_zone[cell_start[b * nx + a]:cell_start[b * nx + a + 1]]`` whose metre
+    bounding box (widened by 1 mm) overlaps it. ``nx = 0``: no grid (no fenced box,
+    or an extent so large that the cells would be coarse); the kernels then search
+    the index's grid. Every nearest-box candidate (``fenced`` and ``fenced & open``)
+    is a fenced box, so the grid holds every zone those searches may return.
+    """
+    z = index._grid.inv_perm[np.flatnonzero(fenced)]
+    none = (0.0, 0.0, 1.0, 0, 0, np.zeros(1, np.int32), np.zeros(0, np.int32))
+    if len(z) == 0:
+        return none
+    mb = index._grid.mbox[z]
+    eps = _BOX_GRID_EPS_M
+    x0 = float(mb[:, 0].min()) - 2 * eps
+    y0 = float(mb[:, 1].min()) - 2 * eps
+    w = float(mb[:, 2].max()) + 2 * eps - x0
+    h = float(mb[:, 3].max()) + 2 * eps - y0
+    cell = max(_BOX_CELL_M, math.sqrt(w * h / _BOX_GRID_CELLS))
+    if not math.isfinite(cell) or cell > _BOX_GRID_MAX_CELL_M:
+        return none
+    nx = int(w // cell) + 1
+    ny = int(h // cell) + 1
+    i0 = np.floor((mb[:, 0] - eps - x0) / cell).astype(np.int64).clip(0, nx - 1)
+    i1 = np.floor((mb[:, 2] + eps - x0) / cell).astype(np.int64).clip(0, nx - 1)
+    j0 = np.floor((mb[:, 1] - eps - y0) / cell).astype(np.int64).clip(0, ny - 1)
+    j1 = np.floor((mb[:, 3] + eps - y0) / cell).astype(np.int64).clip(0, ny - 1)
+    wi = i1 - i0 + 1
+    per = wi * (j1 - j0 + 1)
+    owner = np.repeat(np.arange(len(z)), per)
+    k = np.arange(len(owner)) - np.repeat(np.cumsum(per) - per, per)
+    cells = (j0[owner] + k // wi[owner]) * nx + i0[owner] + k % wi[owner]
+    order = np.lexsort((z[owner], cells))
+    cell_start = np.zeros(nx * ny + 1, np.int32)
+    np.cumsum(np.bincount(cells, minlength=nx * ny), out=cell_start[1:])
+    return x0, y0, cell, nx, ny, cell_start, z[owner][order].astype(np.int32)
+
+
 def _build_tables(index: ZoneIndex, tolerance: float) -> _Tables:
     from geofence.index import _flatten  # the index's own ring layout
 
@@ -725,6 +774,8 @@ def _build_tables(index: ZoneIndex, tolerance: float) -> _Tables:
         fenced=fenced,
         beacon_position=stud,
         open_masks={},
+        box_grid=_box_grid(index, fenced),
+        ids=[str(i) for i in zs.ids.tolist()],
     )
 
 
@@ -757,14 +808,47 @@ _INV_SQRT2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 
 @_jit_inline
+def _sort_small(a, n):
+    """Sort ``a[:n]`` in place, ascending; insertion sort below 64 values.
+
+    Numba's ``ndarray.sort`` allocates a work list on every call (measured: a third
+    of the batch kernel's time went to malloc and its quicksort); the arrays sorted
+    here are a few dozen values. NaN-free input gives the same array either way.
+    """
+    if n > 64:
+        a[:n].sort()
+        return
+    for j in range(1, n):
+        v = a[j]
+        i = j - 1
+        while i >= 0 and a[i] > v:
+            a[i + 1] = a[i]
+            i -= 1
+        a[i + 1] = v
+
+
+@_jit_inline
 def _masked_median(values, keep, n, tmp):
-    """Median of ``values[:n]`` where ``keep``; ``tmp`` is a work array of n."""
+    """Median of ``values[:n]`` where ``keep``; ``tmp`` is a work array of n.
+
+    The same value as ``np.median`` (which copies its input on every call): the
+    middle value, or the mean ``(a + b) / 2`` of the two middle ones.
+    """
     k = 0
+    finite = True
     for j in range(n):
         if keep[j]:
-            tmp[k] = values[j]
+            v = values[j]
+            tmp[k] = v
+            finite = finite and math.isfinite(v)
             k += 1
-    return np.median(tmp[:k])
+    if k == 0 or not finite:
+        return np.median(tmp[:k])
+    _sort_small(tmp, k)
+    half = k >> 1
+    if k & 1 == 0:
+        return (tmp[half - 1] + tmp[half]) / 2
+    return tmp[half]
 
 
 @_jit
@@ -893,7 +977,7 @@ def _poly_p(q, x, y, s, pvx, pvy, pring, pzone, gl_x, gl_w, ys, xs):
         if lo < yj < hi:
             ys[nb_] = yj
             nb_ += 1
-    ys[:nb_].sort()
+    _sort_small(ys, nb_)
     k = 0.7071067811865476 / s
     total = 0.0
     for t in range(nb_ - 1):
@@ -915,7 +999,7 @@ def _poly_p(q, x, y, s, pvx, pvy, pring, pzone, gl_x, gl_w, ys, xs):
                         nc += 1
             if nc < 2:
                 continue
-            xs[:nc].sort()
+            _sort_small(xs, nc)
             acc = 0.0
             for c in range(0, nc - 1, 2):
                 acc += math.erf((xs[c + 1] - x) * k) - math.erf((xs[c] - x) * k)
@@ -925,19 +1009,109 @@ def _poly_p(q, x, y, s, pvx, pvy, pring, pzone, gl_x, gl_w, ys, xs):
 
 
 @_jit_inline
-def _forbidden(z, t, heading, active_from, active_to, open_any, zheading, heading_tol):
-    """Reason bits that forbid settling this check in box z (0: none)."""
+def _forbidden(t, heading, active_from, active_to, open_, zh, heading_tol):
+    """Reason bits that forbid settling this check in a box (0: none).
+
+    Takes the box's values, not the arrays: an inlined helper's array arguments
+    cost reference-count updates on every call in the hot loop.
+    """
     forbid = 0
-    if not (active_from[z] <= t < active_to[z]):
+    if not (active_from <= t < active_to):
         forbid |= R_INACTIVE
-    if not open_any[z]:
+    if not open_:
         forbid |= R_OPERATOR
-    zh = zheading[z]
     if heading == heading and zh == zh:
         diff = abs(((heading - zh) + 90.0) % 180.0 - 90.0)  # orientations: modulo 180
         if diff > heading_tol:
             forbid |= R_HEADING
     return forbid
+
+
+@_jit_inline
+def _grid_nearest(
+    px, py, qx, qy, k, max_distance, mask, active_from, active_to, t, out_pos, out_dist, i, qbox,
+    bx0, by0, bcell, bnx, bny, bstart, bzone, bbox, mbox, mx, my, rs, zrs, perm,
+):  # fmt: skip
+    """:func:`geofence._kernels.nearest_one` over the fenced-box grid (see :func:`_box_grid`).
+
+    The same answer for masks of fenced boxes: the k candidates of least (distance,
+    position) among those whose lon/lat box meets the same query box and that lie
+    within ``max_distance``. Rings of cells around the fix, nearest first, until a
+    ring is farther than the k-th best.
+    """
+    for j in range(k):
+        out_pos[i, j] = -1
+        out_dist[i, j] = np.inf
+    if not (math.isfinite(px) and math.isfinite(py) and math.isfinite(qx) and math.isfinite(qy)):
+        return
+    rlat = max_distance / 110_000.0 + 1e-9
+    coslat = math.cos(math.radians(min(abs(py) + rlat + 0.1, 89.9)))
+    rlon = rlat / coslat
+    qbox[0] = px - rlon
+    qbox[1] = py - rlat
+    qbox[2] = px + rlon
+    qbox[3] = py + rlat
+    ca = math.floor((qx - bx0) / bcell)
+    cb = math.floor((qy - by0) / bcell)
+    if not (abs(ca) < 1e9 and abs(cb) < 1e9):
+        return
+    ca = np.int64(ca)
+    cb = np.int64(cb)
+    r = 0
+    while True:
+        limit = min(max_distance, out_dist[i, k - 1])
+        if r > 0:
+            # every cell of ring r and beyond lies outside the square of the inner
+            # rings: at least this far from the fix (less a hair for rounding)
+            near = min(
+                qx - (bx0 + (ca - r + 1) * bcell),
+                (bx0 + (ca + r) * bcell) - qx,
+                qy - (by0 + (cb - r + 1) * bcell),
+                (by0 + (cb + r) * bcell) - qy,
+            )
+            if near - 1e-6 > limit:
+                break
+            if ca - r < 0 and cb - r < 0 and ca + r >= bnx and cb + r >= bny:
+                break  # the ring is outside the grid, and so is every later one
+        for b in range(max(cb - r, 0), min(cb + r, bny - 1) + 1):
+            edge_row = b == cb - r or b == cb + r
+            a = max(ca - r, 0)
+            a_end = min(ca + r, bnx - 1)
+            while a <= a_end:
+                if not edge_row and a != ca - r and a != ca + r:
+                    # inside the ring: jump to its right column
+                    a = ca + r
+                    continue
+                cell = b * bnx + a
+                a += 1
+                for e in range(bstart[cell], bstart[cell + 1]):
+                    z = bzone[e]
+                    if bbox[z, 2] < qbox[0] or bbox[z, 0] > qbox[2]:
+                        continue
+                    if bbox[z, 3] < qbox[1] or bbox[z, 1] > qbox[3]:
+                        continue
+                    p = perm[z]
+                    if not mask[p]:
+                        continue
+                    if t == t and not (active_from[p] <= t < active_to[p]):
+                        continue
+                    limit = min(max_distance, out_dist[i, k - 1])
+                    dx = max(mbox[z, 0] - qx, 0.0, qx - mbox[z, 2])
+                    dy = max(mbox[z, 1] - qy, 0.0, qy - mbox[z, 3])
+                    if dx * dx + dy * dy > limit * limit:
+                        continue
+                    seen = False
+                    for j in range(k):
+                        if out_pos[i, j] == p:
+                            seen = True  # met in an earlier cell
+                    if seen:
+                        continue
+                    d, _, _ = _kernels.zone_closest(z, qx, qy, mx, my, rs, zrs)
+                    if d < 0.0:
+                        d = 0.0
+                    if d <= max_distance:
+                        _kernels._insert(out_pos, out_dist, i, k, p, d)
+        r += 1
 
 
 @_jit_inline
@@ -988,6 +1162,7 @@ def _decide(
     beacon_p,
     k_near,
     near_radius,
+    bgrid,
     out_outcome,
     out_reasons,
     out_zone,
@@ -1044,6 +1219,7 @@ def _decide(
         sg[_kernels.G_RING_START],
         sg[_kernels.G_ZONE_RING_START],
     )
+    bx0, by0, bcell, bnx, bny, bstart, bzone = bgrid
     cand_pos = np.empty((1, 4), np.int64)
     cand_dist = np.empty((1, 4))
     qbox = np.empty(4)
@@ -1060,11 +1236,19 @@ def _decide(
         )  # fmt: skip
         loc = perm[loc] if loc >= 0 else -1
         # fenced boxes close enough to matter, and the most probable one
-        _kernels.nearest_one(
-            lon[i], lat[i], x[i], y[i], 4, tol + 5.0 * s, fenced, active_from, active_to,
-            np.nan, cand_pos, cand_dist, 0, qbox,
-            levels, inv_size, lzs, lz, table, shift, ebox, ezone, bbox, mbox, mx, my, rs, zrs, perm,
-        )  # fmt: skip
+        if bnx > 0:
+            _grid_nearest(
+                lon[i], lat[i], x[i], y[i], 4, tol + 5.0 * s, fenced, active_from, active_to,
+                np.nan, cand_pos, cand_dist, 0, qbox,
+                bx0, by0, bcell, bnx, bny, bstart, bzone, bbox, mbox, mx, my, rs, zrs, perm,
+            )  # fmt: skip
+        else:
+            _kernels.nearest_one(
+                lon[i], lat[i], x[i], y[i], 4, tol + 5.0 * s, fenced, active_from, active_to,
+                np.nan, cand_pos, cand_dist, 0, qbox,
+                levels, inv_size, lzs, lz, table, shift, ebox, ezone, bbox, mbox, mx, my, rs,
+                zrs, perm,
+            )  # fmt: skip
         # the most probable fenced box (any), and the most probable one where this
         # check may settle (active at ended_at, open to the operator, heading fits)
         best = -1
@@ -1089,10 +1273,12 @@ def _decide(
                     q, dx * cs - dy * sn, dx * sn + dy * cs, s, pvx, pvy, pring, pzone,
                     gl_x, gl_w, ys, xs,
                 )  # fmt: skip
-            if bz_hit(beacon_zone[i], z, x[i], y[i], near_radius, inv_perm, mx, my, rs, zrs):
+            if beacon_zone[i] == z and bz_hit(
+                z, z, x[i], y[i], near_radius, inv_perm, mx, my, rs, zrs
+            ):
                 p = max(p, beacon_p)
             forbid = _forbidden(
-                z, t, heading[i], active_from, active_to, open_any, zheading, heading_tol
+                t, heading[i], active_from[z], active_to[z], open_any[z], zheading[z], heading_tol
             )
             if p > best_p:
                 best_p = p
@@ -1109,8 +1295,9 @@ def _decide(
             # a stud heard loud is strong evidence for its box, even out of GPS reach
             beacon = True
             forbid = _forbidden(
-                bz, t, heading[i], active_from, active_to, open_any, zheading, heading_tol
-            )
+                t, heading[i], active_from[bz], active_to[bz], open_any[bz], zheading[bz],
+                heading_tol,
+            )  # fmt: skip
             pb = max(beacon_p, best_p if best == bz else 0.0)
             if pb >= best_p:
                 best, best_p, best_forbid = bz, pb, forbid
@@ -1178,11 +1365,19 @@ def _decide(
             near_bearing[i, c] = np.nan
         if k_near == 0 or outcome == SETTLE:
             continue
-        _kernels.nearest_one(
-            lon[i], lat[i], x[i], y[i], k_near, near_radius, open_fenced, active_from,
-            active_to, t, near_pos, near_dist, i, qbox,
-            levels, inv_size, lzs, lz, table, shift, ebox, ezone, bbox, mbox, mx, my, rs, zrs, perm,
-        )  # fmt: skip
+        if bnx > 0:
+            _grid_nearest(
+                lon[i], lat[i], x[i], y[i], k_near, near_radius, open_fenced, active_from,
+                active_to, t, near_pos, near_dist, i, qbox,
+                bx0, by0, bcell, bnx, bny, bstart, bzone, bbox, mbox, mx, my, rs, zrs, perm,
+            )  # fmt: skip
+        else:
+            _kernels.nearest_one(
+                lon[i], lat[i], x[i], y[i], k_near, near_radius, open_fenced, active_from,
+                active_to, t, near_pos, near_dist, i, qbox,
+                levels, inv_size, lzs, lz, table, shift, ebox, ezone, bbox, mbox, mx, my, rs,
+                zrs, perm,
+            )  # fmt: skip
         # true bearing: grid bearing plus the meridian convergence of the zone (CM 114E)
         gamma = math.degrees(
             math.atan(math.tan(math.radians(lon[i] - 114.0)) * math.sin(math.radians(lat[i])))
@@ -1193,6 +1388,49 @@ def _decide(
                 _, bx, by = _kernels.zone_closest(inv_perm[z], x[i], y[i], mx, my, rs, zrs)
                 grid = math.degrees(math.atan2(bx - x[i], by - y[i]))
                 near_bearing[i, c] = (grid + gamma) % 360.0
+
+
+_SPATIAL_ORDER_MIN = 64  # smaller batches are decided in their own order
+_MORTON_CELL_M = 64.0
+
+
+@_jit
+def _morton_keys(x, y, cell, out):
+    """Z-order keys of points on a grid of ``cell`` metres (non-finite points last)."""
+    x0 = np.inf
+    y0 = np.inf
+    for i in range(x.shape[0]):
+        if math.isfinite(x[i]) and math.isfinite(y[i]):
+            x0 = min(x0, x[i])
+            y0 = min(y0, y[i])
+    for i in range(x.shape[0]):
+        if not (math.isfinite(x[i]) and math.isfinite(y[i])):
+            out[i] = np.int64(1) << np.int64(62)
+            continue
+        a = np.int64(min((x[i] - x0) / cell, 2147483647.0))
+        b = np.int64(min((y[i] - y0) / cell, 2147483647.0))
+        key = np.int64(0)
+        for bit in range(31):
+            key |= ((a >> bit) & 1) << (2 * bit)
+            key |= ((b >> bit) & 1) << (2 * bit + 1)
+        out[i] = key
+
+
+def _spatial_order(x: np.ndarray, y: np.ndarray) -> np.ndarray | None:
+    """The order in which the batch kernel decides the checks: along a Z-order curve.
+
+    Each check's decision depends on that check alone; the order only decides what
+    is still in the CPU cache: the zones near the previous check (random trips
+    across a city miss it on nearly every zone read) and, once the inputs are
+    gathered in that order, the inputs and outputs themselves (measured: visiting in
+    this order ~1.3x, gathering as well ~1.25x more). None for small batches.
+    """
+    n = x.shape[0]
+    if n < _SPATIAL_ORDER_MIN:
+        return None
+    keys = np.empty(n, np.int64)
+    _morton_keys(x, y, _MORTON_CELL_M, keys)
+    return np.argsort(keys)
 
 
 # --------------------------------------------------------------------------- entry points
@@ -1247,19 +1485,37 @@ def decide_arrays(index: ZoneIndex, batch: CheckBatch, policy: Policy, now: floa
     near_dist = np.empty((n, k))
     near_bearing = np.empty((n, k))
     open_any, open_fenced = _open_masks(index, t, batch.operator)
-    _decide(
-        index._gtuple,
+    ins: tuple[np.ndarray, ...] = (
         lon,
         lat,
         x,
         y,
         np.ascontiguousarray(fused[:, 2]),
         fused[:, 3] > 0,
-        index._gtuple if service is None else service._gtuple,
-        service is not None,
         batch.ended_at,
         batch.heading_deg,
         batch.beacon_zone,
+    )
+    outs: tuple[np.ndarray, ...] = (
+        outcome,
+        reasons,
+        zone,
+        p,
+        dist,
+        near_pos,
+        near_dist,
+        near_bearing,
+    )
+    order = _spatial_order(x, y)
+    if order is not None:  # the kernel reads and writes the checks in that order
+        ins = tuple(a[order] for a in ins)
+        outs = tuple(np.empty_like(a) for a in outs)
+    _decide(  # type: ignore[call-arg]  # numba's stub does not see through the unpacking
+        index._gtuple,
+        *ins[:6],
+        index._gtuple if service is None else service._gtuple,
+        service is not None,
+        *ins[6:],
         zs.kind,
         zs.heading_deg,
         zs.active_from,
@@ -1285,15 +1541,22 @@ def decide_arrays(index: ZoneIndex, batch: CheckBatch, policy: Policy, now: floa
         policy.beacon_p,
         k,
         policy.nearest_radius_m,
-        outcome,
-        reasons,
-        zone,
-        p,
-        dist,
-        near_pos,
-        near_dist,
-        near_bearing,
+        t.box_grid,
+        *outs,
     )
+    if order is not None:
+        scattered: tuple[np.ndarray, ...] = (
+            outcome,
+            reasons,
+            zone,
+            p,
+            dist,
+            near_pos,
+            near_dist,
+            near_bearing,
+        )
+        for a, b in zip(scattered, outs, strict=True):
+            a[order] = b
     return DecisionBatch(
         index=index,
         policy=policy,
@@ -1372,4 +1635,187 @@ def decide(
     >>> d.outcome, d.reasons, d.nearest[0]["zone_id"], round(d.nearest[0]["bearing_deg"])
     ('reject', ('outside_all_boxes',), 'A', 270)
     """
-    return decide_many(index, [check], policy, now, [check_id])[0]
+    t = _tables(index, policy.tolerance_m)
+    fixes = check.fixes
+    m = len(fixes)
+    nan = math.nan
+    # lon, lat, accuracy and time of each fix, then ended_at and heading: one array
+    block = np.array(
+        [f.lon for f in fixes]
+        + [f.lat for f in fixes]
+        + [nan if f.accuracy_m is None else f.accuracy_m for f in fixes]
+        + [nan if f.at is None else f.at for f in fixes]
+        + [check.ended_at, nan if check.heading_deg is None else check.heading_deg],
+        np.float64,
+    )
+    lon = block[0:m].reshape(1, m)
+    lat = block[m : 2 * m].reshape(1, m)
+    foreign = [j for j, f in enumerate(fixes) if f.crs not in ("wgs84", "cgcs2000")]
+    if foreign:  # as CheckBatch.from_checks does it: one conversion per CRS
+        crs_of: dict[str, list[int]] = {}
+        for j in foreign:
+            crs_of.setdefault(fixes[j].crs, []).append(j)
+        for name, jj in crs_of.items():
+            lon[0, jj], lat[0, jj] = _crs.to_wgs84(lon[0, jj], lat[0, jj], name)
+    bz = -1
+    if check.beacons:
+        stud = t.beacon_position
+        heard = [b for b in check.beacons if b.rssi >= policy.beacon_rssi_dbm and b.id in stud]
+        if heard:
+            bz = stud[max(heard, key=lambda b: (b.rssi, b.id)).id]
+    ints = np.array([m, bz], np.int64)
+    ended_at = block[4 * m : 4 * m + 1]
+    fused = np.empty((1, 5))
+    _fuse(
+        lon,
+        lat,
+        block[2 * m : 3 * m].reshape(1, m),
+        block[3 * m : 4 * m].reshape(1, m),
+        ints[0:1],
+        ended_at,
+        policy.default_accuracy_m,
+        policy.max_fix_age_s,
+        policy.max_clock_skew_s,
+        policy.outlier_chi2,
+        policy.fix_correlation,
+        fused,
+    )
+    f_lon, f_lat, f_sigma, _, f_spread = fused[0].tolist()
+    if f_spread > policy.max_trail_spread_m:
+        raise CheckError(
+            f"fixes: the trail spreads over {f_spread:.0f} m "
+            f"(at most {policy.max_trail_spread_m:.0f} m for a bike standing still)",
+            field="fixes",
+            rule="spread",
+            check_index=0,
+        )
+    x, y = _crs.project(f_lon, f_lat)
+    key = (policy.id, check.operator)
+    static = t.single_args.get(key)
+    if static is None:
+        static = t.single_args[key] = _static_args(index, t, policy, check.operator)
+    head, tail = static
+    k = policy.k_nearest
+    out = _single_buffers(k)
+    _decide(  # type: ignore[call-arg]  # numba's stub does not see through the unpacking
+        index._gtuple,
+        fused[0:1, 0],
+        fused[0:1, 1],
+        np.ascontiguousarray(x, dtype=np.float64).reshape(1),
+        np.ascontiguousarray(y, dtype=np.float64).reshape(1),
+        fused[0:1, 2],
+        fused[0:1, 3] > 0,
+        *head,
+        ended_at,
+        block[4 * m + 1 : 4 * m + 2],
+        ints[1:2],
+        *tail,
+        *out,
+    )
+    outcome, reasons, zone, p, dist, near_pos, near_dist, near_bearing = out
+    zs = index.zone_set
+    z = int(zone[0])
+    d = float(dist[0])
+    p_in = min(max(float(p[0]), 0.0), 1.0)  # np.clip, as decide_arrays
+    ids = t.ids
+    decision = object.__new__(Decision)  # the fields as the dataclass would set them
+    decision.__dict__.update(
+        outcome=OUTCOMES[int(outcome[0])],
+        zone=None if z < 0 else dict(_zone_info(index, t, z)),
+        p_inside=round(p_in, 4),
+        distance_m=None if math.isnan(d) else round(d, 2),
+        nearest=tuple(
+            {"zone_id": ids[q], "distance_m": round(dq, 2), "bearing_deg": round(bq, 1)}
+            for q, dq, bq in zip(
+                near_pos[0].tolist(), near_dist[0].tolist(), near_bearing[0].tolist(), strict=True
+            )
+            if q >= 0
+        ),
+        reasons=_reason_names(int(reasons[0])),
+        zone_set_version=zs.version,
+        policy=policy.id,
+        check_id=check_id,
+        decided_at=now,
+        position={
+            "lon": round(f_lon, 7),
+            "lat": round(f_lat, 7),
+            "accuracy_m": round(f_sigma * SIGMA_PER_R68, 2),
+        },
+    )
+    return decision
+
+
+_SINGLE = threading.local()  # per-thread output buffers of the single-check path
+
+
+def _single_buffers(k: int) -> tuple[np.ndarray, ...]:
+    bufs = getattr(_SINGLE, "bufs", None)
+    if bufs is None:
+        bufs = _SINGLE.bufs = {}
+    out = bufs.get(k)
+    if out is None:
+        out = bufs[k] = (
+            np.empty(1, np.int8),
+            np.empty(1, np.int32),
+            np.empty(1, np.int64),
+            np.empty(1),
+            np.empty(1),
+            np.empty((1, k), np.int64),
+            np.empty((1, k)),
+            np.empty((1, k)),
+        )
+    return out
+
+
+def _static_args(
+    index: ZoneIndex, t: _Tables, policy: Policy, operator: str | None
+) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+    """The arguments of :func:`_decide` that depend on (index, policy, operator) only."""
+    zs = index.zone_set
+    service = index.service_index
+    open_any, open_fenced = _open_masks(index, t, operator)
+    head = (index._gtuple if service is None else service._gtuple, service is not None)
+    tail = (
+        zs.kind,
+        zs.heading_deg,
+        zs.active_from,
+        zs.active_to,
+        t.fenced,
+        open_fenced,
+        open_any,
+        t.rect,
+        t.poly_of,
+        t.pframe,
+        t.pvx,
+        t.pvy,
+        t.pring_start,
+        t.pzone_ring_start,
+        t.max_vertices,
+        _GL_X,
+        _GL_W,
+        policy.tolerance_m,
+        policy.settle_p,
+        policy.reject_p,
+        policy.max_accuracy_m,
+        policy.heading_tolerance_deg,
+        policy.beacon_p,
+        policy.k_nearest,
+        policy.nearest_radius_m,
+        t.box_grid,
+    )
+    return head, tail
+
+
+def _zone_info(index: ZoneIndex, t: _Tables, z: int) -> Mapping[str, Any]:
+    """The ``zone`` mapping of a decision matched to position z (cached; copy it)."""
+    info = t.zone_info.get(z)
+    if info is None:
+        zs = index.zone_set
+        info = t.zone_info[z] = {
+            "id": str(zs.ids[z]),
+            "kind": KIND_NAMES[int(zs.kind[z])],
+            "fenced": bool(zs.fenced[z]),
+            "district": str(zs.district[z]),
+            "name": str(zs.name[z]),
+        }
+    return info

@@ -1,0 +1,162 @@
+"""The fast paths of decisions against the plain ones: the same decisions, bit for bit.
+
+- the nearest-box searches over the fenced-box grid against the index's own search
+  (the kernel falls back to it when the grid is switched off), on the bundled
+  Zhuhai zones and the decision benchmark's kind of trips;
+- the single-check path of ``decide`` against ``decide_many`` (the batch path);
+- the allocation-free median against ``np.median``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+import shapely
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import geofence
+from geofence import BeaconReading, Check, Fix, Policy, crs, decide, decide_many
+from geofence import decisions as D
+from zones.workload import make_trip_ends
+
+ZONES = Path(__file__).resolve().parents[2] / "zones" / "data" / "zhuhai.geojson"
+T = datetime(2026, 11, 26, 12, tzinfo=UTC).timestamp()
+FIELDS = [
+    f.name for f in dataclasses.fields(D.DecisionBatch) if f.name not in ("index", "policy", "now")
+]
+
+
+@pytest.fixture(scope="module")
+def zhuhai():
+    from zones.districts import service_area
+
+    zs = geofence.ZoneSet.from_geojson(ZONES, version=1)
+    return geofence.ZoneIndex(zs, service_area=service_area())
+
+
+@pytest.fixture(scope="module")
+def trips():
+    out = {}
+    for n, (fc, seed) in enumerate((("consumer", 11), ("precise", 12))):
+        w = make_trip_ends(ZONES, 3000, seed=seed, accuracy=fc, fixes_per_trip=5)
+        m = w.fix_lon.shape[1]
+        out[fc] = geofence.CheckBatch(
+            lon=np.ascontiguousarray(w.fix_lon),
+            lat=np.ascontiguousarray(w.fix_lat),
+            accuracy_m=np.ascontiguousarray(w.accuracy_m),
+            at=np.ascontiguousarray(np.broadcast_to(T - 2.0 * np.arange(m)[::-1], w.fix_lon.shape)),
+            n_fixes=np.full(len(w), m, np.int64),
+            ended_at=np.full(len(w), T),
+            # a few headings and stale trails, so those rules run too
+            heading_deg=np.where(np.arange(len(w)) % 7 == 0, 45.0 * (n + 1), np.nan),
+            beacon_zone=np.full(len(w), -1, np.int64),
+            operator="meituan" if n == 0 else "hellobike",
+        )
+    return out
+
+
+def _without_box_grid(index, policy, batch):
+    t = D._tables(index, policy.tolerance_m)
+    grid = t.box_grid
+    object.__setattr__(t, "box_grid", (0.0, 0.0, 1.0, 0, 0, grid[5][:1], grid[6][:0]))
+    try:
+        return D.decide_arrays(index, batch, policy, T)
+    finally:
+        object.__setattr__(t, "box_grid", grid)
+
+
+@pytest.mark.parametrize("fc", ["consumer", "precise"])
+@pytest.mark.parametrize(
+    "policy",
+    [Policy(), Policy(k_nearest=0), Policy(k_nearest=7, nearest_radius_m=1500.0, tolerance_m=2.0)],
+    ids=["default", "k0", "k7-1500m"],
+)
+def test_box_grid_search_decides_like_the_index_search(zhuhai, trips, fc, policy):
+    batch = trips[fc]
+    fast = D.decide_arrays(zhuhai, batch, policy, T)
+    slow = _without_box_grid(zhuhai, policy, batch)
+    assert D._tables(zhuhai, policy.tolerance_m).box_grid[3] > 0  # the grid was used
+    for name in FIELDS:
+        a, b = getattr(fast, name), getattr(slow, name)
+        assert a.dtype == b.dtype and a.tobytes() == b.tobytes(), name
+    if policy.k_nearest:
+        assert (fast.nearest_pos[:, 0] >= 0).mean() > 0.3  # the searches found boxes
+
+
+def _varied_checks(index):
+    """Checks that exercise every input of the single path: CRSs, beacons, headings,
+    missing accuracy and time, stale trails, operators."""
+    zs = index.zone_set
+    rng = np.random.default_rng(5)
+    fenced = np.flatnonzero(zs.fenced & (zs.kind == geofence.KIND_PARKING))
+    with_beacon = [p for p in fenced.tolist() if len(zs.beacons[p])]
+    x, y = shapely.get_coordinates(shapely.centroid(zs.geometry_m)).T
+    checks = []
+    for i in range(300):
+        p = int(rng.choice(fenced))
+        if with_beacon and i % 5 == 0:
+            p = with_beacon[i % len(with_beacon)]
+        acc = float(rng.choice([0.5, 2.0, 5.0, 12.0, 30.0]))
+        off = rng.normal(0, acc / 1.5 + 3.0 * (i % 3), 2)
+        lon, lat = crs.unproject(x[p] + off[0], y[p] + off[1])
+        fixes = []
+        for j in range(1 + i % 4):
+            name = ("wgs84", "gcj02", "bd09", "cgcs2000")[(i + j) % 4] if i % 2 else "wgs84"
+            flon, flat = crs.from_wgs84(float(lon[0]), float(lat[0]), name)
+            fixes.append(
+                Fix(
+                    float(flon[0]) + rng.normal(0, 2e-6),
+                    float(flat[0]) + rng.normal(0, 2e-6),
+                    accuracy_m=None if (i + j) % 6 == 0 else acc,
+                    at=None if (i + j) % 5 == 0 else T - (3600.0 if i % 11 == 0 else 2.0 * j),
+                    crs=name,
+                )
+            )
+        beacons = ()
+        if i % 5 == 0 and len(zs.beacons[p]):
+            beacons = (BeaconReading(zs.beacons[p][0], -60.0), BeaconReading("nobody", -40.0))
+        checks.append(
+            Check(
+                fixes=tuple(fixes),
+                ended_at=T,
+                heading_deg=None if i % 3 else float(rng.uniform(0, 360)),
+                beacons=beacons,
+                operator=(None, "meituan", "hellobike", "qingju")[i % 4],
+            )
+        )
+    return checks
+
+
+@pytest.mark.parametrize("policy", [Policy(), Policy(k_nearest=0), Policy(tolerance_m=1.0)])
+def test_single_check_path_equals_the_batch_path(zhuhai, policy):
+    checks = _varied_checks(zhuhai)
+    many = decide_many(zhuhai, checks, policy, T, [f"c{i}" for i in range(len(checks))])
+    one = [decide(zhuhai, c, policy, T, f"c{i}") for i, c in enumerate(checks)]
+    assert one == many
+    assert {d.outcome for d in one} == {"settle", "reject", "review"}
+    # the cached zone mappings are copies: changing one changes no other decision
+    settled = next(d for d in one if d.zone is not None)
+    settled.zone["id"] = "changed"  # type: ignore[index]
+    assert decide(zhuhai, checks[one.index(settled)], policy, T).zone["id"] != "changed"
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        # no -0.0: the trail offsets are never negative zeros (x - x is +0.0)
+        (st.floats(-1e4, 1e4) | st.sampled_from([0.0, 1.5])).map(lambda v: v + 0.0),
+        min_size=1,
+        max_size=80,
+    )
+)
+def test_masked_median_equals_numpy(values):
+    v = np.array(values)
+    keep = np.ones(len(v), np.bool_)
+    keep[::3] = len(v) < 3  # drop some (never all)
+    got = D._masked_median(v, keep, len(v), np.empty(len(v)))
+    assert np.float64(got).tobytes() == np.float64(np.median(v[keep])).tobytes()
