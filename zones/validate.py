@@ -898,6 +898,11 @@ def _geometry_checks(z: _Zones, out: _Collector, *, reference: Any, service_area
 
 def _box_checks(z: _Zones, geoms: np.ndarray, pk: np.ndarray, out: _Collector) -> None:
     gm = _project(geoms[pk])
+    # a ring valid in lon/lat may touch itself once projected (rounding at the
+    # micrometre): repair those copies so the metric checks below cannot fail on them
+    broken = ~shapely.is_valid(gm)
+    if broken.any():
+        gm[broken] = shapely.make_valid(gm[broken])
     area = shapely.area(gm)
     rects = shapely.oriented_envelope(gm)
     good, p0, p1, p2 = _first_three(rects)
