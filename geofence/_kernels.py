@@ -14,11 +14,15 @@ its position in the zone set, and every kernel answers with positions.
   open-addressing hash table of 16-byte rows ``(key, start << 32 | end)``: the
   cell's entries ``start:end`` (zone, rank, bounding box; contiguous) are in rank
   order (the locate tie-break: parking before no-parking, then smaller area).
+  Bulk ``locate`` reads the same entries from ``entry_row``: one 64-byte row per
+  entry (box, vertex range, zone, rank and position), one cache line per fix.
 
 Everything here is a pure function of its arguments; nothing allocates per point
 in the hot loops. Kernels unpack the :class:`Grid` once, outside their loops, and
 pass arrays to the per-point functions: reading a field of the tuple inside a loop
-costs a reference-count update each time (measured 5x slower).
+costs a reference-count update each time (measured 5x slower). Numba also updates
+the reference count of every array passed to an inlined helper, at each call; the
+hot loops keep such calls few.
 """
 
 from __future__ import annotations
@@ -53,7 +57,9 @@ class Grid(NamedTuple):
     entry_zone: np.ndarray  # int32 internal zone per cell entry
     entry_rank: np.ndarray  # int32 rank per cell entry
     entry_box: np.ndarray  # (entries, 4) lon/lat bounding box per cell entry
-    entry_vertices: np.ndarray  # (entries, 2) vertex range of a one-ring zone, or -1
+    entry_row: np.ndarray  # (entries, 8) int64: box bits, one ring's vertex range or -1,
+    # zone, rank << 32 | position (bulk locate reads one cache line per fix)
+    entry_row_f: np.ndarray  # the same memory as float64 (the box)
     bbox: np.ndarray  # (zones, 4) lon/lat bounding box per internal zone
     mbox: np.ndarray  # (zones, 4) metre bounding box per internal zone
     vx: np.ndarray
@@ -80,7 +86,8 @@ G_SHIFT = _F("shift")
 G_ENTRY_ZONE = _F("entry_zone")
 G_ENTRY_RANK = _F("entry_rank")
 G_ENTRY_BOX = _F("entry_box")
-G_ENTRY_VERTICES = _F("entry_vertices")
+G_ENTRY_ROW = _F("entry_row")
+G_ENTRY_ROW_F = _F("entry_row_f")
 G_BBOX = _F("bbox")
 G_MBOX = _F("mbox")
 G_VX = _F("vx")
@@ -311,7 +318,8 @@ def locate(g, lon, lat, out):
     shift = g[G_SHIFT]
     entry_rank = g[G_ENTRY_RANK]
     entry_box = g[G_ENTRY_BOX]
-    entry_vertices = g[G_ENTRY_VERTICES]
+    row = g[G_ENTRY_ROW]
+    rowf = g[G_ENTRY_ROW_F]
     entry_zone = g[G_ENTRY_ZONE]
     vx = g[G_VX]
     vy = g[G_VY]
@@ -341,12 +349,11 @@ def locate(g, lon, lat, out):
                 se = _lookup(table, shift, first[j])
                 first[j] = se
                 if se >= 0:
-                    _prefetch(entry_box, (se >> 32) * 4)
-                    _prefetch(entry_vertices, (se >> 32) * 2)
+                    _prefetch(row, (se >> 32) * 8)
         for j in range(m):
             se = first[j]
             if se >= 0:
-                v = entry_vertices[se >> 32, 0]
+                v = row[se >> 32, 4]
                 if v >= 0:
                     _prefetch(vx, v)
                     _prefetch(vy, v)
@@ -357,27 +364,21 @@ def locate(g, lon, lat, out):
                 continue
             px = lon[base + j]
             py = lat[base + j]
-            best = -1
             best_rank = no_rank
             # first level: the looked-up cell's entries
+            best_pos = -1
             if se >= 0:
                 for e in range(se >> 32, se & 0xFFFFFFFF):
-                    if (
-                        px < entry_box[e, 0]
-                        or py < entry_box[e, 1]
-                        or px > entry_box[e, 2]
-                        or py > entry_box[e, 3]
-                    ):
+                    if px < rowf[e, 0] or py < rowf[e, 1] or px > rowf[e, 2] or py > rowf[e, 3]:
                         continue
-                    z = entry_zone[e]
-                    a = entry_vertices[e, 0]
+                    a = row[e, 4]
                     if a >= 0:
-                        hit = _ring_covers(px, py, vx, vy, a, entry_vertices[e, 1])
+                        hit = _ring_covers(px, py, vx, vy, a, row[e, 5])
                     else:
-                        hit = point_in_zone(z, px, py, vx, vy, ring_start, zone_ring_start)
+                        hit = point_in_zone(row[e, 6], px, py, vx, vy, ring_start, zone_ring_start)
                     if hit:
-                        best = z
-                        best_rank = entry_rank[e]
+                        best_rank = row[e, 7] >> 32
+                        best_pos = row[e, 7] & 0xFFFFFFFF
                         break
             # the other levels (large zones), while they can beat what we have
             for li in range(1, levels.shape[0]):
@@ -401,10 +402,10 @@ def locate(g, lon, lat, out):
                         continue
                     z = entry_zone[e]
                     if point_in_zone(z, px, py, vx, vy, ring_start, zone_ring_start):
-                        best = z
                         best_rank = entry_rank[e]
+                        best_pos = perm[z]
                         break
-            out[base + j] = perm[best] if best >= 0 else -1
+            out[base + j] = best_pos
 
 
 @_jit_inline
