@@ -5,9 +5,10 @@ The index is a handful of flat arrays gathered in one :class:`Grid` named tuple
 Z-order curve, for memory locality); ``perm[z]`` maps internal zone ``z`` back to
 its position in the zone set, and every kernel answers with positions.
 
-- rings: vertex arrays ``vx, vy`` (lon/lat) and ``mx, my`` (metres, EPSG:4547),
-  closed rings; ``ring_start`` (offsets into the vertices, one more than rings) and
-  ``zone_ring_start`` (offsets into the rings, one more than zones).
+- rings: vertices ``vxy`` (lon/lat pairs, one cache line holds four) and ``mx, my``
+  (metres, EPSG:4547), closed rings; ``ring_start`` (offsets into the vertices, one
+  more than rings) and ``zone_ring_start`` (offsets into the rings, one more than
+  zones).
 - a hierarchical hashed grid: level ``l`` has cells of ``s0 * 4**l`` degrees; a zone
   is registered, at the smallest level where it spans at most ``index._SPAN`` cells
   per axis, in every cell its bounding box overlaps. Occupied cells live in an
@@ -62,8 +63,7 @@ class Grid(NamedTuple):
     entry_row_f: np.ndarray  # the same memory as float64 (the box)
     bbox: np.ndarray  # (zones, 4) lon/lat bounding box per internal zone
     mbox: np.ndarray  # (zones, 4) metre bounding box per internal zone
-    vx: np.ndarray
-    vy: np.ndarray
+    vxy: np.ndarray  # (vertices, 2) lon/lat
     mx: np.ndarray
     my: np.ndarray
     ring_start: np.ndarray
@@ -90,8 +90,7 @@ G_ENTRY_ROW = _F("entry_row")
 G_ENTRY_ROW_F = _F("entry_row_f")
 G_BBOX = _F("bbox")
 G_MBOX = _F("mbox")
-G_VX = _F("vx")
-G_VY = _F("vy")
+G_VXY = _F("vxy")
 G_MX = _F("mx")
 G_MY = _F("my")
 G_RING_START = _F("ring_start")
@@ -143,15 +142,15 @@ def _lookup(table, shift, key):
 
 
 @_jit_inline
-def point_in_zone(z, px, py, vx, vy, ring_start, zone_ring_start):
+def point_in_zone(z, px, py, vxy, ring_start, zone_ring_start):
     """Even-odd test over all rings of zone ``z``; a point on an edge or vertex is inside."""
     inside = False
     for r in range(zone_ring_start[z], zone_ring_start[z + 1]):
         for i in range(ring_start[r], ring_start[r + 1] - 1):
-            x1 = vx[i]
-            y1 = vy[i]
-            x2 = vx[i + 1]
-            y2 = vy[i + 1]
+            x1 = vxy[i, 0]
+            y1 = vxy[i, 1]
+            x2 = vxy[i + 1, 0]
+            y2 = vxy[i + 1, 1]
             if y1 == py:
                 if x1 == px:
                     return True
@@ -167,14 +166,14 @@ def point_in_zone(z, px, py, vx, vy, ring_start, zone_ring_start):
 
 
 @_jit_inline
-def _ring_covers(px, py, vx, vy, a, b):
+def _ring_covers(px, py, vxy, a, b):
     """The closed ring ``a:b`` covers (px, py): even-odd, an edge or vertex is inside."""
     inside = False
     for i in range(a, b - 1):
-        x1 = vx[i]
-        y1 = vy[i]
-        x2 = vx[i + 1]
-        y2 = vy[i + 1]
+        x1 = vxy[i, 0]
+        y1 = vxy[i, 1]
+        x2 = vxy[i + 1, 0]
+        y2 = vxy[i + 1, 1]
         if y1 == py:
             if x1 == px:
                 return True
@@ -242,8 +241,7 @@ def locate_one(
     entry_rank,
     entry_box,
     entry_zone,
-    vx,
-    vy,
+    vxy,
     ring_start,
     zone_ring_start,
 ):
@@ -272,7 +270,7 @@ def locate_one(
                 ):
                     continue
                 z = entry_zone[e]
-                if point_in_zone(z, px, py, vx, vy, ring_start, zone_ring_start):
+                if point_in_zone(z, px, py, vxy, ring_start, zone_ring_start):
                     best = z
                     best_rank = entry_rank[e]
                     break
@@ -321,8 +319,7 @@ def locate(g, lon, lat, out):
     row = g[G_ENTRY_ROW]
     rowf = g[G_ENTRY_ROW_F]
     entry_zone = g[G_ENTRY_ZONE]
-    vx = g[G_VX]
-    vy = g[G_VY]
+    vxy = g[G_VXY]
     ring_start = g[G_RING_START]
     zone_ring_start = g[G_ZONE_RING_START]
     perm = g[G_PERM]
@@ -355,8 +352,7 @@ def locate(g, lon, lat, out):
             if se >= 0:
                 v = row[se >> 32, 4]
                 if v >= 0:
-                    _prefetch(vx, v)
-                    _prefetch(vy, v)
+                    _prefetch(vxy, v * 2)
         for j in range(m):
             se = first[j]
             if se == -2:
@@ -373,9 +369,9 @@ def locate(g, lon, lat, out):
                         continue
                     a = row[e, 4]
                     if a >= 0:
-                        hit = _ring_covers(px, py, vx, vy, a, row[e, 5])
+                        hit = _ring_covers(px, py, vxy, a, row[e, 5])
                     else:
-                        hit = point_in_zone(row[e, 6], px, py, vx, vy, ring_start, zone_ring_start)
+                        hit = point_in_zone(row[e, 6], px, py, vxy, ring_start, zone_ring_start)
                     if hit:
                         best_rank = row[e, 7] >> 32
                         best_pos = row[e, 7] & 0xFFFFFFFF
@@ -401,7 +397,7 @@ def locate(g, lon, lat, out):
                     ):
                         continue
                     z = entry_zone[e]
-                    if point_in_zone(z, px, py, vx, vy, ring_start, zone_ring_start):
+                    if point_in_zone(z, px, py, vxy, ring_start, zone_ring_start):
                         best_rank = entry_rank[e]
                         best_pos = perm[z]
                         break

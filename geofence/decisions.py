@@ -1186,11 +1186,10 @@ def _decide(
         g[_kernels.G_ENTRY_ZONE],
         g[_kernels.G_ENTRY_RANK],
     )
-    bbox, mbox, vx, vy, mx, my = (
+    bbox, mbox, vxy, mx, my = (
         g[_kernels.G_BBOX],
         g[_kernels.G_MBOX],
-        g[_kernels.G_VX],
-        g[_kernels.G_VY],
+        g[_kernels.G_VXY],
         g[_kernels.G_MX],
         g[_kernels.G_MY],
     )
@@ -1213,9 +1212,8 @@ def _decide(
         sg[_kernels.G_ENTRY_BOX],
         sg[_kernels.G_ENTRY_ZONE],
     )
-    s_vx, s_vy, s_rs, s_zrs = (
-        sg[_kernels.G_VX],
-        sg[_kernels.G_VY],
+    s_vxy, s_rs, s_zrs = (
+        sg[_kernels.G_VXY],
         sg[_kernels.G_RING_START],
         sg[_kernels.G_ZONE_RING_START],
     )
@@ -1232,7 +1230,7 @@ def _decide(
         # the covering zone (a parking box beats a no-parking area)
         loc = _kernels.locate_one(
             lon[i], lat[i], levels, lmr, inv_size, table, shift, erank, ebox, ezone,
-            vx, vy, rs, zrs,
+            vxy, rs, zrs,
         )  # fmt: skip
         loc = perm[loc] if loc >= 0 else -1
         # fenced boxes close enough to matter, and the most probable one
@@ -1317,7 +1315,7 @@ def _decide(
             in_service = (
                 _kernels.locate_one(
                     lon[i], lat[i], s_levels, s_lmr, s_inv, s_table, s_shift, s_erank, s_ebox,
-                    s_ezone, s_vx, s_vy, s_rs, s_zrs,
+                    s_ezone, s_vxy, s_rs, s_zrs,
                 )
                 >= 0
             )  # fmt: skip

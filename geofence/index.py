@@ -159,7 +159,8 @@ class ZoneIndex:
         self._inv_perm = np.empty(n, np.int64)
         self._inv_perm[perm] = np.arange(n)
         geoms = zone_set.geometry[perm]
-        self._vx, self._vy, self._ring_start, self._zone_ring_start = _flatten(geoms)
+        vx, vy, self._ring_start, self._zone_ring_start = _flatten(geoms)
+        self._vxy = np.column_stack([vx, vy])
         self._mx, self._my, _, _ = _flatten(zone_set.geometry_m[perm])
         self._bbox = np.ascontiguousarray(b[perm]).reshape(n, 4)
         bm = shapely.bounds(zone_set.geometry_m[perm]) if n else np.zeros((0, 4))
@@ -185,8 +186,7 @@ class ZoneIndex:
             entry_row_f=self._entry_row.view(np.float64),
             bbox=self._bbox,
             mbox=self._mbox,
-            vx=self._vx,
-            vy=self._vy,
+            vxy=self._vxy,
             mx=self._mx,
             my=self._my,
             ring_start=self._ring_start,
