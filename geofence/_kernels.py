@@ -10,8 +10,8 @@ its position in the zone set, and every kernel answers with positions.
   more than rings) and ``zone_ring_start`` (offsets into the rings, one more than
   zones).
 - a hierarchical hashed grid: level ``l`` has cells of ``s0 * 4**l`` degrees; a zone
-  is registered, at the smallest level where it spans at most ``index._SPAN`` cells
-  per axis, in every cell its bounding box overlaps. Occupied cells live in an
+  is registered, at the smallest level whose cells are at least ``1 / index._SPAN``
+  of its size, in every cell its bounding box overlaps. Occupied cells live in an
   open-addressing hash table of 16-byte rows ``(key, start << 32 | end)``: the
   cell's entries ``start:end`` (zone, rank, bounding box; contiguous) are in rank
   order (the locate tie-break: parking before no-parking, then smaller area).

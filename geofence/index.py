@@ -90,8 +90,8 @@ class ZoneIndex:
     change zones, build a new index and swap the reference.
 
     Structure: a hierarchical hashed grid in lon/lat. A zone is registered, at the
-    smallest level at which it spans at most 16 cells (``s0 * 4**level`` degrees)
-    per axis, in each cell its bounding box overlaps; a query probes one cell per
+    smallest level whose cells (``s0 * 4**level`` degrees) are at least 1/16 of its
+    size, in each cell its bounding box overlaps; a query probes one cell per
     occupied level (usually one level: boxes and areas up to ~3 km share level 0).
     Zones of every size (2 m boxes and no-parking areas kilometres across) cost
     the same, and build is a sort. See the README's
