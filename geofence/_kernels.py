@@ -167,7 +167,11 @@ def point_in_zone(z, px, py, vxy, ring_start, zone_ring_start):
 
 @_jit_inline
 def _ring_covers(px, py, vxy, a, b):
-    """The closed ring ``a:b`` covers (px, py): even-odd, an edge or vertex is inside."""
+    """The closed ring ``a:b`` covers (px, py): even-odd, an edge or vertex is inside.
+
+    :func:`point_in_zone`'s loop for a zone of one ring, written out again on purpose:
+    calling this from there would add an inlined call with array arguments per ring
+    (reference-count updates) to every exact test."""
     inside = False
     for i in range(a, b - 1):
         x1 = vxy[i, 0]

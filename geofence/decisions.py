@@ -1440,7 +1440,6 @@ def decide_arrays(index: ZoneIndex, batch: CheckBatch, policy: Policy, now: floa
     """
     n = len(batch)
     t = _tables(index, policy.tolerance_m)
-    zs = index.zone_set
     fused = np.empty((n, 5))
     _fuse(
         batch.lon,
@@ -1472,7 +1471,6 @@ def decide_arrays(index: ZoneIndex, batch: CheckBatch, policy: Policy, now: floa
     x, y = _crs.project(float(lon[0]), float(lat[0])) if n == 1 else _crs.project(lon, lat)
     x = np.ascontiguousarray(x, dtype=np.float64).reshape(n)
     y = np.ascontiguousarray(y, dtype=np.float64).reshape(n)
-    service = index.service_index
     k = policy.k_nearest
     outcome = np.empty(n, np.int8)
     reasons = np.empty(n, np.int32)
@@ -1482,7 +1480,6 @@ def decide_arrays(index: ZoneIndex, batch: CheckBatch, policy: Policy, now: floa
     near_pos = np.empty((n, k), np.int64)
     near_dist = np.empty((n, k))
     near_bearing = np.empty((n, k))
-    open_any, open_fenced = _open_masks(index, t, batch.operator)
     ins: tuple[np.ndarray, ...] = (
         lon,
         lat,
@@ -1508,40 +1505,8 @@ def decide_arrays(index: ZoneIndex, batch: CheckBatch, policy: Policy, now: floa
     if order is not None:  # the kernel reads and writes the checks in that order
         ins = tuple(a[order] for a in ins)
         outs = tuple(np.empty_like(a) for a in outs)
-    _decide(  # type: ignore[call-arg]  # numba's stub does not see through the unpacking
-        index._gtuple,
-        *ins[:6],
-        index._gtuple if service is None else service._gtuple,
-        service is not None,
-        *ins[6:],
-        zs.kind,
-        zs.heading_deg,
-        zs.active_from,
-        zs.active_to,
-        t.fenced,
-        open_fenced,
-        open_any,
-        t.rect,
-        t.poly_of,
-        t.pframe,
-        t.pvx,
-        t.pvy,
-        t.pring_start,
-        t.pzone_ring_start,
-        t.max_vertices,
-        _GL_X,
-        _GL_W,
-        policy.tolerance_m,
-        policy.settle_p,
-        policy.reject_p,
-        policy.max_accuracy_m,
-        policy.heading_tolerance_deg,
-        policy.beacon_p,
-        k,
-        policy.nearest_radius_m,
-        t.box_grid,
-        *outs,
-    )
+    head, tail = _static_args(index, t, policy, batch.operator)
+    _decide(index._gtuple, *ins[:6], *head, *ins[6:], *tail, *outs)
     if order is not None:
         scattered: tuple[np.ndarray, ...] = (
             outcome,
