@@ -1501,6 +1501,7 @@ def decide_arrays(index: ZoneIndex, batch: CheckBatch, policy: Policy, now: floa
         near_dist,
         near_bearing,
     )
+    results = outs
     order = _spatial_order(x, y)
     if order is not None:  # the kernel reads and writes the checks in that order
         ins = tuple(a[order] for a in ins)
@@ -1508,17 +1509,7 @@ def decide_arrays(index: ZoneIndex, batch: CheckBatch, policy: Policy, now: floa
     head, tail = _static_args(index, t, policy, batch.operator)
     _decide(index._gtuple, *ins[:6], *head, *ins[6:], *tail, *outs)
     if order is not None:
-        scattered: tuple[np.ndarray, ...] = (
-            outcome,
-            reasons,
-            zone,
-            p,
-            dist,
-            near_pos,
-            near_dist,
-            near_bearing,
-        )
-        for a, b in zip(scattered, outs, strict=True):
+        for a, b in zip(results, outs, strict=True):
             a[order] = b
     return DecisionBatch(
         index=index,
