@@ -86,8 +86,9 @@ def _number(v: Any, lo: float, hi: float) -> float | None:
     return None
 
 
-def _one(b: Any, operator: str | None) -> geofence.CheckBatch | None:
-    """:func:`check_batch` of one body, with scalar checks (no per-call array set-up)."""
+def _header(b: Any) -> float | None:
+    """``ended_at`` of a body whose fields are plainly valid but for the heading and the
+    fixes' values (the fixes a list of 1 to MAX_FIXES), else None."""
     if type(b) is not dict:
         return None
     keys = b.keys()
@@ -99,9 +100,17 @@ def _one(b: Any, operator: str | None) -> geofence.CheckBatch | None:
         return None
     beacons = b.get("beacons")
     if beacons is not None and (type(beacons) is not list or beacons):
+        return None  # beacons are resolved against the index by the slow path
+    fixes = b["fixes"]
+    if type(fixes) is not list or not 0 < len(fixes) <= MAX_FIXES:
         return None
     end = b["ended_at"]
-    ended = parse_time_cached(end) if type(end) is str else None
+    return parse_time_cached(end) if type(end) is str else None
+
+
+def _one(b: Any, operator: str | None) -> geofence.CheckBatch | None:
+    """:func:`check_batch` of one body, with scalar checks (no per-call array set-up)."""
+    ended = _header(b)
     if ended is None:
         return None
     heading = b.get("heading_deg")
@@ -110,8 +119,6 @@ def _one(b: Any, operator: str | None) -> geofence.CheckBatch | None:
         if heading is None or heading == 360.0:
             return None
     fixes = b["fixes"]
-    if type(fixes) is not list or not 0 < len(fixes) <= MAX_FIXES:
-        return None
     nan = math.nan
     m = len(fixes)
     rows: list[list[float]] = [[], [], [], []]
@@ -177,30 +184,13 @@ def _check_batch(bodies: Sequence[Any], operator: str | None) -> geofence.CheckB
     ended = [0.0] * n
     heading: list[Any] = [None] * n
     fix_lists: list[Any] = [None] * n
-    body_keys, required = _BODY_KEYS, _REQUIRED
     for i, b in enumerate(bodies):  # per check: a few dict reads
-        if type(b) is not dict:
-            return None
-        keys = b.keys()
-        if not (keys <= body_keys and required <= keys):
-            return None
-        if not (_text_ok(b["trip_id"]) and _text_ok(b["bike_id"])):
-            return None
-        if b["vehicle_type"] not in _VEHICLES:
-            return None
-        beacons = b.get("beacons")
-        if beacons is not None and (type(beacons) is not list or beacons):
-            return None  # beacons are resolved against the index by the slow path
-        end = b["ended_at"]
-        t = parse_time_cached(end) if type(end) is str else None
+        t = _header(b)
         if t is None:
             return None
         ended[i] = t
         heading[i] = b.get("heading_deg")
-        fixes = b["fixes"]
-        if type(fixes) is not list or not 0 < len(fixes) <= MAX_FIXES:
-            return None
-        fix_lists[i] = fixes
+        fix_lists[i] = b["fixes"]
     # per fix: C loops (map) over the flat list of fix objects
     flat = list(chain.from_iterable(fix_lists))
     if set(map(type, flat)) != _DICT or not all(map(_FIX_KEYS.issuperset, flat)):
