@@ -61,6 +61,89 @@ def _flatten(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.
     )
 
 
+def _aligned_empty(shape: tuple[int, ...], dtype, align: int = 64) -> np.ndarray:
+    """An empty C-contiguous array whose data starts on an ``align``-byte boundary."""
+    dtype = np.dtype(dtype)
+    nbytes = int(np.prod(shape)) * dtype.itemsize
+    buf = np.empty(nbytes + align, np.uint8)
+    skip = -buf.ctypes.data % align
+    return buf[skip : skip + nbytes].view(dtype).reshape(shape)
+
+
+def _entry_frames(
+    vxy: np.ndarray,
+    ring_start: np.ndarray,
+    zone_ring_start: np.ndarray,
+    zone: np.ndarray,
+    ox: np.ndarray,
+    oy: np.ndarray,
+    box: np.ndarray,
+    pos: np.ndarray,
+    cell: np.ndarray,
+) -> np.ndarray:
+    """Bulk locate's row per cell entry: eight 4-byte slots, 32 bytes, 64-byte aligned.
+
+    Coordinates are relative to the entry's cell origin ``(ox, oy)``, so float32 holds
+    them to a few micrometres. A zone of one ring of four corners that is a
+    parallelogram ``c0 + s a + t b`` (0 <= s, t <= 1; every box drawn as a rotated
+    rectangle is one in lon/lat) stores ``c0`` and the inverse of the matrix
+    ``[a b]``: slots 0-1 ``c0``, 2-3 and 4-5 the rows giving ``s`` and ``t``, 6 the
+    position, 7 the ring's first vertex. The kernel then answers inside when both
+    ``s`` and ``t`` are within ``[tau, 1 - tau]`` and outside when one is beyond
+    ``[-tau, 1 + tau]`` (``tau = _kernels.FRAME_TOL``); in the band between, the
+    exact test on the float64 vertices decides. A zone is stored so only where the
+    float32 rounding, the corner's distance from the parallelogram and the worst
+    point of the cell move ``s`` and ``t`` by less than ``tau / 2`` together. Any
+    other entry (holes, more corners, non-parallelograms) stores its bounding box
+    rounded outwards in slots 0-3 and -1 in slot 7: the kernel tests the box, then
+    the zone's rings.
+    """
+    e = len(zone)
+    rows = _aligned_empty((e, 8), np.int32)
+    f = rows.view(np.float32)
+    rows[:, 6] = pos
+    ring = np.minimum(zone_ring_start[zone], len(ring_start) - 2)
+    a = ring_start[ring]
+    quad = (zone_ring_start[zone + 1] - zone_ring_start[zone] == 1) & (
+        ring_start[ring + 1] - a == 5
+    )
+    aq = np.where(quad, a, 0)
+    cx = vxy[aq[:, None] + np.arange(4), 0] - ox[:, None]
+    cy = vxy[aq[:, None] + np.arange(4), 1] - oy[:, None]
+    c0x = cx[:, 0].astype(np.float32)
+    c0y = cy[:, 0].astype(np.float32)
+    ax, ay = cx[:, 1] - cx[:, 0], cy[:, 1] - cy[:, 0]
+    bx, by = cx[:, 3] - cx[:, 0], cy[:, 3] - cy[:, 0]
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        det = ax * by - ay * bx
+        inv = np.stack([by / det, -bx / det, -ay / det, ax / det], axis=1)
+        inv32 = inv.astype(np.float32)
+        norm = np.abs(inv).reshape(-1, 2, 2).sum(axis=2).max(axis=1)
+        # what moves s and t: the stored c0 against the true one, the fourth corner
+        # against the parallelogram's, float32 coefficients times the farthest point
+        # of the cell, the rounding of the cell origin
+        shift = np.abs(c0x - cx[:, 0]) + np.abs(c0y - cy[:, 0])
+        off = np.abs(cx[:, 2] - cx[:, 1] - bx) + np.abs(cy[:, 2] - cy[:, 1] - by)
+        far = np.maximum(np.abs(cx[:, 0]), np.abs(cy[:, 0])) + cell
+        origin = 4 * (np.spacing(np.abs(ox)) + np.spacing(np.abs(oy)))
+        err = norm * (shift + off + 2.0**-22 * far + origin)
+        frame = quad & np.isfinite(inv32).all(axis=1) & (err < _kernels.FRAME_TOL / 2)
+    f[:, 0] = np.where(frame, c0x, _round32(box[:, 0] - ox, -np.inf))
+    f[:, 1] = np.where(frame, c0y, _round32(box[:, 1] - oy, -np.inf))
+    f[:, 2] = np.where(frame, inv32[:, 0], _round32(box[:, 2] - ox, np.inf))
+    f[:, 3] = np.where(frame, inv32[:, 1], _round32(box[:, 3] - oy, np.inf))
+    f[:, 4:6] = np.where(frame[:, None], inv32[:, 2:], 0.0)
+    rows[:, 7] = np.where(frame, a, -1)
+    return rows
+
+
+def _round32(v: np.ndarray, towards: float) -> np.ndarray:
+    """float32 of ``v``, rounded towards ``towards`` (-inf or inf) where inexact."""
+    r = v.astype(np.float32)
+    wrong = r < v if towards > 0 else r > v
+    return np.where(wrong, np.nextafter(r, np.float32(towards)), r)
+
+
 @functools.lru_cache(maxsize=8)
 def _service_index(area: shapely.Geometry, tile_deg: float = 0.01) -> ZoneIndex:
     """Index the service area as tiles: whole squares inside, clipped pieces on the edge.
@@ -182,8 +265,9 @@ class ZoneIndex:
             entry_zone=self._entry_zone,
             entry_rank=self._entry_rank,
             entry_box=self._entry_box,
-            entry_row=self._entry_row,
-            entry_row_f=self._entry_row.view(np.float64),
+            entry_frame=self._entry_frame,
+            entry_frame_f=self._entry_frame.view(np.float32),
+            cell_size=self._cell_size,
             bbox=self._bbox,
             mbox=self._mbox,
             vxy=self._vxy,
@@ -204,7 +288,8 @@ class ZoneIndex:
         if n:
             ratio = np.log(np.maximum(size, 1e-300) / (s0 * _SPAN)) / np.log(_LEVEL_RATIO)
             level = np.clip(np.ceil(ratio), 0, _MAX_LEVEL).astype(np.int64)
-        self._inv_size = 1.0 / (s0 * float(_LEVEL_RATIO) ** np.arange(_MAX_LEVEL + 1))
+        self._cell_size = s0 * float(_LEVEL_RATIO) ** np.arange(_MAX_LEVEL + 1)
+        self._inv_size = 1.0 / self._cell_size
         inv = self._inv_size[level]
         bminx, bminy, bmaxx, bmaxy = self._bbox.T
         cx0 = np.floor(bminx * inv).astype(np.int64)
@@ -226,19 +311,14 @@ class ZoneIndex:
         self._entry_zone = zone.astype(np.int32)
         self._entry_rank = self._rank[zone]
         self._entry_box = np.ascontiguousarray(self._bbox[zone])
-        # one 64-byte row per entry for bulk locate (one cache line a fix): the box
-        # (as float64 bits), the vertex range of a one-ring zone (most boxes; -1 for
-        # the others: locate then skips the ring offsets), zone, rank << 32 | position
-        zrs, rs = self._zone_ring_start, self._ring_start
-        one = zrs[zone + 1] - zrs[zone] == 1
-        first_ring = np.minimum(zrs[zone], len(rs) - 2)
-        row = np.empty((len(zone), 8), np.int64)
-        row.view(np.float64)[:, :4] = self._entry_box
-        row[:, 4] = np.where(one, rs[first_ring], -1)
-        row[:, 5] = np.where(one, rs[first_ring + 1], -1)
-        row[:, 6] = zone
-        row[:, 7] = (self._entry_rank.astype(np.int64) << 32) | self._perm[zone]
-        self._entry_row = row
+        # bulk locate's 32-byte rows (two a cache line): each entry in the frame of its
+        # cell, a box as a parallelogram's inverse frame (see _entry_frames)
+        ox = cx[order] * self._cell_size[level[zone]]
+        oy = cy[order] * self._cell_size[level[zone]]
+        self._entry_frame = _entry_frames(
+            self._vxy, self._ring_start, self._zone_ring_start, zone, ox, oy,
+            self._entry_box, self._perm[zone], self._cell_size[level[zone]],
+        )  # fmt: skip
         if len(keys) >= 2**31:
             raise ValueError(f"{len(keys)} cell entries: more than an index holds (2**31)")
         ukeys, starts = np.unique(keys, return_index=True)

@@ -6,6 +6,7 @@ import math
 import subprocess
 import sys
 
+import numba
 import numpy as np
 import pytest
 import shapely
@@ -328,3 +329,74 @@ def test_nearest_finds_a_zone_spanning_many_cells_first_met_near_its_corner():
             pos, dist = ix.nearest(lon, lat, k=1, max_distance_m=max_d)
             assert pos[0, 0] == 0, (cell, max_d)
             assert dist[0, 0] == pytest.approx(math.sqrt(2), abs=1e-3)
+
+
+@numba.njit(cache=True)
+def _brute_locate(vxy, ring_start, zone_ring_start, rank, perm, lon, lat, out):
+    """The obvious slow path: every zone's exact even-odd test, the best rank wins."""
+    for i in range(lon.shape[0]):
+        best, best_rank = -1, np.iinfo(np.int32).max
+        for z in range(rank.shape[0]):
+            if rank[z] < best_rank and _kernels.point_in_zone(
+                z, lon[i], lat[i], vxy, ring_start, zone_ring_start
+            ):
+                best, best_rank = perm[z], rank[z]
+        out[i] = best
+
+
+@st.composite
+def quads_and_fixes(draw):
+    """Rotated boxes (parallelograms in lon/lat), some with one corner pulled out of
+    shape, and fixes on their corners, on their edges and a hair's breadth off them."""
+    geoms_m = []
+    for _ in range(draw(st.integers(1, 12))):
+        box = rotated_box(
+            X0 + draw(coord), Y0 + draw(coord), draw(st.floats(0.5, 4)),
+            draw(st.floats(2, 30)), draw(st.floats(0, 180)),
+        )  # fmt: skip
+        pull = draw(st.sampled_from([0.0, 0.0, 1e-9, 1e-4, 0.3]))
+        c = shapely.get_coordinates(box)[:4]
+        c[2] += pull
+        geoms_m.append(shapely.Polygon(c))
+    geoms = np.array([to_lonlat(g) for g in geoms_m], dtype=object)
+    zs = geofence.ZoneSet.from_arrays(
+        geoms, [f"Z{i}" for i in range(len(geoms))], kind=KIND_PARKING, fenced=True
+    )
+    corners = shapely.get_coordinates(zs.geometry)
+    pts = [corners]
+    for _ in range(draw(st.integers(5, 30))):
+        z = draw(st.integers(0, len(zs) - 1))
+        c = shapely.get_coordinates(zs.geometry[z])
+        k = draw(st.integers(0, 3))
+        a, b = c[k], c[k + 1]
+        t = draw(st.floats(0, 1))
+        normal = np.array([a[1] - b[1], b[0] - a[0]]) / np.hypot(*(b - a))
+        off = draw(st.sampled_from([0.0, 1e-13, -1e-13, 1e-10, -1e-10, 1e-7, -1e-7, 3e-6]))
+        pts.append((a + t * (b - a) + off * normal)[None, :])
+    xy = np.vstack(pts)
+    return zs, np.ascontiguousarray(xy[:, 0]), np.ascontiguousarray(xy[:, 1])
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=quads_and_fixes(), cell=cell_sizes)
+def test_bulk_locate_frames_match_the_exact_test(data, cell):
+    """Bulk locate decides most boxes from float32 frames (index._entry_frames) and asks
+    the exact test near their edges: its answers equal the exact test's everywhere."""
+    zs, lon, lat = data
+    ix = geofence.ZoneIndex(zs, cell_size_deg=cell)
+    g = ix._grid
+    want = np.empty(len(lon), np.int64)
+    _brute_locate(g.vxy, g.ring_start, g.zone_ring_start, ix._rank, g.perm, lon, lat, want)
+    assert ix.locate(lon, lat).tolist() == want.tolist()
+
+
+def test_boxes_use_frames_and_distorted_quads_do_not():
+    boxes = [rotated_box(X0 + 10 * i, Y0, 2, 10, 17 * i) for i in range(5)]
+    bent = shapely.Polygon([(X0 - 50, Y0), (X0 - 45, Y0), (X0 - 44, Y0 + 9), (X0 - 50, Y0 + 8)])
+    holed = shapely.Point(X0, Y0 + 100).buffer(20).difference(shapely.Point(X0, Y0 + 100).buffer(5))
+    geoms = np.array([to_lonlat(g) for g in [*boxes, bent, holed]], dtype=object)
+    zs = geofence.ZoneSet.from_arrays(geoms, [f"Z{i}" for i in range(7)], fenced=True)
+    ix = geofence.ZoneIndex(zs)
+    framed = ix._entry_frame[:, 7] >= 0
+    assert sorted(set(ix._entry_frame[framed, 6].tolist())) == [0, 1, 2, 3, 4]
+    assert {5, 6} <= set(ix._entry_frame[~framed, 6].tolist())
