@@ -43,16 +43,17 @@ def _morton(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def _flatten(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Polygons/MultiPolygons -> (vx, vy, ring_start, zone_ring_start)."""
-    parts, part_zone = shapely.get_parts(geoms, return_index=True)
-    rings, ring_part = shapely.get_rings(parts, return_index=True)
-    coords, vert_ring = shapely.get_coordinates(rings, return_index=True)
-    n_rings = len(rings)
-    ring_start = np.zeros(n_rings + 1, np.int64)
-    np.cumsum(np.bincount(vert_ring, minlength=n_rings), out=ring_start[1:])
-    ring_zone = part_zone[ring_part]
-    zone_ring_start = np.zeros(len(geoms) + 1, np.int64)
-    np.cumsum(np.bincount(ring_zone, minlength=len(geoms)), out=zone_ring_start[1:])
+    """Polygons/MultiPolygons -> (vx, vy, ring_start, zone_ring_start).
+
+    Through shapely's ragged arrays: no geometry object per part or ring (a third of
+    the build at 1,000,000 zones went to creating them)."""
+    if len(geoms) == 0:
+        return np.zeros(0), np.zeros(0), np.zeros(1, np.int64), np.zeros(1, np.int64)
+    kind, coords, offsets = shapely.to_ragged_array(geoms, include_z=False)
+    ring_start = offsets[0].astype(np.int64)
+    zone_ring_start = offsets[1].astype(np.int64)
+    if kind == shapely.GeometryType.MULTIPOLYGON:  # rings per polygon, polygons per zone
+        zone_ring_start = zone_ring_start[offsets[2]]
     return (
         np.ascontiguousarray(coords[:, 0]),
         np.ascontiguousarray(coords[:, 1]),
