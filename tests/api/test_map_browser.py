@@ -20,16 +20,10 @@ from __future__ import annotations
 
 import math
 import os
-import re
 import shutil
-import signal
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -40,6 +34,7 @@ import orjson
 import pytest
 import shapely
 
+from api.servetest import Server
 from api.service import audit_row, new_id
 from api.settings import DEFAULT_SEED_FILE
 from api.storage import Store
@@ -69,84 +64,6 @@ ENDED_AT = "2026-11-26T08:15:30+08:00"
 GONGBEI = (113.5763, 22.2709)  # the busy south of Xiangzhou
 OPERATORS = ("meituan", "hellobike", "qingju")
 CLUSTER_N = 30
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@dataclass
-class Server:
-    """``geofence serve`` on a loopback port over a fresh SQLite file."""
-
-    workdir: Path
-    port: int = field(default_factory=_free_port)
-    proc: subprocess.Popen | None = None
-    keys: dict[str, str] = field(default_factory=dict)
-    started_s: float = 0.0
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def db_url(self) -> str:
-        return f"sqlite:///{self.workdir / 'var' / 'geofence.db'}"
-
-    def start(self, timeout: float = 300.0) -> Server:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("GEOFENCE_")}
-        env |= {
-            "GEOFENCE_DATABASE_URL": self.db_url,
-            "GEOFENCE_SEED_FILE": str(DEFAULT_SEED_FILE),
-            "GEOFENCE_LOG_LEVEL": "warning",
-            "GEOFENCE_ACCESS_LOG": "false",
-        }
-        # the README's command (`make serve` runs `geofence serve`)
-        exe = Path(sys.executable).with_name("geofence")
-        cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "api"]
-        t0 = time.monotonic()
-        self.proc = subprocess.Popen(
-            [*cmd, "serve", "--port", str(self.port)],
-            cwd=self.workdir,
-            env=env,
-            stdout=open(self.workdir / "stdout.txt", "w"),
-            stderr=open(self.workdir / "stderr.txt", "w"),
-            stdin=subprocess.DEVNULL,
-        )
-        while time.monotonic() < t0 + timeout:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"server exited: {self.stderr()[-3000:]}")
-            try:
-                if httpx.get(self.url + "/readyz", timeout=1.0).status_code == 200:
-                    self.started_s = time.monotonic() - t0
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        else:
-            raise AssertionError(f"not ready in {timeout} s: {self.stderr()[-3000:]}")
-        for line in (self.workdir / "stdout.txt").read_text().splitlines():
-            m = re.match(r"\s+(admin|operator)\s+(\S+)\s+(gfk_\S+)$", line)
-            if m:
-                self.keys[m.group(2)] = m.group(3)
-        return self
-
-    def stderr(self) -> str:
-        return (self.workdir / "stderr.txt").read_text()
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-
-    def h(self, who: str) -> dict[str, str]:
-        return {"X-API-Key": self.keys[who]}
 
 
 def _require_browser() -> Any:
@@ -304,7 +221,7 @@ def _history(server: Server, http: httpx.Client, view: list[dict[str, Any]]) -> 
 # ---------------------------------------------------------------------------- the test
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    srv = Server(tmp_path_factory.mktemp("map-e2e")).start()
+    srv = Server(tmp_path_factory.mktemp("map-e2e")).start(timeout=300.0)
     yield srv
     srv.stop()
 

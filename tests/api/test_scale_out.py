@@ -11,12 +11,6 @@ one audit log; an ``Idempotency-Key`` sent to both gives one decision. And
 from __future__ import annotations
 
 import json
-import os
-import re
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -28,80 +22,11 @@ import httpx
 import pytest
 import shapely
 
+from api.servetest import Server
 from api.storage import Store
 
 ENDED_AT = "2026-11-26T08:15:30+08:00"
 PROPAGATION_S = 2.0
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    """One ``python -m api serve`` process on a loopback port."""
-
-    def __init__(self, workdir: Path, db_url: str, seed: Path, workers: int = 1) -> None:
-        self.workdir = workdir
-        self.db_url = db_url
-        self.seed = seed
-        self.workers = workers
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.out = workdir / f"out-{self.port}.txt"
-        self.err = workdir / f"err-{self.port}.txt"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("GEOFENCE_")}
-        env |= {
-            "GEOFENCE_DATABASE_URL": db_url,
-            "GEOFENCE_SEED_FILE": str(seed),
-            "GEOFENCE_LOG_LEVEL": "warning",
-            "GEOFENCE_ACCESS_LOG": "false",
-        }
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "api", "serve", "--port", str(self.port)]
-            + (["--workers", str(workers)] if workers > 1 else []),
-            cwd=workdir,
-            env=env,
-            stdout=self.out.open("w"),
-            stderr=self.err.open("w"),
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-
-    def wait_ready(self, timeout: float = 120.0) -> Server:
-        """Until ``/readyz`` answers 200. With several workers, until it does so on
-        enough fresh connections in a row that every worker has answered (each worker
-        loads and warms up on its own; on a cold numba cache one may lag by seconds)."""
-        deadline = time.monotonic() + timeout
-        need = 1 if self.workers == 1 else 20 * self.workers
-        in_a_row = 0
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"server exited: {self.err.read_text()[-3000:]}")
-            try:
-                ok = httpx.get(self.url + "/readyz", timeout=1.0).status_code == 200
-            except httpx.HTTPError:
-                ok = False
-            in_a_row = in_a_row + 1 if ok else 0
-            if in_a_row >= need:
-                return self
-            if not ok:
-                time.sleep(0.05)
-        raise AssertionError(f"not ready in {timeout} s: {self.err.read_text()[-3000:]}")
-
-    def keys(self) -> dict[str, str]:
-        return dict(re.findall(r"^\s+\w+\s+(\w+)\s+(gfk_\S+)$", self.out.read_text(), re.M))
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(5)
 
 
 @pytest.fixture
@@ -136,14 +61,14 @@ def test_two_servers_share_one_postgresql(
     tmp_path: Path, pg_url: str, seed_file: Path, small_fc, small_fc_v2, servers
 ) -> None:
     # both start together on an empty database: it is seeded once, keys made once
-    a = Server(tmp_path, pg_url, seed_file)
-    b = Server(tmp_path, pg_url, seed_file)
+    a = Server(tmp_path, pg_url, seed_file).launch()
+    b = Server(tmp_path, pg_url, seed_file).launch()
     servers += [a, b]
     a.wait_ready()
     b.wait_ready()
-    keys = a.keys() or b.keys()
+    keys = a.keys or b.keys
     assert set(keys) == {"admin", "meituan", "hellobike", "qingju"}
-    assert not (a.keys() and b.keys()), "both servers created demo keys"
+    assert not (a.keys and b.keys), "both servers created demo keys"
     store = Store.open(pg_url)
     try:
         assert [i.version for i in store.zone_sets()] == [1]
@@ -261,10 +186,10 @@ def test_workers_follow_an_activation(
 ) -> None:
     """``geofence serve --workers 2``: whichever worker takes the activation, the other
     serves the new version within 2 s."""
-    srv = Server(tmp_path, pg_url, seed_file, workers=2)
+    srv = Server(tmp_path, pg_url, seed_file, workers=2).launch()
     servers.append(srv)
     srv.wait_ready()
-    keys = srv.keys()
+    keys = srv.keys
     admin = {"X-API-Key": keys["admin"]}
     up = httpx.post(
         srv.url + "/v1/zone-sets",

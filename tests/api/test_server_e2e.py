@@ -9,16 +9,12 @@ bounded in count and time; traffic goes to 127.0.0.1 only.
 from __future__ import annotations
 
 import json
-import os
-import re
-import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,97 +26,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import geofence
+from api.servetest import Server, free_port
 from api.service import parse_time
 from api.settings import DEFAULT_SEED_FILE
 from api.storage import Store
 
 ENDED_AT = "2026-11-26T08:15:30+08:00"
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@dataclass
-class Server:
-    """A ``geofence serve`` subprocess and what it printed."""
-
-    workdir: Path
-    db_url: str
-    seed: Path
-    port: int = field(default_factory=_free_port)
-    proc: subprocess.Popen | None = None
-    keys: dict[str, str] = field(default_factory=dict)
-    started_s: float = 0.0
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("GEOFENCE_")}
-        env |= {
-            "GEOFENCE_DATABASE_URL": self.db_url,
-            "GEOFENCE_SEED_FILE": str(self.seed),
-            "GEOFENCE_LOG_LEVEL": "warning",
-        }
-        return env
-
-    def start(self, timeout: float = 90.0) -> Server:
-        out = open(self.workdir / f"stdout-{self.port}.txt", "w")
-        err = open(self.workdir / f"stderr-{self.port}.txt", "w")
-        t0 = time.monotonic()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "api", "serve", "--port", str(self.port)],
-            cwd=self.workdir,
-            env=self.env(),
-            stdout=out,
-            stderr=err,
-            stdin=subprocess.DEVNULL,
-        )
-        deadline = t0 + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"server exited: {self.stderr()[-3000:]}")
-            try:
-                if httpx.get(self.url + "/readyz", timeout=1.0).status_code == 200:
-                    self.started_s = time.monotonic() - t0
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.05)
-        else:
-            raise AssertionError(f"not ready in {timeout} s: {self.stderr()[-3000:]}")
-        for line in self.stdout().splitlines():
-            m = re.match(r"\s+(admin|operator)\s+(\S+)\s+(gfk_\S+)$", line)
-            if m:
-                self.keys[m.group(2)] = m.group(3)
-        return self
-
-    def stdout(self) -> str:
-        return (self.workdir / f"stdout-{self.port}.txt").read_text()
-
-    def stderr(self) -> str:
-        return (self.workdir / f"stderr-{self.port}.txt").read_text()
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-
-    def kill9(self) -> None:
-        assert self.proc is not None
-        os.kill(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(10)
-
-    def h(self, who: str) -> dict[str, str]:
-        return {"X-API-Key": self.keys[who]}
 
 
 @pytest.fixture(scope="module")
@@ -425,7 +336,7 @@ def test_kill_9_mid_load_loses_no_answered_check(
             store.close()
         missing = set(answered) - recorded
         assert not missing, f"{len(missing)} answered checks are not in the audit log"
-        srv.port = _free_port()
+        srv.port = free_port()
         srv.start()
         assert httpx.get(srv.url + "/readyz").json()["zone_set_version"] == 2
         some = answered[-1]
