@@ -116,6 +116,9 @@ REASONS = (
 
 _CANDIDATES = 4  # fenced boxes weighed for p_inside
 _SIGMAS = 5.0  # boxes farther than tolerance + 5 sigma have p < 1e-6
+_MITRE_LIMIT = 5.0  # buffered corners reach at most this many tolerances out
+_RECT_SLACK_M = 0.05  # a rectangle's frame lies within this of the box itself
+_P_SLACK = 1e-3  # above the numeric error of p_inside (1e-5 for other shapes)
 
 
 # --------------------------------------------------------------------------- inputs
@@ -748,7 +751,9 @@ def _build_tables(index: ZoneIndex, tolerance: float) -> _Tables:
     others = np.flatnonzero(fenced & np.isnan(rect[:, 0]))
     poly_of = np.full(len(zs), -1, np.int64)
     poly_of[others] = np.arange(len(others))
-    buffered = shapely.buffer(zs.geometry_m[others], tolerance, join_style="mitre")
+    buffered = shapely.buffer(
+        zs.geometry_m[others], tolerance, join_style="mitre", mitre_limit=_MITRE_LIMIT
+    )
     framed, pframe = _frames(buffered)
     if len(others):
         pvx, pvy, pring, pzone = _flatten(framed)
@@ -1259,6 +1264,25 @@ def _decide(
             z = cand_pos[0, c]
             if z < 0:
                 break
+            forbid = _forbidden(
+                t, heading[i], active_from[z], active_to[z], open_any[z], zheading[z], heading_tol
+            )
+            if forbid == 0:
+                ok_dist = min(ok_dist, cand_dist[0, c])
+            # a box this far cannot beat the best so far: skip its exact p (an upper
+            # bound from its distance; the search returns the nearest box first)
+            bar = ok_p if forbid == 0 else best_p
+            if bar > _P_SLACK and beacon_zone[i] != z:
+                if rect[z, 0] == rect[z, 0]:
+                    # the widened rectangle is convex: p <= P(beyond a half-plane)
+                    gap = cand_dist[0, c] - tol - _RECT_SLACK_M
+                    cap = 0.5 * math.erfc(gap * 0.7071067811865476 / s) if gap > 0.0 else 1.0
+                else:
+                    # any shape within mitre_limit * tol of the box: P(|error| > gap)
+                    gap = cand_dist[0, c] - _MITRE_LIMIT * tol
+                    cap = math.exp(-0.5 * (gap / s) ** 2) if gap > 0.0 else 1.0
+                if cap + _P_SLACK < bar:
+                    continue
             if rect[z, 0] == rect[z, 0]:
                 p = _rect_p(x[i], y[i], s, rect, z, tol)
             else:
@@ -1275,18 +1299,13 @@ def _decide(
                 z, z, x[i], y[i], near_radius, inv_perm, mx, my, rs, zrs
             ):
                 p = max(p, beacon_p)
-            forbid = _forbidden(
-                t, heading[i], active_from[z], active_to[z], open_any[z], zheading[z], heading_tol
-            )
             if p > best_p:
                 best_p = p
                 best = z
                 best_forbid = forbid
-            if forbid == 0:
-                if p > ok_p:
-                    ok_p = p
-                    ok = z
-                ok_dist = min(ok_dist, cand_dist[0, c])
+            if forbid == 0 and p > ok_p:
+                ok_p = p
+                ok = z
         beacon = False
         bz = beacon_zone[i]
         if bz >= 0 and bz_hit(bz, bz, x[i], y[i], near_radius, inv_perm, mx, my, rs, zrs):
