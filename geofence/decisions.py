@@ -802,6 +802,42 @@ def _open_masks(index: ZoneIndex, t: _Tables, operator: str | None) -> tuple[np.
     return masks
 
 
+_SERVICE_CELL_DEG = 0.0025  # service-area map cell (~250 m; the index's tiles are 0.01)
+_SERVICE_EDGE_FRAC = 1e-4  # fixes this close to a cell's side (a share of it) test exactly
+_SVC_OUT, _SVC_IN, _SVC_EDGE = 0, 1, 2
+_NO_SERVICE_MAP = (0.0, 0.0, 1.0, 0, 0, np.zeros(1, np.int8))
+
+
+@functools.lru_cache(maxsize=8)
+def _service_map(service: ZoneIndex) -> tuple[float, float, float, int, int, np.ndarray]:
+    """A lon/lat cell map of the service area, so that most fixes skip its exact test.
+
+    Returns ``(x0, y0, 1 / cell, nx, ny, state)``: cell ``(a, b)``, at column
+    ``a = floor((lon - x0) / cell)`` and row ``b``, is ``_SVC_IN`` when one piece of the
+    service index contains the cell shrunk by half ``_SERVICE_EDGE_FRAC`` of its side,
+    ``_SVC_OUT`` when no piece meets the shrunk cell, and ``_SVC_EDGE`` otherwise. The
+    kernel locates fixes in edge cells, and those within ``_SERVICE_EDGE_FRAC`` of a
+    cell's side, in the service index itself; every other fix lies well inside or
+    outside every piece, where the index's even-odd test cannot err. Points off the
+    map (two cells around the pieces) are outside.
+    """
+    geoms = service.zone_set.geometry
+    minx, miny, maxx, maxy = shapely.total_bounds(geoms)
+    cell = _SERVICE_CELL_DEG
+    x0 = (math.floor(minx / cell) - 2) * cell  # cells line up with the index's tiles
+    y0 = (math.floor(miny / cell) - 2) * cell
+    nx = int((maxx - x0) // cell) + 3
+    ny = int((maxy - y0) // cell) + 3
+    gx, gy = (a.ravel() for a in np.meshgrid(x0 + cell * np.arange(nx), y0 + cell * np.arange(ny)))
+    m = 0.5 * _SERVICE_EDGE_FRAC * cell
+    cells = shapely.box(gx + m, gy + m, gx + cell - m, gy + cell - m)
+    tree = shapely.STRtree(geoms)
+    state = np.full(nx * ny, _SVC_OUT, np.int8)
+    state[np.unique(tree.query(cells, predicate="intersects")[0])] = _SVC_EDGE
+    state[np.unique(tree.query(cells, predicate="within")[0])] = _SVC_IN
+    return x0, y0, 1.0 / cell, nx, ny, state
+
+
 # --------------------------------------------------------------------------- kernels
 _jit = nb.njit(cache=True, nogil=True)
 _jit_inline = nb.njit(cache=True, nogil=True, inline="always")
@@ -1139,6 +1175,7 @@ def _decide(
     stale,
     sg,
     has_service,
+    smap,
     ended_at,
     heading,
     beacon_zone,
@@ -1223,6 +1260,7 @@ def _decide(
         sg[_kernels.G_ZONE_RING_START],
     )
     bx0, by0, bcell, bnx, bny, bstart, bzone = bgrid
+    sx0, sy0, sinv, snx, sny, sstate = smap
     cand_pos = np.empty((1, 4), np.int64)
     cand_dist = np.empty((1, 4))
     qbox = np.empty(4)
@@ -1331,13 +1369,29 @@ def _decide(
             reasons |= R_NO_PARKING
         in_service = True
         if has_service:
-            in_service = (
-                _kernels.locate_one(
-                    lon[i], lat[i], s_levels, s_lmr, s_inv, s_table, s_shift, s_erank, s_ebox,
-                    s_ezone, s_vxy, s_rs, s_zrs,
-                )
-                >= 0
-            )  # fmt: skip
+            # the service map's cell, then the exact test for fixes on its edge cells
+            sa = (lon[i] - sx0) * sinv
+            sb = (lat[i] - sy0) * sinv
+            state = _SVC_OUT  # off the map, or not finite: outside (as locate_one)
+            if 0.0 <= sa < snx and 0.0 <= sb < sny:
+                ia = np.int64(sa)
+                ib = np.int64(sb)
+                fa = sa - ia
+                fb = sb - ib
+                state = _SVC_EDGE  # near a cell's side
+                if _SERVICE_EDGE_FRAC <= fa <= 1.0 - _SERVICE_EDGE_FRAC:
+                    if _SERVICE_EDGE_FRAC <= fb <= 1.0 - _SERVICE_EDGE_FRAC:
+                        state = sstate[ib * snx + ia]
+            if state == _SVC_EDGE:
+                in_service = (
+                    _kernels.locate_one(
+                        lon[i], lat[i], s_levels, s_lmr, s_inv, s_table, s_shift, s_erank,
+                        s_ebox, s_ezone, s_vxy, s_rs, s_zrs,
+                    )
+                    >= 0
+                )  # fmt: skip
+            else:
+                in_service = state == _SVC_IN
         if not in_service:
             outcome = REJECT
             reasons |= R_SERVICE
@@ -1747,7 +1801,11 @@ def _static_args(
     zs = index.zone_set
     service = index.service_index
     open_any, open_fenced = _open_masks(index, t, operator)
-    head = (index._gtuple if service is None else service._gtuple, service is not None)
+    head = (
+        (index._gtuple, False, _NO_SERVICE_MAP)
+        if service is None
+        else (service._gtuple, True, _service_map(service))
+    )
     tail = (
         zs.kind,
         zs.heading_deg,
