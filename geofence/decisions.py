@@ -929,11 +929,15 @@ def _fuse(lon, lat, acc, at, nfix, ended_at, default_acc, max_age, max_skew, chi
         # coordinate-wise median of the usable fixes
         ex = _masked_median(dx, keep, n, tmp)
         ey = _masked_median(dy, keep, n, tmp)
-        spread = 0.0
+        # the farthest fix from the median (squares compared: one hypot, not n)
+        far = 0
+        far2 = -1.0
         for j in range(n):
-            d = math.hypot(dx[j] - ex, dy[j] - ey)
-            if d > spread:
-                spread = d
+            d2 = (dx[j] - ex) ** 2 + (dy[j] - ey) ** 2
+            if d2 > far2:
+                far2 = d2
+                far = j
+        spread = math.hypot(dx[far] - ex, dy[far] - ey)
         for j in range(n):
             usable[j] = keep[j]
         for _ in range(2):
@@ -1457,8 +1461,9 @@ def _decide(
             z = near_pos[i, c]
             if z >= 0:
                 _, bx, by = _kernels.zone_closest(inv_perm[z], x[i], y[i], mx, my, rs, zrs)
-                grid = math.degrees(math.atan2(bx - x[i], by - y[i]))
-                near_bearing[i, c] = (grid + gamma) % 360.0
+                bearing = math.degrees(math.atan2(bx - x[i], by - y[i])) + gamma
+                # % 360.0 for this range (-270, 270), without numba's call to fmod
+                near_bearing[i, c] = bearing + 0.0 if bearing >= 0.0 else bearing + 360.0
 
 
 _SPATIAL_ORDER_MIN = 64  # smaller batches are decided in their own order
