@@ -803,6 +803,7 @@ def _open_masks(index: ZoneIndex, t: _Tables, operator: str | None) -> tuple[np.
 
 
 _SERVICE_CELL_DEG = 0.0025  # service-area map cell (~250 m; the index's tiles are 0.01)
+_SERVICE_MAP_CELLS = 1 << 20  # at most this many cells (1 MiB); coarser for larger areas
 _SERVICE_EDGE_FRAC = 1e-4  # fixes this close to a cell's side (a share of it) test exactly
 _SVC_OUT, _SVC_IN, _SVC_EDGE = 0, 1, 2
 _NO_SERVICE_MAP = (0.0, 0.0, 1.0, 0, 0, np.zeros(1, np.int8))
@@ -819,12 +820,16 @@ def _service_map(service: ZoneIndex) -> tuple[float, float, float, int, int, np.
     kernel locates fixes in edge cells, and those within ``_SERVICE_EDGE_FRAC`` of a
     cell's side, in the service index itself; every other fix lies well inside or
     outside every piece, where the index's even-odd test cannot err. Points off the
-    map (two cells around the pieces) are outside.
+    map (two cells around the pieces) are outside. Cells are coarser where the area
+    would need more than ``_SERVICE_MAP_CELLS`` of them (above 6 square degrees; no
+    cell then fits in one tile, and the map only settles the fixes outside).
     """
     geoms = service.zone_set.geometry
+    if len(geoms) == 0:
+        return _NO_SERVICE_MAP  # no piece: every fix is off the map, outside
     minx, miny, maxx, maxy = shapely.total_bounds(geoms)
-    cell = _SERVICE_CELL_DEG
-    x0 = (math.floor(minx / cell) - 2) * cell  # cells line up with the index's tiles
+    cell = max(_SERVICE_CELL_DEG, math.sqrt((maxx - minx) * (maxy - miny) / _SERVICE_MAP_CELLS))
+    x0 = (math.floor(minx / cell) - 2) * cell  # 0.0025: cells line up with the tiles
     y0 = (math.floor(miny / cell) - 2) * cell
     nx = int((maxx - x0) // cell) + 3
     ny = int((maxy - y0) // cell) + 3

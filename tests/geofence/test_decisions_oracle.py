@@ -217,3 +217,20 @@ def test_service_map_near_tile_corners(zhuhai, lon, lat):
     xs = [np.nextafter(corner[0][0], s) for s in (-np.inf, np.inf)] + [corner[0][0], lon]
     ys = [np.nextafter(corner[0][1], s) for s in (-np.inf, np.inf)] + [corner[0][1], lat]
     _assert_service_test_exact(zhuhai, [x for x in xs for _ in ys], [y for _ in xs for y in ys])
+
+
+def test_coarse_service_map_decides_like_the_service_index(zhuhai, monkeypatch):
+    """A service area too large for the finest cells gets coarser ones, off the index's
+    tile lines (none inside one tile piece: edge or outside): the answers stay the index's."""
+    monkeypatch.setattr(D, "_SERVICE_MAP_CELLS", 5000)
+    D._service_map.cache_clear()
+    try:
+        x0, y0, inv, nx, ny, state = D._service_map(zhuhai.service_index)
+        assert 1.0 / inv > D._SERVICE_CELL_DEG and nx * ny < 6000
+        assert {0, 2} <= set(np.unique(state).tolist())
+        rng = np.random.default_rng(4)
+        lon = rng.uniform(x0 - 0.1, x0 + (nx + 5) / inv, 20_000)
+        lat = rng.uniform(y0 - 0.1, y0 + (ny + 5) / inv, 20_000)
+        _assert_service_test_exact(zhuhai, lon, lat)
+    finally:
+        D._service_map.cache_clear()
