@@ -4,6 +4,7 @@
   (the kernel falls back to it when the grid is switched off), on the bundled
   Zhuhai zones and the decision benchmark's kind of trips;
 - the single-check path of ``decide`` against ``decide_many`` (the batch path);
+- the service-area map (most fixes skip the exact test) against the service index;
 - the allocation-free median against ``np.median``.
 """
 
@@ -160,3 +161,76 @@ def test_masked_median_equals_numpy(values):
     keep[::3] = len(v) < 3  # drop some (never all)
     got = D._masked_median(v, keep, len(v), np.empty(len(v)))
     assert np.float64(got).tobytes() == np.float64(np.median(v[keep])).tobytes()
+
+
+def _one_fix_batch(lon, lat):
+    n = len(lon)
+    col = np.asarray
+    return geofence.CheckBatch(
+        lon=col(lon, np.float64).reshape(n, 1),
+        lat=col(lat, np.float64).reshape(n, 1),
+        accuracy_m=np.full((n, 1), 3.0),
+        at=np.full((n, 1), T),
+        n_fixes=np.ones(n, np.int64),
+        ended_at=np.full(n, T),
+        heading_deg=np.full(n, np.nan),
+        beacon_zone=np.full(n, -1, np.int64),
+        operator="meituan",
+    )
+
+
+def _assert_service_test_exact(index, lon, lat):
+    d = D.decide_arrays(index, _one_fix_batch(lon, lat), Policy(), T)
+    assert d.lon.tobytes() == np.asarray(lon, np.float64).tobytes()  # one fix: itself
+    outside = (d.reasons & D.R_SERVICE) != 0
+    np.testing.assert_array_equal(outside, ~index.in_service_area(d.lon, d.lat))
+
+
+def test_service_map_decides_like_the_service_index(zhuhai):
+    """Fixes in the map's inside and outside cells skip the exact test: on cell and tile
+    sides and corners, along the coast and at random, the answer is the index's."""
+    x0, y0, inv, nx, ny, state = D._service_map(zhuhai.service_index)
+    assert {0, 1, 2} <= set(np.unique(state).tolist())  # every kind of cell occurs
+    rng = np.random.default_rng(3)
+    cell = 1.0 / inv
+    # corners and sides of the cells (the index's 0.01-degree tiles among them)
+    a = rng.integers(0, nx, 4000)
+    b = rng.integers(0, ny, 4000)
+    frac = rng.choice([0.0, 1e-12, 5e-5, 1e-4, 0.5, 1 - 1e-4, 1 - 1e-12], (2, 4000))
+    lon = x0 + (a + frac[0]) * cell
+    lat = y0 + (b + frac[1]) * cell
+    # points along the coast (in edge cells) and at random over the map and beyond
+    edge = np.flatnonzero(state == 2)
+    e = rng.choice(edge, 4000)
+    lon = np.concatenate([lon, x0 + (e % nx + rng.random(4000)) * cell])
+    lat = np.concatenate([lat, y0 + (e // nx + rng.random(4000)) * cell])
+    lon = np.concatenate([lon, rng.uniform(x0 - 0.1, x0 + (nx + 5) * cell, 8000)])
+    lat = np.concatenate([lat, rng.uniform(y0 - 0.1, y0 + (ny + 5) * cell, 8000)])
+    _assert_service_test_exact(zhuhai, lon, lat)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.floats(113.0, 114.7), st.floats(21.6, 22.7))
+def test_service_map_near_tile_corners(zhuhai, lon, lat):
+    """A fix, and the nearest tile corner of the service index and its neighbours 1 ulp away."""
+    corner = [(round(lon, 2), round(lat, 2))]
+    xs = [np.nextafter(corner[0][0], s) for s in (-np.inf, np.inf)] + [corner[0][0], lon]
+    ys = [np.nextafter(corner[0][1], s) for s in (-np.inf, np.inf)] + [corner[0][1], lat]
+    _assert_service_test_exact(zhuhai, [x for x in xs for _ in ys], [y for _ in xs for y in ys])
+
+
+def test_coarse_service_map_decides_like_the_service_index(zhuhai, monkeypatch):
+    """A service area too large for the finest cells gets coarser ones, off the index's
+    tile lines (none inside one tile piece: edge or outside): the answers stay the index's."""
+    monkeypatch.setattr(D, "_SERVICE_MAP_CELLS", 5000)
+    D._service_map.cache_clear()
+    try:
+        x0, y0, inv, nx, ny, state = D._service_map(zhuhai.service_index)
+        assert 1.0 / inv > D._SERVICE_CELL_DEG and nx * ny < 6000
+        assert {0, 2} <= set(np.unique(state).tolist())
+        rng = np.random.default_rng(4)
+        lon = rng.uniform(x0 - 0.1, x0 + (nx + 5) / inv, 20_000)
+        lat = rng.uniform(y0 - 0.1, y0 + (ny + 5) / inv, 20_000)
+        _assert_service_test_exact(zhuhai, lon, lat)
+    finally:
+        D._service_map.cache_clear()
