@@ -36,7 +36,8 @@ from api.models import (
 )
 from api.responses import JSONResponse, dumps
 from api.routes import ready_state
-from api.service import audit_row, decided_now, new_id
+from api.service import audit_values, decided_now, ended_at_utc, new_id
+from api.storage import china_day
 
 __all__ = ["router"]
 
@@ -169,7 +170,7 @@ async def post_check(request: Request) -> Response:
     body, decision, district = _decide_one(st, raw, who.operator)
     check_id = decision["check_id"]
     payload = dumps(decision)  # once: the response and the audit row
-    row = audit_row(
+    row = audit_values(
         check_id=check_id,
         operator=who.operator,
         body=body,
@@ -192,7 +193,7 @@ async def post_check(request: Request) -> Response:
 
 def _decide_batch(
     st: Any, raw: bytes, op: str, key: str | None
-) -> tuple[list[dict[str, Any]], bytes, Counter[str]]:
+) -> tuple[list[tuple[Any, ...]], bytes, Counter[str]]:
     """Parse, validate and decide a batch (in a worker thread): rows, response, outcomes.
 
     The fast path reads the bodies with orjson straight into one
@@ -226,21 +227,33 @@ def _decide_batch(
     rows_n = np.arange(n)
     districts = st.districts.of_points(batch.lon[rows_n, last], batch.lat[rows_n, last])
     batch_id = new_id("b_")
+    decisions = list(map(orjson.dumps, dicts))  # once: the rows and the response
+    version, policy = decided.index.zone_set.version, decided.policy.id
+    day = china_day(decided_at)
+    dumps_body = orjson.dumps
     rows = [
-        audit_row(
-            check_id=ids[i],
-            operator=op,
-            body=bodies[i],
-            body_json=orjson.dumps(bodies[i]).decode(),
-            decision=dicts[i],
-            idempotency_key=None if key is None else f"{key}/{i}",
-            batch_id=batch_id,
-            district=None if dicts[i]["zone"] else districts[i],
-            decided_at=decided_at,
+        (
+            ids[i],
+            op,
+            b["trip_id"],
+            b["bike_id"],
+            None if key is None else f"{key}/{i}",
+            batch_id,
+            dumps_body(b).decode(),
+            decisions[i].decode(),
+            d["outcome"],
+            None if zone is None else zone["id"],
+            districts[i] if zone is None else zone["district"] or None,
+            version,
+            policy,
+            ended_at_utc(b["ended_at"]),
+            decided_at,
+            day,
         )
-        for i in range(n)
+        for i, (b, d) in enumerate(zip(bodies, dicts, strict=True))
+        for zone in (d["zone"],)
     ]
-    payload = orjson.dumps({"results": dicts}, option=orjson.OPT_SERIALIZE_NUMPY)
+    payload = b'{"results":[' + b",".join(decisions) + b"]}"
     return rows, payload, Counter(d["outcome"] for d in dicts)
 
 
@@ -257,7 +270,7 @@ def _batch_problem(exc: geofence.CheckError, n_parsed: int) -> Problem:
 
 def _decide_batch_slow(
     st: Any, raw: bytes, op: str, key: str | None
-) -> tuple[list[dict[str, Any]], bytes, Counter[str]]:
+) -> tuple[list[tuple[Any, ...]], bytes, Counter[str]]:
     """The batch through the request schema and a :class:`geofence.Check` per body."""
     try:
         batch = batch_adapter.validate_json(raw)
@@ -284,7 +297,7 @@ def _decide_batch_slow(
     dicts = [d.to_dict() for d in decisions]
     districts = st.districts
     rows = [
-        audit_row(
+        audit_values(
             check_id=ids[i],
             operator=op,
             body=bodies[i],
