@@ -8,7 +8,9 @@ body is refused (422). A batch is decided and recorded all or none.
 
 from __future__ import annotations
 
+import gc
 import re
+import threading
 from collections import Counter
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -191,7 +193,48 @@ async def post_check(request: Request) -> Response:
     return JSONResponse(payload, headers={"Location": f"/v1/checks/{check_id}"})
 
 
+class _GCPause:
+    """The cyclic garbage collector off while a batch builds its objects (re-entrant
+    across threads: on again when the last batch in progress leaves).
+
+    Parsing a 10,000-check body makes millions of objects, none in a cycle; with the
+    collector on, they trigger hundreds of collections, full ones among them (the
+    index is frozen out of its count, so the young objects soon outnumber the rest),
+    each walking every object parsed so far: measured 15 % of a 50-fix batch's CPU.
+    They are freed by reference counting as usual.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._depth = 0
+        self._resume = False
+
+    def __enter__(self) -> None:
+        with self._lock:
+            if self._depth == 0:
+                self._resume = gc.isenabled()
+                gc.disable()
+            self._depth += 1
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            self._depth -= 1
+            if self._depth == 0 and self._resume:
+                gc.enable()
+
+
+_gc_paused = _GCPause()
+
+
 def _decide_batch(
+    st: Any, raw: bytes, op: str, key: str | None
+) -> tuple[list[tuple[Any, ...]], bytes, Counter[str]]:
+    """:func:`_decide_batch_now` with the garbage collector paused."""
+    with _gc_paused:
+        return _decide_batch_now(st, raw, op, key)
+
+
+def _decide_batch_now(
     st: Any, raw: bytes, op: str, key: str | None
 ) -> tuple[list[tuple[Any, ...]], bytes, Counter[str]]:
     """Parse, validate and decide a batch (in a worker thread): rows, response, outcomes.
