@@ -186,7 +186,8 @@ class Active:
 
 
 def warm(index: ZoneIndex, policy: Any) -> None:
-    """One locate, nearest and decide call so the compiled kernels are loaded."""
+    """One locate, nearest and decide call (and one batch read) so the compiled kernels
+    are loaded."""
     zs = index.zone_set
     if not len(zs):
         return
@@ -204,6 +205,9 @@ def warm(index: ZoneIndex, policy: Any) -> None:
     now = time.time()
     geofence.decide(index, check, policy, now)
     geofence.decide_many(index, [check, check], policy, now)
+    from api import columns
+
+    columns.scan_batch(orjson.dumps({"checks": [body]}), None, 1)  # the batch reader
 
 
 def make_index(zone_set: ZoneSet) -> ZoneIndex:

@@ -91,7 +91,7 @@ async def _read_json(request: Request) -> bytes:
     return await request.body()
 
 
-async def _record(st: Any, rows: list[dict[str, Any]]) -> str:
+async def _record(st: Any, rows: list[tuple[Any, ...]]) -> str:
     try:
         return await st.writer.write(rows)
     except WriterClosed:
@@ -239,29 +239,40 @@ def _decide_batch_now(
 ) -> tuple[list[tuple[Any, ...]], bytes, Counter[str]]:
     """Parse, validate and decide a batch (in a worker thread): rows, response, outcomes.
 
-    The fast path reads the bodies with orjson straight into one
-    :class:`geofence.CheckBatch` and decides it with one call of
-    :func:`geofence.decide_arrays`; a batch it does not plainly accept (or one over the
+    The fast paths read the body straight into one :class:`geofence.CheckBatch` and
+    decide it with one call of :func:`geofence.decide_arrays`: a compiled reader of the
+    bytes (:func:`api.columns.scan_batch`, the plain form clients send; each check's
+    JSON text is then kept as received), else orjson and
+    :func:`api.columns.check_batch`. A batch neither plainly accepts (or one over the
     limit) takes the schema's path, which words the errors.
     """
-    try:
-        doc = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        doc = None
-    bodies = doc.get("checks") if type(doc) is dict and len(doc) == 1 else None
-    batch = None
-    if type(bodies) is list and len(bodies) <= st.settings.batch_limit:
-        batch = columns.check_batch(bodies, op)
-    if batch is None:
-        return _decide_batch_slow(st, raw, op, key)
-    assert bodies is not None
+    texts: list[columns.Texts]
+    scanned = columns.scan_batch(raw, op, st.settings.batch_limit)
+    if scanned is not None:
+        batch, texts = scanned
+    else:
+        try:
+            doc = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            doc = None
+        bodies = doc.get("checks") if type(doc) is dict and len(doc) == 1 else None
+        parsed = None
+        if type(bodies) is list and len(bodies) <= st.settings.batch_limit:
+            parsed = columns.check_batch(bodies, op)
+        if parsed is None:
+            return _decide_batch_slow(st, raw, op, key)
+        assert bodies is not None
+        batch = parsed
+        texts = [
+            (b["trip_id"], b["bike_id"], b["ended_at"], orjson.dumps(b).decode()) for b in bodies
+        ]
     active = st.active
     now = decided_now()
     try:
         decided = geofence.decide_arrays(active.index, batch, active.policy, now)
     except geofence.CheckError as exc:
-        raise _batch_problem(exc, len(bodies)) from None
-    n = len(bodies)
+        raise _batch_problem(exc, len(texts)) from None
+    n = len(texts)
     ids = [new_id() for _ in range(n)]
     decided_at = datetime.fromtimestamp(now, UTC)
     stamp = decided_at.isoformat().replace("+00:00", "Z")
@@ -273,27 +284,26 @@ def _decide_batch_now(
     decisions = list(map(orjson.dumps, dicts))  # once: the rows and the response
     version, policy = decided.index.zone_set.version, decided.policy.id
     day = china_day(decided_at)
-    dumps_body = orjson.dumps
     rows = [
         (
             ids[i],
             op,
-            b["trip_id"],
-            b["bike_id"],
+            trip,
+            bike,
             None if key is None else f"{key}/{i}",
             batch_id,
-            dumps_body(b).decode(),
+            body_json,
             decisions[i].decode(),
             d["outcome"],
             None if zone is None else zone["id"],
             districts[i] if zone is None else zone["district"] or None,
             version,
             policy,
-            ended_at_utc(b["ended_at"]),
+            ended_at_utc(ended),
             decided_at,
             day,
         )
-        for i, (b, d) in enumerate(zip(bodies, dicts, strict=True))
+        for i, ((trip, bike, ended, body_json), d) in enumerate(zip(texts, dicts, strict=True))
         for zone in (d["zone"],)
     ]
     payload = b'{"results":[' + b",".join(decisions) + b"]}"

@@ -373,3 +373,35 @@ def test_stats_groups_and_in_box_rate(db: Store) -> None:
     ranged = db.stats("operator", since=t0 + timedelta(minutes=30), until=t0 + timedelta(hours=2))
     assert ranged["total"]["checks"] == 2
     assert db.stats("zone", since=t0 + timedelta(days=9))["total"]["in_box_rate"] is None
+
+
+def test_writer_tuples_store_what_sqlalchemy_stores(db: Store) -> None:
+    """A row written by the audit writer (a tuple, the driver's executemany) reads back
+    exactly as the same row inserted through SQLAlchemy (timestamps included)."""
+    from api.audit import COLUMNS
+
+    odd = datetime(1, 1, 1, 0, 0, 0, 5, tzinfo=UTC)  # a year below 1000, microseconds
+    rows = [_row(1), _row(2, ended_at=odd), _row(3, ended_at=None, district=None)]
+    twins = [dict(r, check_id=r["check_id"] + "t") for r in rows]
+
+    async def main() -> str:
+        w = AuditWriter(_url(db))
+        try:
+            return await w.write([tuple(r[c] for c in COLUMNS) for r in twins])
+        finally:
+            await w.aclose()
+
+    with db.engine.begin() as c:
+        db.insert_checks(c, rows)
+    assert asyncio.run(main()) == COMMITTED
+    with db.engine.connect() as c:
+        raw = {
+            r[0]: r[1:] for r in c.exec_driver_sql(f"SELECT {', '.join(COLUMNS)} FROM checks").all()
+        }
+    for r in rows:
+        assert raw[r["check_id"] + "t"] == raw[r["check_id"]]
+        rec, twin = db.get_check(r["check_id"]), db.get_check(r["check_id"] + "t")
+        assert rec is not None and twin is not None
+        assert {k: v for k, v in twin.items() if k != "check_id"} == {
+            k: v for k, v in rec.items() if k != "check_id"
+        }
