@@ -27,7 +27,7 @@ import geofence
 from api import _jsonscan
 from api.models import MAX_FIXES
 
-__all__ = ["check_batch", "decision_dicts", "parse_time_cached", "scan_batch"]
+__all__ = ["check_batch", "decision_dicts", "parse_time_cached", "rounded", "scan_batch"]
 
 _BODY_KEYS = frozenset(
     ("trip_id", "bike_id", "vehicle_type", "ended_at", "fixes", "heading_deg", "beacons")
@@ -351,6 +351,30 @@ def scan_batch(
     return None if batch is None else (batch, texts)
 
 
+def rounded(a: np.ndarray, ndigits: int) -> list[Any]:
+    """``[round(x, ndigits) for x in a.tolist()]`` (same floats, bit for bit), vectorized.
+
+    ``round`` rounds the exact binary value to a decimal, half to even, and answers the
+    double nearest to that decimal. Here ``t = x * 10**ndigits`` in floating point: where
+    ``|t| < 1e9`` its error is under 2**-23, so wherever ``t`` is more than 1e-6 from a
+    half-integer, ``rint(t)`` is the decimal's integer ``k`` and ``k / 10**ndigits`` (one
+    correctly rounded division of exact operands) that nearest double. The others (near a
+    half, large, NaN) go through ``round`` itself.
+    """
+    a = np.asarray(a, np.float64).ravel()
+    if len(a) < 16:  # a few: round itself costs less than the array operations
+        return [round(x, ndigits) for x in a.tolist()]
+    scale = 10.0**ndigits
+    t = a * scale
+    with np.errstate(invalid="ignore"):
+        safe = (np.abs(t) < 1e9) & (np.abs(t - np.floor(t) - 0.5) > 1e-6)
+    out = (np.rint(t) / scale).tolist()
+    if not safe.all():
+        for i in np.flatnonzero(~safe).tolist():
+            out[i] = round(float(a[i]), ndigits)
+    return out
+
+
 def decision_dicts(
     decided: geofence.DecisionBatch, check_ids: Sequence[str], decided_at: str
 ) -> list[dict[str, Any]]:
@@ -364,10 +388,14 @@ def decision_dicts(
     zone_of: dict[int, dict[str, Any]] = {}
     id_of: dict[int, str] = {}
     reasons_of: dict[int, list[str]] = {}
+    k = decided.nearest_pos.shape[1] if decided.nearest_pos.ndim == 2 else 0
+    n = len(check_ids)
+    near_d = rounded(decided.nearest_dist, 2)
+    near_b = rounded(decided.nearest_bearing, 1)
     near = zip(
         decided.nearest_pos.tolist(),
-        decided.nearest_dist.tolist(),
-        decided.nearest_bearing.tolist(),
+        [near_d[i * k : (i + 1) * k] for i in range(n)],
+        [near_b[i * k : (i + 1) * k] for i in range(n)],
         strict=True,
     )
     out = []
@@ -376,11 +404,11 @@ def decision_dicts(
         decided.outcome.tolist(),
         decided.reasons.tolist(),
         decided.zone.tolist(),
-        decided.p_inside.tolist(),
-        decided.distance_m.tolist(),
-        decided.lon.tolist(),
-        decided.lat.tolist(),
-        decided.accuracy_m.tolist(),
+        rounded(decided.p_inside, 4),
+        rounded(decided.distance_m, 2),
+        rounded(decided.lon, 7),
+        rounded(decided.lat, 7),
+        rounded(decided.accuracy_m, 2),
         near,
         strict=True,
     ):
@@ -402,9 +430,7 @@ def decision_dicts(
                 name = id_of.get(q)
                 if name is None:
                     name = id_of[q] = str(zs.ids[q])
-                nearest.append(
-                    {"zone_id": name, "distance_m": round(d, 2), "bearing_deg": round(b, 1)}
-                )
+                nearest.append({"zone_id": name, "distance_m": d, "bearing_deg": b})
         reasons = reasons_of.get(bits)
         if reasons is None:
             reasons = reasons_of[bits] = [r for k, r in enumerate(reason_names) if bits >> k & 1]
@@ -412,19 +438,15 @@ def decision_dicts(
             {
                 "outcome": outcomes[o],
                 "zone": zone,
-                "p_inside": round(p, 4),
-                "distance_m": None if math.isnan(dist) else round(dist, 2),
+                "p_inside": p,
+                "distance_m": None if math.isnan(dist) else dist,
                 "nearest": nearest,
                 "reasons": list(reasons),
                 "zone_set_version": version,
                 "policy": policy,
                 "check_id": cid,
                 "decided_at": decided_at,
-                "position": {
-                    "lon": round(lon, 7),
-                    "lat": round(lat, 7),
-                    "accuracy_m": round(acc, 2),
-                },
+                "position": {"lon": lon, "lat": lat, "accuracy_m": acc},
             }
         )
     return out

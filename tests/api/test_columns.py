@@ -9,6 +9,7 @@ is left to the slow path, which words the error.
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import numpy as np
@@ -382,3 +383,21 @@ def test_a_batch_keeps_each_checks_json_as_received(client, keys, make_body) -> 
         rec = client.get(f"/v1/checks/{d['check_id']}", headers=h).json()
         assert rec["request"] == b
         assert (rec["trip_id"], rec["bike_id"]) == (b["trip_id"], b["bike_id"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    xs=st.lists(
+        st.floats(allow_infinity=True, allow_nan=True)
+        | st.floats(-400, 400)
+        | st.integers(-(10**9), 10**9).map(lambda i: i / 200 + 0.005)  # near halves
+        | st.sampled_from([0.125, 2.675, 1.005, -0.0, 0.5e-7, 113.50000005, 1e300]),
+        max_size=30,
+    ),
+    ndigits=st.sampled_from([1, 2, 4, 7]),
+)
+def test_rounded_is_round_bit_for_bit(xs: list[float], ndigits: int) -> None:
+    got = columns.rounded(np.array(xs, np.float64), ndigits)
+    want = [round(x, ndigits) for x in xs]
+    assert orjson.dumps(got) == orjson.dumps(want)
+    assert [math.copysign(1, g) for g in got] == [math.copysign(1, w) for w in want]
