@@ -38,6 +38,7 @@ __all__ = [
     "ended_at_utc",
     "load_zone_set",
     "new_id",
+    "new_ids",
     "parse_time",
     "policy_from",
     "policy_params",
@@ -62,6 +63,24 @@ def new_id(prefix: str = "c_") -> str:
         out.append(_CROCKFORD[n & 31])
         n >>= 5
     return prefix + "".join(reversed(out))
+
+
+_CROCKFORD_BYTES = np.frombuffer(_CROCKFORD.encode(), np.uint8)
+_BIT_WEIGHTS = np.array([16, 8, 4, 2, 1], np.uint8)
+
+
+def new_ids(n: int, prefix: str = "c_") -> list[str]:
+    """``[new_id(prefix) for _ in range(n)]``, vectorized (one millisecond for all)."""
+    if n <= 0:
+        return []
+    raw = np.empty((n, 16), np.uint8)
+    ms = time.time_ns() // 1_000_000
+    raw[:, :6] = np.frombuffer(ms.to_bytes(6, "big"), np.uint8)
+    raw[:, 6:] = np.frombuffer(_ID_RANDOM.randbytes(10 * n), np.uint8).reshape(n, 10)
+    bits = np.zeros((n, 130), np.uint8)  # 26 characters of 5 bits; the top 2 are 0
+    bits[:, 2:] = np.unpackbits(raw, axis=1)
+    chars = _CROCKFORD_BYTES[bits.reshape(n, 26, 5) @ _BIT_WEIGHTS]
+    return [prefix + s for s in chars.view("S26").ravel().astype("U26").tolist()]
 
 
 def decided_now() -> float:

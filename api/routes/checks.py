@@ -38,7 +38,7 @@ from api.models import (
 )
 from api.responses import JSONResponse, dumps
 from api.routes import ready_state
-from api.service import audit_values, decided_now, ended_at_utc, new_id
+from api.service import audit_values, decided_now, ended_at_utc, new_id, new_ids
 from api.storage import china_day
 
 __all__ = ["router"]
@@ -273,7 +273,7 @@ def _decide_batch_now(
     except geofence.CheckError as exc:
         raise _batch_problem(exc, len(texts)) from None
     n = len(texts)
-    ids = [new_id() for _ in range(n)]
+    ids = new_ids(n)
     decided_at = datetime.fromtimestamp(now, UTC)
     stamp = decided_at.isoformat().replace("+00:00", "Z")
     dicts = columns.decision_dicts(decided, ids, stamp)
@@ -343,7 +343,7 @@ def _decide_batch_slow(
             checks.append(geofence.Check.from_mapping(body, operator=op))
         active = st.active
         batch_id = new_id("b_")
-        ids = [new_id() for _ in checks]
+        ids = new_ids(len(checks))
         decisions = geofence.decide_many(active.index, checks, active.policy, decided_now(), ids)
     except geofence.CheckError as exc:
         raise _batch_problem(exc, len(checks)) from None

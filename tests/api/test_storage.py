@@ -405,3 +405,24 @@ def test_writer_tuples_store_what_sqlalchemy_stores(db: Store) -> None:
         assert {k: v for k, v in twin.items() if k != "check_id"} == {
             k: v for k, v in rec.items() if k != "check_id"
         }
+
+
+def test_new_ids_are_new_id_vectorized() -> None:
+    import re
+    import time
+
+    from api.service import _CROCKFORD, new_id, new_ids
+
+    def millisecond(i: str) -> int:
+        n = 0
+        for ch in i[2:]:
+            n = n * 32 + _CROCKFORD.index(ch)
+        return n >> 80
+
+    now = time.time_ns() // 1_000_000
+    one, many = new_id(), new_ids(5000)
+    assert len(set(many)) == 5000 and new_ids(0) == []
+    assert new_ids(2, "b_")[1].startswith("b_")
+    for i in (one, *many):
+        assert re.fullmatch(r"c_[0-9A-HJKMNP-TV-Z]{26}", i)
+        assert 0 <= millisecond(i) - now < 5000
