@@ -415,29 +415,40 @@ class _Child:
         """Insert ``rows`` in one transaction and commit, on the driver's connection
         (kept for the life of the process: no pool checkout and no SQLAlchemy layer per
         commit). After any error the transaction is rolled back; after an error other
-        than a constraint's, the connection is dropped and the next commit opens one."""
-        conn = self.conn
-        if conn is None:
-            conn = self.conn = self.engine.raw_connection()
-        try:
-            if rows:
-                cur = conn.cursor()
-                try:
-                    cur.executemany(self.sql, self.params(rows))
-                finally:
-                    cur.close()
-            conn.commit()
-        except BaseException as exc:
+        than a constraint's, the connection is dropped and the next commit opens one.
+
+        A kept connection that fails before the commit is sent (the database restarted
+        or failed over since the last commit) is replaced and the insert tried once more,
+        as the pool's pre-ping would have done; a failure of the commit itself is not
+        retried (it may have committed)."""
+        for retry in (False, True):
+            conn = self.conn
+            fresh = conn is None
+            if fresh:
+                conn = self.conn = self.engine.raw_connection()
+            committing = False
             try:
-                conn.rollback()
+                if rows:
+                    cur = conn.cursor()
+                    try:
+                        cur.executemany(self.sql, self.params(rows))
+                    finally:
+                        cur.close()
+                committing = True
+                conn.commit()
+                return
+            except Exception as exc:
                 keep = isinstance(exc, self.integrity_error)
-            except Exception:
-                keep = False
-            if not keep:
-                self.conn = None
-                with contextlib.suppress(Exception):
-                    conn.invalidate()
-            raise
+                try:
+                    conn.rollback()
+                except Exception:
+                    keep = False
+                if not keep:
+                    self.conn = None
+                    with contextlib.suppress(Exception):
+                        conn.invalidate()
+                if keep or fresh or committing or retry:
+                    raise
 
     def commit(self, units: list[tuple[int, Any]]) -> None:
         t0 = time.perf_counter()

@@ -426,3 +426,30 @@ def test_new_ids_are_new_id_vectorized() -> None:
     for i in (one, *many):
         assert re.fullmatch(r"c_[0-9A-HJKMNP-TV-Z]{26}", i)
         assert 0 <= millisecond(i) - now < 5000
+
+
+def test_the_writer_reconnects_after_the_database_dropped_its_connection(
+    new_database: Any,
+) -> None:
+    """PostgreSQL ended the writer's connection between two commits (a restart, a
+    failover): the next commit opens a new one and succeeds, as the pool's pre-ping did."""
+    db = Store.open(new_database("postgresql"))
+
+    async def main() -> list[str]:
+        w = AuditWriter(_url(db))
+        try:
+            first = await w.write([_row(1)])
+            with db.engine.begin() as c:
+                c.exec_driver_sql(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE pid <> pg_backend_pid() AND datname = current_database()"
+                )
+            return [first, await w.write([_row(2)]), await w.write([_row(3)])]
+        finally:
+            await w.aclose()
+
+    try:
+        assert asyncio.run(main()) == [COMMITTED] * 3
+        assert db.count_checks() == 3
+    finally:
+        db.close()
