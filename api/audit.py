@@ -87,6 +87,10 @@ COLUMNS: tuple[str, ...] = (
     "decided_day",
 )
 _TIMES = (COLUMNS.index("ended_at"), COLUMNS.index("decided_at"))
+_TEXT = (COLUMNS.index("body"), COLUMNS.index("decision"))
+#: text committed between checkpoints: with the pages each commit rewrites (the table's
+#: and the indexes'), about SQLite's automatic 1,000 pages of log (measured 2.5-5x)
+_CHECKPOINT_BYTES = 1 << 20
 
 
 class WriterClosed(RuntimeError):
@@ -337,6 +341,7 @@ class _Child:
         self.sqlite = dialect.name == "sqlite"
         self.integrity_error: type[Exception] = dialect.loaded_dbapi.IntegrityError
         self.conn: Any = None
+        self.logged = 0  # bytes of text committed since the last checkpoint
         self._stamps: dict[Any, str | None] = {}
         self.window_s = window_s
         self.max_rows = max_rows
@@ -411,6 +416,43 @@ class _Child:
             out = [(*r[:i], stamp(r[i]), stamp(r[j]), *r[j + 1 :]) for r in out]
         return out
 
+    def _connect(self) -> Any:
+        """The writer's connection; on SQLite without automatic checkpoints
+        (:meth:`checkpoint` runs them after the answers are sent)."""
+        conn = self.engine.raw_connection()
+        if self.sqlite:
+            cur = conn.cursor()
+            cur.execute("PRAGMA wal_autocheckpoint=0")
+            cur.close()
+        return conn
+
+    def checkpoint(self, force: bool = False) -> None:
+        """SQLite: copy the write-ahead log into the database once ``_CHECKPOINT_BYTES``
+        of rows were committed, when no unit is waiting (or at four times that).
+
+        SQLite otherwise checkpoints inside the commit that takes the log past 1,000
+        pages, and the requests waiting for that commit wait for the copy and the
+        database's fsync too (measured: ~20 % of the writer's CPU for 50-fix batches).
+        Here it runs after the answers are sent, on the same connection (so the next
+        transaction restarts the log as after an automatic checkpoint); the log is
+        durable (synchronous=FULL) whether or not it has been copied yet.
+        """
+        if not self.sqlite or self.conn is None:
+            return
+        if not force:
+            if self.logged < _CHECKPOINT_BYTES:
+                return
+            busy = not self.q.empty() or self.carry is not None
+            if busy and self.logged < 4 * _CHECKPOINT_BYTES:
+                return
+        self.logged = 0
+        try:
+            cur = self.conn.cursor()
+            cur.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            cur.close()
+        except Exception:  # the next commit finds out whether the connection is sound
+            logging.getLogger("geofence.audit").exception("checkpoint failed")
+
     def insert(self, rows: Sequence[Any]) -> None:
         """Insert ``rows`` in one transaction and commit, on the driver's connection
         (kept for the life of the process: no pool checkout and no SQLAlchemy layer per
@@ -425,7 +467,7 @@ class _Child:
             conn = self.conn
             fresh = conn is None
             if fresh:
-                conn = self.conn = self.engine.raw_connection()
+                conn = self.conn = self._connect()
             committing = False
             try:
                 if rows:
@@ -471,6 +513,15 @@ class _Child:
             logging.getLogger("geofence.audit").exception("commit failed (%d rows)", len(rows))
             answers = [(uid, f"{type(exc).__name__}: {exc}") for uid, _ in units]
         self.out.write(_frame((answers, (len(rows), len(units), time.perf_counter() - t0))))
+        if self.sqlite:
+            body, decision = _TEXT
+            self.logged += sum(
+                len(r[body]) + len(r[decision])
+                if type(r) is tuple
+                else len(r["body"]) + len(r["decision"])
+                for r in rows
+            )
+            self.checkpoint()
 
     def run(self) -> None:
         threading.Thread(target=self.read_loop, name="audit-reader", daemon=True).start()
@@ -482,6 +533,7 @@ class _Child:
         if self.carry is not None:
             self.commit([self.carry])
         if self.conn is not None:
+            self.checkpoint(force=True)
             self.conn.close()
         self.engine.dispose()
 
