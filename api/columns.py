@@ -21,11 +21,13 @@ from operator import itemgetter
 from typing import Any
 
 import numpy as np
+import orjson
 
 import geofence
+from api import _jsonscan
 from api.models import MAX_FIXES
 
-__all__ = ["check_batch", "decision_dicts", "parse_time_cached"]
+__all__ = ["check_batch", "decision_dicts", "parse_time_cached", "rounded", "scan_batch"]
 
 _BODY_KEYS = frozenset(
     ("trip_id", "bike_id", "vehicle_type", "ended_at", "fixes", "heading_deg", "beacons")
@@ -33,6 +35,7 @@ _BODY_KEYS = frozenset(
 _REQUIRED = frozenset(("trip_id", "bike_id", "vehicle_type", "ended_at", "fixes"))
 _FIX_KEYS = frozenset(("lon", "lat", "accuracy_m", "at", "crs"))
 _VEHICLES = frozenset(("bike", "ebike"))
+_VEHICLE_BYTES = frozenset((b"bike", b"ebike"))
 _CRS = frozenset(("wgs84", "cgcs2000", "gcj02", "bd09"))
 _DICT = {dict}
 _LON = itemgetter("lon")
@@ -213,16 +216,39 @@ def _check_batch(bodies: Sequence[Any], operator: str | None) -> geofence.CheckB
         return None
     if not (set(map(type, acc)) <= _NUMBER_OR_NONE and set(map(type, heading)) <= _NUMBER_OR_NONE):
         return None
-    flat_lon = np.array(lon, np.float64)
-    flat_lat = np.array(lat, np.float64)
-    flat_acc = np.array(acc, np.float64)  # None -> NaN
     flat_at = np.full(len(lon), np.nan)
     for k, value in times:
         t = parse_time_cached(value) if type(value) is str else None
         if t is None:
             return None
         flat_at[k] = t
-    heading_deg = np.array(heading, np.float64)
+    return _arrays(
+        np.array(lon, np.float64),
+        np.array(lat, np.float64),
+        np.array(acc, np.float64),  # None -> NaN
+        flat_at,
+        np.array(n_fixes, np.int64),
+        np.array(ended, np.float64),
+        np.array(heading, np.float64),
+        operator,
+        other_crs,
+    )
+
+
+def _arrays(
+    flat_lon: np.ndarray,
+    flat_lat: np.ndarray,
+    flat_acc: np.ndarray,
+    flat_at: np.ndarray,
+    nfix: np.ndarray,
+    ended: np.ndarray,
+    heading_deg: np.ndarray,
+    operator: str | None,
+    other_crs: Sequence[tuple[int, Any]] = (),
+) -> geofence.CheckBatch | None:
+    """The batch of the checks' flat fix columns (NaN: absent), after the range checks
+    (None if one fails); ``other_crs``: ``(flat position, crs)`` of fixes to convert."""
+    n = len(nfix)
     ok = (
         (np.abs(flat_lon) <= 180.0).all()
         and (np.abs(flat_lat) <= 90.0).all()
@@ -237,7 +263,6 @@ def _check_batch(bodies: Sequence[Any], operator: str | None) -> geofence.CheckB
             flat_lon[cells], flat_lat[cells] = geofence.crs.to_wgs84(
                 flat_lon[cells], flat_lat[cells], name
             )
-    nfix = np.array(n_fixes, np.int64)
     m = int(nfix.max())
     if n == 1 or (nfix == m).all():
         shape = (n, m)
@@ -250,18 +275,104 @@ def _check_batch(bodies: Sequence[Any], operator: str | None) -> geofence.CheckB
             g = np.full((n, m), np.nan)
             g[row, col] = a
             grid.append(g)
-    beacon_zone = np.full(n, -1, np.int64)
     return geofence.CheckBatch(
         lon=grid[0],
         lat=grid[1],
         accuracy_m=grid[2],
         at=grid[3],
         n_fixes=nfix,
-        ended_at=np.array(ended, np.float64),
+        ended_at=ended,
         heading_deg=heading_deg,
-        beacon_zone=beacon_zone,
+        beacon_zone=np.full(n, -1, np.int64),
         operator=operator,
     )
+
+
+def _convert(text: bytes, slow: np.ndarray, columns: tuple[np.ndarray, ...]) -> None:
+    """Converts the numbers the reader left (``text``: comma-separated; ``slow``: rows
+    ``(column, position)``) with orjson, into their columns."""
+    values = np.array(orjson.loads(b"[" + text + b"]"), np.float64)
+    for c, col in enumerate(columns):
+        mine = slow[:, 0] == c
+        if mine.any():
+            col[slow[mine, 1]] = values[mine]
+
+
+#: A scanned check's strings: ``trip_id``, ``bike_id``, ``ended_at`` and the check's
+#: JSON text as received
+Texts = tuple[str, str, str, str]
+
+
+def scan_batch(
+    raw: bytes, operator: str | None, limit: int
+) -> tuple[geofence.CheckBatch, list[Texts]] | None:
+    """The arrays of a batch body read straight from its bytes (:mod:`api._jsonscan`),
+    and each check's strings; None unless the body is in the plain form that reader
+    takes and every check is plainly valid (as :func:`check_batch` judges)."""
+    n_bytes = len(raw)
+    cap_checks = min(limit, n_bytes // 60 + 1)  # a check takes more than 60 bytes
+    cap_fixes = n_bytes // 17 + 1  # {"lon":0,"lat":0}
+    lon, lat, acc = (np.empty(cap_fixes) for _ in range(3))
+    nfix = np.empty(cap_checks, np.int64)
+    heading = np.empty(cap_checks)
+    spans = np.empty((cap_checks, 5, 2), np.int64)
+    slow = np.empty((n_bytes // 16 + 1, 2), np.int64)  # numbers of 16 digits or more
+    text = np.empty(n_bytes + n_bytes // 16 + 1, np.uint8)
+    buf = np.frombuffer(raw, np.uint8)
+    try:
+        n, n_slow, n_text = _jsonscan.scan_batch(
+            buf, cap_checks, MAX_FIXES, lon, lat, acc, nfix, heading, spans, slow, text
+        )
+    except IndexError:  # pragma: no cover - the reader's bounds are checked first
+        return None
+    if n <= 0:
+        return None
+    if n_slow:
+        _convert(text[: n_text - 1].tobytes(), slow[:n_slow], (lon, lat, acc, heading))
+    nfix, heading, spans = nfix[:n], heading[:n], spans[:n]
+    lengths = spans[:, :, 1] - spans[:, :, 0]
+    ids = lengths[:, _jsonscan.SPAN_TRIP : _jsonscan.SPAN_BIKE + 1]
+    if not ((ids > 0) & (ids <= 256)).all():
+        return None
+    ended = np.empty(n)
+    texts: list[Texts] = []
+    bounds = spans.reshape(n, 10).tolist()
+    for k, (c0, c1, t0, t1, b0, b1, v0, v1, e0, e1) in enumerate(bounds):
+        if raw[v0:v1] not in _VEHICLE_BYTES:
+            return None
+        end = raw[e0:e1].decode()
+        t = parse_time_cached(end)
+        if t is None:
+            return None
+        ended[k] = t
+        texts.append((raw[t0:t1].decode(), raw[b0:b1].decode(), end, raw[c0:c1].decode()))
+    f = int(nfix.sum())
+    batch = _arrays(lon[:f], lat[:f], acc[:f], np.full(f, np.nan), nfix, ended, heading, operator)
+    return None if batch is None else (batch, texts)
+
+
+def rounded(a: np.ndarray, ndigits: int) -> list[Any]:
+    """``[round(x, ndigits) for x in a.tolist()]`` (same floats, bit for bit), vectorized.
+
+    ``round`` rounds the exact binary value to a decimal, half to even, and answers the
+    double nearest to that decimal. Here ``t = x * 10**ndigits`` in floating point: where
+    ``|t| < 1e9`` its error is under 2**-23, so wherever ``t`` is more than 1e-6 from a
+    half-integer, ``rint(t)`` is the decimal's integer ``k`` and ``k / 10**ndigits`` (one
+    correctly rounded division of exact operands) that nearest double. The others (near a
+    half, large, NaN) go through ``round`` itself.
+    """
+    a = np.asarray(a, np.float64).ravel()
+    if len(a) < 16:  # a few: round itself costs less than the array operations
+        return [round(x, ndigits) for x in a.tolist()]
+    scale = 10.0**ndigits
+    t = a * scale
+    with np.errstate(invalid="ignore"):
+        safe = (np.abs(t) < 1e9) & (np.abs(t - np.floor(t) - 0.5) > 1e-6)
+    out = (np.rint(t) / scale).tolist()
+    if not safe.all():
+        for i in np.flatnonzero(~safe).tolist():
+            out[i] = round(float(a[i]), ndigits)
+    return out
 
 
 def decision_dicts(
@@ -277,10 +388,14 @@ def decision_dicts(
     zone_of: dict[int, dict[str, Any]] = {}
     id_of: dict[int, str] = {}
     reasons_of: dict[int, list[str]] = {}
+    k = decided.nearest_pos.shape[1] if decided.nearest_pos.ndim == 2 else 0
+    n = len(check_ids)
+    near_d = rounded(decided.nearest_dist, 2)
+    near_b = rounded(decided.nearest_bearing, 1)
     near = zip(
         decided.nearest_pos.tolist(),
-        decided.nearest_dist.tolist(),
-        decided.nearest_bearing.tolist(),
+        [near_d[i * k : (i + 1) * k] for i in range(n)],
+        [near_b[i * k : (i + 1) * k] for i in range(n)],
         strict=True,
     )
     out = []
@@ -289,11 +404,11 @@ def decision_dicts(
         decided.outcome.tolist(),
         decided.reasons.tolist(),
         decided.zone.tolist(),
-        decided.p_inside.tolist(),
-        decided.distance_m.tolist(),
-        decided.lon.tolist(),
-        decided.lat.tolist(),
-        decided.accuracy_m.tolist(),
+        rounded(decided.p_inside, 4),
+        rounded(decided.distance_m, 2),
+        rounded(decided.lon, 7),
+        rounded(decided.lat, 7),
+        rounded(decided.accuracy_m, 2),
         near,
         strict=True,
     ):
@@ -315,9 +430,7 @@ def decision_dicts(
                 name = id_of.get(q)
                 if name is None:
                     name = id_of[q] = str(zs.ids[q])
-                nearest.append(
-                    {"zone_id": name, "distance_m": round(d, 2), "bearing_deg": round(b, 1)}
-                )
+                nearest.append({"zone_id": name, "distance_m": d, "bearing_deg": b})
         reasons = reasons_of.get(bits)
         if reasons is None:
             reasons = reasons_of[bits] = [r for k, r in enumerate(reason_names) if bits >> k & 1]
@@ -325,19 +438,15 @@ def decision_dicts(
             {
                 "outcome": outcomes[o],
                 "zone": zone,
-                "p_inside": round(p, 4),
-                "distance_m": None if math.isnan(dist) else round(dist, 2),
+                "p_inside": p,
+                "distance_m": None if math.isnan(dist) else dist,
                 "nearest": nearest,
                 "reasons": list(reasons),
                 "zone_set_version": version,
                 "policy": policy,
                 "check_id": cid,
                 "decided_at": decided_at,
-                "position": {
-                    "lon": round(lon, 7),
-                    "lat": round(lat, 7),
-                    "accuracy_m": round(acc, 2),
-                },
+                "position": {"lon": lon, "lat": lat, "accuracy_m": acc},
             }
         )
     return out

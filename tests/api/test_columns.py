@@ -8,6 +8,8 @@ is left to the slow path, which words the error.
 
 from __future__ import annotations
 
+import json
+import math
 from typing import Any
 
 import numpy as np
@@ -23,6 +25,13 @@ from api.models import batch_adapter
 
 LON, LAT = 113.5233, 22.2688
 TIMES = ["2026-11-26T08:31:05+08:00", "2026-11-26T00:31:01Z", "2026-11-26T08:31:05"]
+PLAIN = {
+    "trip_id": "T-1",
+    "bike_id": "B-1",
+    "vehicle_type": "bike",
+    "ended_at": TIMES[0],
+    "fixes": [{"lon": LON, "lat": LAT}],
+}
 
 
 @pytest.fixture(scope="module")
@@ -162,13 +171,7 @@ def test_plain_bodies_take_the_fast_path(index: geofence.ZoneIndex) -> None:
     ],
 )
 def test_the_fast_path_declines_what_it_does_not_plainly_accept(change: dict[str, Any]) -> None:
-    b = {
-        "trip_id": "T-1",
-        "bike_id": "B-1",
-        "vehicle_type": "bike",
-        "ended_at": TIMES[0],
-        "fixes": [{"lon": LON, "lat": LAT}],
-    } | change
+    b = PLAIN | change
     assert columns.check_batch([b], "op") is None
     assert columns.check_batch([b, b], "op") is None
 
@@ -237,3 +240,164 @@ def test_decision_dicts_equal_the_engines_decisions(
     ]
     assert fast == slow
     assert {d["outcome"] for d in fast} >= {"settle", "reject"}
+
+
+# ---------------------------------------------------------------------------- the reader
+def _layouts(doc: Any) -> st.SearchStrategy[bytes]:
+    """``doc`` as JSON bytes: compact (orjson), spaced, or indented."""
+    return st.sampled_from(
+        [
+            orjson.dumps(doc),
+            json.dumps(doc).encode(),
+            json.dumps(doc, indent=2, ensure_ascii=False).encode(),
+            json.dumps(doc, separators=(" ,", " : ")).replace("{", "{\t").encode(),
+        ]
+    )
+
+
+def _check_scanned(index: geofence.ZoneIndex, raw: bytes) -> bool:
+    """If the reader takes ``raw``, orjson and :func:`columns.check_batch` take it too and
+    build the same arrays, and each check's text parses to the body sent."""
+    got = columns.scan_batch(raw, "op", 10_000)
+    if got is None:
+        return False
+    batch, texts = got
+    bodies = orjson.loads(raw)["checks"]
+    ref = columns.check_batch(bodies, "op")
+    assert ref is not None, "the reader accepted what check_batch refuses"
+    _same(batch, ref)
+    assert len(texts) == len(bodies)
+    for (trip, bike, ended, text), b in zip(texts, bodies, strict=True):
+        assert orjson.loads(text) == b
+        assert (trip, bike, ended) == (b["trip_id"], b["bike_id"], b["ended_at"])
+    return True
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(), bodies=st.lists(body | valid_body, min_size=1, max_size=4))
+def test_the_reader_accepts_only_what_check_batch_accepts_and_builds_the_same_arrays(
+    index: geofence.ZoneIndex, data: st.DataObject, bodies: list[dict[str, Any]]
+) -> None:
+    _check_scanned(index, data.draw(_layouts({"checks": bodies})))
+
+
+plain_fix = st.fixed_dictionaries(
+    {"lon": st.floats(113.0, 114.0) | st.integers(113, 114), "lat": st.floats(21.9, 22.5)},
+    optional={"accuracy_m": st.floats(0.01, 10_000) | st.integers(1, 50) | st.none()},
+)
+plain_body = st.fixed_dictionaries(
+    {
+        "trip_id": st.text(st.characters(min_codepoint=32, max_codepoint=126), min_size=1),
+        "bike_id": st.just("B-1"),
+        "vehicle_type": st.sampled_from(["bike", "ebike"]),
+        "ended_at": st.sampled_from(TIMES[:2]),
+        "fixes": st.lists(plain_fix, min_size=1, max_size=50),
+    },
+    optional={"heading_deg": st.floats(0, 359.9) | st.integers(0, 359) | st.none()},
+)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(bodies=st.lists(plain_body, min_size=1, max_size=5))
+def test_the_reader_takes_plain_batches(
+    index: geofence.ZoneIndex, bodies: list[dict[str, Any]]
+) -> None:
+    for b in bodies:  # the reader takes no escapes (a quote or a backslash in an id)
+        b["trip_id"] = b["trip_id"].replace('"', "'").replace("\\", "/")
+    for raw in (orjson.dumps({"checks": bodies}), json.dumps({"checks": bodies}).encode()):
+        assert _check_scanned(index, raw)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    x=st.floats(-200, 200, allow_nan=False) | st.integers(-(10**17), 10**17),
+    fmt=st.sampled_from(["{!r}", "{:.17g}", "{:e}", "{:.3E}", "{:.0f}", "{:.20f}", "{:.15g}"]),
+)
+def test_the_reader_reads_numbers_as_orjson_does_or_declines(
+    index: geofence.ZoneIndex, x: float, fmt: str
+) -> None:
+    text = fmt.format(x)
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        value = None
+    one = (
+        b'{"checks":[{"trip_id":"T","bike_id":"B","vehicle_type":"bike","ended_at":"'
+        + TIMES[0].encode()
+        + b'","fixes":[{"lon":113.5,"lat":22.2,"accuracy_m":'
+        + text.encode()
+        + b"}]}]}"
+    )
+    got = columns.scan_batch(one, "op", 10)
+    if got is None:
+        return
+    assert value is not None and 0 < value <= 10_000
+    assert got[0].accuracy_m[0, 0] == float(value)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"checks":[]}',
+        b'{"checks":[{"trip_id":"T\\u0031","bike_id":"B","vehicle_type":"bike",'
+        b'"ended_at":"2026-11-26T00:31:01Z","fixes":[{"lon":113.5,"lat":22.2}]}]}',  # escape
+        '{"checks":[{"trip_id":"行程","bike_id":"B","vehicle_type":"bike",'
+        '"ended_at":"2026-11-26T00:31:01Z","fixes":[{"lon":113.5,"lat":22.2}]}]}'.encode(),
+        b'{"checks":[{"trip_id":"T","trip_id":"U","bike_id":"B","vehicle_type":"bike",'
+        b'"ended_at":"2026-11-26T00:31:01Z","fixes":[{"lon":113.5,"lat":22.2}]}]}',  # twice
+        b'{"checks":[{"trip_id":"T","bike_id":"B","vehicle_type":"bike",'
+        b'"ended_at":"2026-11-26T00:31:01Z","fixes":[{"lon":113.5,"lat":22.2,"lon":1}]}]}',
+        b'{"checks":[{"trip_id":"T","bike_id":"B","vehicle_type":"bike",'
+        b'"ended_at":"2026-11-26T00:31:01Z","fixes":[{"lon":0113.5,"lat":22.2}]}]}',
+        b'{"checks":[{"trip_id":"T","bike_id":"B","vehicle_type":"bike",'
+        b'"ended_at":"2026-11-26T00:31:01Z","fixes":[{"lon":113.5,"lat":22.2}]}]} x',
+        b'{"checks":[{"trip_id":"T","bike_id":"B","vehicle_type":"bike",'
+        b'"ended_at":"2026-11-26T00:31:01Z","fixes":[{"lon":113.5,"lat":22.2}]},]}',
+        b'{"checks":[{"trip_id":"T","bike_id":"B","vehicle_type":"bike",'
+        b'"ended_at":"2026-11-26T00:31:01Z","fixes":[{"lon":113.5,"lat":22.2}]}],"x":1}',
+        b'{"checks":[{"trip_id":"T","bike_id":"B","vehicle_type":"bike",'
+        b'"ended_at":"2026-11-26T00:31:01Z","fixes":[{"lon":113.5}]}]}',
+        b'{"checks":[{"trip_id":"T","bike_id":"B","vehicle_type":"bike",'
+        b'"ended_at":"2026-11-26T00:31:01Z","fixes":[{"lon":113.5,"lat":22.2,"at":null}]}]}',
+        b'{"checks":[{"trip_id":"T","bike_id":"B","vehicle_type":"bike",'
+        b'"ended_at":"2026-11-26T00:31:01Z","fixes":[{"lon":113.5,"lat":22.',
+    ],
+)
+def test_the_reader_leaves_anything_else_to_the_general_path(raw: bytes) -> None:
+    assert columns.scan_batch(raw, "op", 10) is None
+
+
+def test_the_reader_declines_batches_over_the_limit() -> None:
+    raw = orjson.dumps({"checks": [PLAIN] * 3})
+    assert columns.scan_batch(raw, "op", 2) is None
+    assert columns.scan_batch(raw, "op", 3) is not None
+
+
+def test_a_batch_keeps_each_checks_json_as_received(client, keys, make_body) -> None:
+    bodies = [make_body(i, trip=f"T-{i}") for i in range(3)]
+    raw = json.dumps({"checks": bodies}, indent=1).encode()
+    h = keys.h(keys.meituan) | {"Content-Type": "application/json"}
+    r = client.post("/v1/checks/batch", content=raw, headers=h)
+    assert r.status_code == 200, r.text
+    for b, d in zip(bodies, r.json()["results"], strict=True):
+        rec = client.get(f"/v1/checks/{d['check_id']}", headers=h).json()
+        assert rec["request"] == b
+        assert (rec["trip_id"], rec["bike_id"]) == (b["trip_id"], b["bike_id"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    xs=st.lists(
+        st.floats(allow_infinity=True, allow_nan=True)
+        | st.floats(-400, 400)
+        | st.integers(-(10**9), 10**9).map(lambda i: i / 200 + 0.005)  # near halves
+        | st.sampled_from([0.125, 2.675, 1.005, -0.0, 0.5e-7, 113.50000005, 1e300]),
+        max_size=30,
+    ),
+    ndigits=st.sampled_from([1, 2, 4, 7]),
+)
+def test_rounded_is_round_bit_for_bit(xs: list[float], ndigits: int) -> None:
+    got = columns.rounded(np.array(xs, np.float64), ndigits)
+    want = [round(x, ndigits) for x in xs]
+    assert orjson.dumps(got) == orjson.dumps(want)
+    assert [math.copysign(1, g) for g in got] == [math.copysign(1, w) for w in want]
