@@ -833,13 +833,25 @@ def _service_map(service: ZoneIndex) -> tuple[float, float, float, int, int, np.
     y0 = (math.floor(miny / cell) - 2) * cell
     nx = int((maxx - x0) // cell) + 3
     ny = int((maxy - y0) // cell) + 3
-    gx, gy = (a.ravel() for a in np.meshgrid(x0 + cell * np.arange(nx), y0 + cell * np.arange(ny)))
+    # only cells near a piece's bounding box can meet it: the others stay outside
+    # without a geometry each (making every cell's box was most of the build)
+    near = np.zeros((ny, nx), bool)
+    b = shapely.bounds(geoms)
+    a0 = np.clip(np.floor((b[:, 0] - x0) / cell).astype(np.int64) - 1, 0, nx - 1)
+    a1 = np.clip(np.floor((b[:, 2] - x0) / cell).astype(np.int64) + 1, 0, nx - 1)
+    b0 = np.clip(np.floor((b[:, 1] - y0) / cell).astype(np.int64) - 1, 0, ny - 1)
+    b1 = np.clip(np.floor((b[:, 3] - y0) / cell).astype(np.int64) + 1, 0, ny - 1)
+    for i in range(len(b)):
+        near[b0[i] : b1[i] + 1, a0[i] : a1[i] + 1] = True
+    idx = np.flatnonzero(near.ravel())
+    gx = x0 + cell * (idx % nx)
+    gy = y0 + cell * (idx // nx)
     m = 0.5 * _SERVICE_EDGE_FRAC * cell
     cells = shapely.box(gx + m, gy + m, gx + cell - m, gy + cell - m)
     tree = shapely.STRtree(geoms)
     state = np.full(nx * ny, _SVC_OUT, np.int8)
-    state[np.unique(tree.query(cells, predicate="intersects")[0])] = _SVC_EDGE
-    state[np.unique(tree.query(cells, predicate="within")[0])] = _SVC_IN
+    state[idx[np.unique(tree.query(cells, predicate="intersects")[0])]] = _SVC_EDGE
+    state[idx[np.unique(tree.query(cells, predicate="within")[0])]] = _SVC_IN
     return x0, y0, 1.0 / cell, nx, ny, state
 
 
