@@ -44,6 +44,7 @@ __all__ = [
     "migrate",
     "policies",
     "schema_version",
+    "zone_set_snapshots",
     "zone_sets",
 ]
 
@@ -73,6 +74,18 @@ zone_sets = sa.Table(
     sa.Column("n_no_parking", sa.Integer, nullable=False),
     sa.Column("report", sa.Text, nullable=False),
     sa.Column("document", sa.Text, nullable=False),
+)
+
+#: a stored version's zone set as plain arrays (geofence.ZoneSet.to_snapshot): a restart
+#: rebuilds it in ~0.1 s instead of parsing and checking the document again (~1.3 s for
+#: Zhuhai); the document stays the record, a snapshot of another format is ignored
+zone_set_snapshots = sa.Table(
+    "zone_set_snapshots",
+    metadata,
+    sa.Column("version", sa.Integer, sa.ForeignKey("zone_sets.version"), primary_key=True),
+    sa.Column("format", sa.String(32), nullable=False),
+    sa.Column("data", sa.LargeBinary, nullable=False),
+    sa.Column("created_at", _TS, nullable=False),
 )
 
 active_zone_set = sa.Table(
@@ -159,8 +172,13 @@ def _v2(conn: Connection) -> None:
         )
 
 
+def _v3(conn: Connection) -> None:
+    """Zone-set snapshots, for a fast restart."""
+    zone_set_snapshots.create(conn, checkfirst=True)
+
+
 #: Ordered migration steps: step ``i`` (1-based) brings the schema to version ``i``.
-MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_v1, _v2)
+MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_v1, _v2, _v3)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -8,6 +8,7 @@ so requests in flight finish on the index they started with.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import random
 import secrets
@@ -25,8 +26,10 @@ import shapely
 import geofence
 from api.audit import COLUMNS
 from api.storage import Store, ZoneSetInfo, china_day
-from geofence import ZoneIndex, ZoneSet
+from geofence import ZoneIndex, ZoneSet, zoneset
 from zones.districts import service_area
+
+log = logging.getLogger("geofence.service")
 
 __all__ = [
     "Active",
@@ -123,11 +126,34 @@ def zone_counts(zs: ZoneSet) -> dict[str, int]:
 
 
 def load_zone_set(store: Store, version: int) -> ZoneSet:
-    """Build the stored zone set ``version`` (it carries ``version`` into decisions)."""
+    """Build the stored zone set ``version`` (it carries ``version`` into decisions).
+
+    From its snapshot when one is stored (a restart: ~0.1 s for Zhuhai's 18,300
+    zones), else from its document (~1.3 s), storing the snapshot for the next time.
+    A snapshot that cannot be read is ignored (and replaced): the document decides.
+    """
+    fmt = zoneset.SNAPSHOT_FORMAT
+    try:
+        data = store.zone_set_snapshot(version, fmt)
+        if data is not None:
+            return ZoneSet.from_snapshot(data, version=version)
+    except Exception:
+        log.exception("zone set %d: its snapshot could not be read; using the document", version)
     doc = store.zone_set_document(version)
     if doc is None:
         raise KeyError(version)
-    return ZoneSet.from_geojson(orjson.loads(doc), version=version)
+    zs = ZoneSet.from_geojson(orjson.loads(doc), version=version)
+    save_snapshot(store, zs)
+    return zs
+
+
+def save_snapshot(store: Store, zs: ZoneSet) -> None:
+    """Store ``zs``'s snapshot (best effort: a failure costs the next restart time only)."""
+    assert zs.version is not None
+    try:
+        store.save_zone_set_snapshot(zs.version, zoneset.SNAPSHOT_FORMAT, zs.to_snapshot())
+    except Exception:
+        log.exception("zone set %d: could not store its snapshot", zs.version)
 
 
 def store_zone_set(
@@ -165,7 +191,9 @@ def store_zone_set(
         activate=activate,
         actor=actor,
     )
-    return info, report, dataclasses.replace(zs, version=info.version)
+    stored = dataclasses.replace(zs, version=info.version)
+    save_snapshot(store, stored)
+    return info, report, stored
 
 
 def seed(store: Store, path: Path) -> tuple[ZoneSetInfo, ZoneSet] | None:

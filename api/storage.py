@@ -368,6 +368,27 @@ class Store:
                 sa.select(t.zone_sets.c.document).where(t.zone_sets.c.version == version)
             ).scalar()
 
+    def zone_set_snapshot(self, version: int, fmt: str) -> bytes | None:
+        """The stored snapshot of a version in format ``fmt``, or None."""
+        with self.engine.connect() as c:
+            return c.execute(
+                sa.select(t.zone_set_snapshots.c.data).where(
+                    t.zone_set_snapshots.c.version == version,
+                    t.zone_set_snapshots.c.format == fmt,
+                )
+            ).scalar()
+
+    def save_zone_set_snapshot(self, version: int, fmt: str, data: bytes) -> None:
+        """Store (or replace) the snapshot of a stored version."""
+        with self.engine.begin() as c:
+            snaps = t.zone_set_snapshots
+            c.execute(sa.delete(snaps).where(snaps.c.version == version))
+            c.execute(
+                sa.insert(snaps).values(
+                    version=version, format=fmt, data=data, created_at=datetime.now(UTC)
+                )
+            )
+
     def activate(self, version: int, *, actor: str | None = None) -> int | None:
         """Make ``version`` the active one (atomic); returns the previously active version.
 

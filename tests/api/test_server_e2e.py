@@ -237,8 +237,9 @@ def _load(
 
 
 def test_hot_swap_under_load(server: Server, small_fc) -> None:
-    """Activate the full city (a ~1 s build) while checks stream in: none fails, none waits
-    for the build, and each carries the version active when it was decided."""
+    """Activate the full city (a build of ~0.3 s from its snapshot, ~1 s without) while
+    checks stream in: none fails, none waits for the build, and each carries the version
+    active when it was decided."""
     up = _cli(server, "upload", str(DEFAULT_SEED_FILE), "--json")
     assert up.returncode == 0, up.stderr
     new_v = json.loads(up.stdout)["uploaded"]["version"]
@@ -264,7 +265,8 @@ def test_hot_swap_under_load(server: Server, small_fc) -> None:
         stop.set()
         t.join(30)
     assert act.returncode == 0 and back.returncode == 0, act.stderr + back.stderr
-    assert json.loads(act.stdout)["build_seconds"] > 0.3  # a real build happened meanwhile
+    # a real build (18,300 zones loaded, indexed, warmed) happened meanwhile
+    assert json.loads(act.stdout)["build_seconds"] > 0.1
     assert sent and all(s.status == 200 for s in sent), {s.status for s in sent}
     for s in sent:
         if s.t_recv < a0:

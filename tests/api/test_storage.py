@@ -478,3 +478,28 @@ def test_the_writer_keeps_the_sqlite_log_bounded(tmp_path: Path) -> None:
         assert db.count_checks() == 10_000
     finally:
         db.close()
+
+
+def test_a_restart_builds_the_zone_set_from_its_snapshot(
+    db: Store, small_fc: dict[str, Any], small_fc_v2: dict[str, Any]
+) -> None:
+    from api import service
+    from geofence import ZoneSet, zoneset
+
+    fmt = zoneset.SNAPSHOT_FORMAT
+    info, _, zs = service.store_zone_set(db, orjson.dumps(small_fc), source="t")
+    assert info is not None and zs is not None
+    stored = db.zone_set_snapshot(info.version, fmt)
+    assert stored is not None and ZoneSet.from_snapshot(stored).checksum == zs.checksum
+    assert db.zone_set_snapshot(info.version, "another-format") is None
+    loaded = service.load_zone_set(db, info.version)
+    assert (loaded.checksum, loaded.version) == (zs.checksum, info.version)
+    # the snapshot is what is read: one of another layout under this version shows it
+    other = ZoneSet.from_geojson(small_fc_v2)
+    db.save_zone_set_snapshot(info.version, fmt, other.to_snapshot())
+    assert service.load_zone_set(db, info.version).checksum == other.checksum
+    # one that cannot be read: the document decides, and a good snapshot replaces it
+    db.save_zone_set_snapshot(info.version, fmt, b"not a snapshot")
+    assert service.load_zone_set(db, info.version).checksum == zs.checksum
+    again = db.zone_set_snapshot(info.version, fmt)
+    assert again is not None and ZoneSet.from_snapshot(again).checksum == zs.checksum

@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 import pytest
+import shapely
 
 import geofence
 from geofence import ZoneDataError
@@ -165,3 +166,54 @@ def test_from_arrays_refuses_duplicate_ids():
     g = np.array([shapely.box(113.5, 22.2, 113.5001, 22.2001)] * 2, dtype=object)
     with pytest.raises(ZoneDataError, match="unique"):
         geofence.ZoneSet.from_arrays(g, ["a", "a"])
+
+
+def _same_zone_sets(a, b):
+    for f in ("ids", "kind", "fenced", "district", "name", "capacity", "heading_deg"):
+        x, y = getattr(a, f), getattr(b, f)
+        assert x.dtype == y.dtype and np.array_equal(x, y, equal_nan=x.dtype.kind == "f"), f
+    for f in ("active_from", "active_to"):
+        assert np.array_equal(getattr(a, f), getattr(b, f)), f
+    assert a.operators == b.operators and a.beacons == b.beacons
+    assert dict(a.metadata) == dict(b.metadata)
+    assert (shapely.to_wkb(a.geometry) == shapely.to_wkb(b.geometry)).all()
+    assert (shapely.to_wkb(a.geometry_m) == shapely.to_wkb(b.geometry_m)).all()
+    assert a.checksum == b.checksum
+
+
+def test_snapshot_rebuilds_the_same_zone_set():
+    holed = [[113.551, 22.25], [113.552, 22.25], [113.552, 22.251], [113.551, 22.251]]
+    zs = geofence.ZoneSet.from_geojson(
+        {
+            **fc(
+                feature(),
+                feature(
+                    "ZH-XZ-000002",
+                    [[x + 0.001, y] for x, y in BOX],
+                    kind="no_parking",
+                    name='广场 "quoted"',
+                    operators=["meituan", "hellobike"],
+                    heading_deg=90,
+                    beacons=["BCN-1", "BCN-2"],
+                    active_from="2026-01-01T00:00:00+08:00",
+                    active_to="2027-01-01T00:00:00+08:00",
+                ),
+                feature("ZH-XZ-000003", holed, capacity=0),
+            ),
+            "zone_set": {"source": "tests", "note": {"nested": [1, 2]}},
+        }
+    )
+    back = geofence.ZoneSet.from_snapshot(zs.to_snapshot(), version=7)
+    assert back.version == 7
+    _same_zone_sets(zs, back)
+    empty = geofence.ZoneSet.from_geojson(fc())
+    _same_zone_sets(empty, geofence.ZoneSet.from_snapshot(empty.to_snapshot()))
+
+
+def test_snapshot_of_another_format_is_refused():
+    import io
+
+    buf = io.BytesIO()
+    np.savez(buf, format=np.array("zoneset-npz-0"))
+    with pytest.raises(ValueError, match="zoneset-npz-0"):
+        geofence.ZoneSet.from_snapshot(buf.getvalue())
