@@ -312,6 +312,11 @@ class ZoneIndex:
         self._entry_zone = zone.astype(np.int32)
         self._entry_rank = self._rank[zone]
         self._entry_box = np.ascontiguousarray(self._bbox[zone])
+        if len(keys) >= 2**31 or len(self._vxy) >= 2**31:
+            raise ValueError(
+                f"{len(keys)} cell entries, {len(self._vxy)} vertices: more than an index "
+                "holds (2**31 each; entry rows keep them in 32 bits)"
+            )
         # bulk locate's 32-byte rows (two a cache line): each entry in the frame of its
         # cell, a box as a parallelogram's inverse frame (see _entry_frames)
         ox = cx[order] * self._cell_size[level[zone]]
@@ -320,8 +325,6 @@ class ZoneIndex:
             self._vxy, self._ring_start, self._zone_ring_start, zone, ox, oy,
             self._entry_box, self._perm[zone], self._cell_size[level[zone]],
         )  # fmt: skip
-        if len(keys) >= 2**31:
-            raise ValueError(f"{len(keys)} cell entries: more than an index holds (2**31)")
         ukeys, starts = np.unique(keys, return_index=True)
         ends = np.append(starts[1:], len(keys))
         self._bits = max(4, int(np.ceil(np.log2(max(len(ukeys), 1) * 2))))
