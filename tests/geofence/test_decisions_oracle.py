@@ -5,7 +5,9 @@
   Zhuhai zones and the decision benchmark's kind of trips;
 - the single-check path of ``decide`` against ``decide_many`` (the batch path);
 - the service-area map (most fixes skip the exact test) against the service index;
-- the allocation-free median against ``np.median``.
+- the allocation-free median against ``np.median``;
+- the Z-order of the batch kernel (keys, radix sort, gather and scatter) against
+  deciding in the given order.
 """
 
 from __future__ import annotations
@@ -161,6 +163,53 @@ def test_masked_median_equals_numpy(values):
     keep[::3] = len(v) < 3  # drop some (never all)
     got = D._masked_median(v, keep, len(v), np.empty(len(v)))
     assert np.float64(got).tobytes() == np.float64(np.median(v[keep])).tobytes()
+
+
+@given(st.lists(st.integers(0, 2**62), min_size=0, max_size=300) | st.lists(st.integers(0, 5)))
+def test_radix_order_equals_a_stable_argsort(keys):
+    k = np.array(keys, np.int64)
+    np.testing.assert_array_equal(D._radix_order(k), np.argsort(k, kind="stable"))
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.floats(-1e7, 1e7) | st.sampled_from([np.nan, np.inf]),
+            st.floats(-1e7, 1e7) | st.sampled_from([np.nan, -np.inf]),
+        ),
+        min_size=1,
+        max_size=100,
+    )
+)
+def test_morton_keys_interleave_the_cell_bits(points):
+    """Bit 2k of a key is bit k of the cell column, bit 2k + 1 of the row; points that
+    are not finite come last."""
+    x, y = (np.array(c, np.float64) for c in zip(*points, strict=True))
+    keys = np.empty(len(x), np.int64)
+    D._morton_keys(x, y, 64.0, keys)
+    finite = np.isfinite(x) & np.isfinite(y)
+    if finite.any():
+        a = np.minimum((x - x[finite].min()) / 64.0, 2147483647.0)
+        b = np.minimum((y - y[finite].min()) / 64.0, 2147483647.0)
+        for i in np.flatnonzero(finite):
+            want = 0
+            for bit in range(31):
+                want |= ((int(a[i]) >> bit) & 1) << (2 * bit)
+                want |= ((int(b[i]) >> bit) & 1) << (2 * bit + 1)
+            assert keys[i] == want
+    assert (keys[~finite] > keys[finite].max(initial=-1)).all()
+
+
+def test_spatial_order_does_not_change_decisions(zhuhai, trips, monkeypatch):
+    """The batch kernel decides in Z-order (gathered inputs, scattered outputs): the
+    same arrays as deciding the checks in the given order."""
+    b = trips["consumer"]
+    ordered = D.decide_arrays(zhuhai, b, Policy(), T)
+    assert D._spatial_order(*crs.project(ordered.lon, ordered.lat)) is not None
+    monkeypatch.setattr(D, "_SPATIAL_ORDER_MIN", len(b) + 1)
+    plain = D.decide_arrays(zhuhai, b, Policy(), T)
+    for f in FIELDS:
+        np.testing.assert_array_equal(getattr(ordered, f), getattr(plain, f), err_msg=f)
 
 
 def _one_fix_batch(lon, lat):
