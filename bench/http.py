@@ -8,7 +8,10 @@ answers a constant) under uvicorn with the very options ``geofence serve`` uses
 
 * throughput (closed loop): Debian's ``wrk`` with a Lua script cycling through
   2,000 distinct trip-end check bodies (3 fixes each, from ``zones.workload``),
-  against ``POST /v1/checks`` and against the bare endpoint;
+  against ``POST /v1/checks``, against the bare endpoint and against the bare
+  endpoint that also commits one audit row per request through the service's audit
+  writer before answering ("bare + audit": what any service that records each
+  decision durably before it answers can reach on this machine);
 * latency at fixed rates (open loop, no coordinated omission): an asyncio client
   that schedules request ``i`` at ``t0 + i / rate`` and measures from that
   scheduled time, over a pool of keep-alive connections;
@@ -153,45 +156,81 @@ def start_geofence(
     return p, time.monotonic() - p.t0
 
 
-def start_bare(workdir: Path, port: int) -> Proc:
+def start_bare(workdir: Path, port: int, *, audit: bool = False) -> Proc:
     env = dict(os.environ)
-    p = Proc(
-        [sys.executable, str(Path(__file__).resolve()), "--serve-bare", str(port)],
-        env,
-        workdir,
-        f"bare-{port}",
-    )
+    args = [sys.executable, str(Path(__file__).resolve()), "--serve-bare", str(port)]
+    if audit:
+        args.append(f"sqlite:///{workdir / f'bare-audit-{port}.db'}")
+    p = Proc(args, env, workdir, f"bare-{port}")
     wait_ready(f"http://127.0.0.1:{port}/healthz", p.proc)
     return p
 
 
-def serve_bare(port: int) -> None:
-    """The baseline: a bare FastAPI POST endpoint under ``geofence serve``'s uvicorn options."""
+def serve_bare(port: int, audit_url: str | None = None) -> None:
+    """The baseline: a bare FastAPI POST endpoint under ``geofence serve``'s uvicorn options.
+
+    With ``audit_url`` (the second baseline, "bare + audit"): the endpoint also commits
+    one audit row per request through the service's own audit writer (the same
+    process, group commit and SQLite settings, schema from :class:`api.storage.Store`)
+    before it answers, and nothing else: no key, no parsing, no decision. It bounds
+    what any service that commits each decision before answering can reach here.
+    """
+    import uuid
+    from contextlib import asynccontextmanager
+
     import uvicorn
     from fastapi import FastAPI, Request
     from starlette.responses import Response
 
+    from api.audit import AuditWriter
     from api.server import uvicorn_options
     from api.settings import Settings
+    from api.storage import Store, china_day
+
+    settings = Settings(port=port)
+    writer: list[AuditWriter] = []
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> Any:
+        if audit_url is not None:
+            Store.open(audit_url, sqlite_synchronous=settings.sqlite_synchronous).close()
+            writer.append(
+                AuditWriter(
+                    audit_url,
+                    sqlite_synchronous=settings.sqlite_synchronous,
+                    window_s=settings.commit_window_ms / 1e3,
+                    max_rows=settings.commit_max_rows,
+                )
+            )
+        yield
+        for w in writer:
+            await w.aclose()
 
     # FastAPI's built-in telemetry off, as in the service (api.app): the baseline must
     # not pay for what the service does not do
-    app = FastAPI(telemetry={"tracing": False, "metrics": False, "logs": False})
+    app = FastAPI(telemetry={"tracing": False, "metrics": False, "logs": False}, lifespan=lifespan)
     # this module postpones annotations: the route's annotations are resolved in the
     # module's namespace, so the names must be there
     globals().update(Request=Request, Response=Response)
 
     @app.post("/bare")
     async def bare(request: Request) -> Response:
-        await request.body()
+        body = await request.body()
+        if writer:
+            now = datetime.now(UTC)
+            row = (
+                uuid.uuid4().hex, "bench", "trip", "bike", None, None, body.decode(),
+                '{"outcome":"review"}', "review", None, None, 1, "bare", now, now,
+                china_day(now),
+            )  # fmt: skip
+            await writer[0].write([row])
         return Response(b'{"ok":true}', media_type="application/json")
 
     @app.get("/healthz")
     async def healthz() -> Response:
         return Response(b'{"status":"ok"}', media_type="application/json")
 
-    opts = uvicorn_options(Settings(port=port))
-    uvicorn.run(app, **opts)
+    uvicorn.run(app, **uvicorn_options(settings))
 
 
 # ---------------------------------------------------------------------------- workload
@@ -650,6 +689,9 @@ def main() -> None:
         bport = free_port()
         start_bare(work, bport)
         burl = f"http://127.0.0.1:{bport}"
+        aport = free_port()
+        start_bare(work, aport, audit=True)
+        aurl = f"http://127.0.0.1:{aport}"
 
         bodies = check_bodies(2000, 3, seed=1)
         bodies_file = work / "bodies.jsonl"
@@ -660,14 +702,21 @@ def main() -> None:
         # closed loop: maximum requests/s
         run_wrk(url, "/v1/checks", key, bodies_file, lua, 3)  # warm both
         run_wrk(burl, "/bare", key, bodies_file, lua, 3)
+        run_wrk(aurl, "/bare", key, bodies_file, lua, 3)
         thr_checks = run_wrk(url, "/v1/checks", key, bodies_file, lua, args.duration)
         thr_bare = run_wrk(burl, "/bare", key, bodies_file, lua, args.duration)
+        thr_bare_audit = run_wrk(aurl, "/bare", key, bodies_file, lua, args.duration)
         commits = metric(url, "geofence_audit_commit_rows_count")
         rows = metric(url, "geofence_audit_commit_rows_sum")
         results["throughput"] = {
             "checks": thr_checks,
             "bare": thr_bare,
             "ratio": round(thr_checks["rps"] / thr_bare["rps"], 3),
+            # the bound of any service that commits a row before it answers (see
+            # serve_bare): the bare endpoint plus the audit writer, nothing else
+            "bare_audit": thr_bare_audit,
+            "bare_audit_ratio": round(thr_bare_audit["rps"] / thr_bare["rps"], 3),
+            "checks_to_bare_audit": round(thr_checks["rps"] / thr_bare_audit["rps"], 3),
             "audit_rows_per_commit": round(rows / commits, 2) if commits else None,
         }
         print("throughput:", results["throughput"], flush=True)
@@ -786,7 +835,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) > 2 and sys.argv[1] == "--serve-bare":
-        serve_bare(int(sys.argv[2]))
+        serve_bare(int(sys.argv[2]), sys.argv[3] if len(sys.argv) > 3 else None)
     elif len(sys.argv) > 2 and sys.argv[1] == "--open-loop":
         _port, _path, _key, _file, _rate, _dur = sys.argv[2:8]
         _bodies = [json.loads(line) for line in Path(_file).read_text().splitlines() if line]
