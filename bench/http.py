@@ -469,6 +469,101 @@ def run_batches(
     }
 
 
+def audit_floor(work: Path, n_checks: int, fixes: int, repeat: int = 3) -> dict[str, Any]:
+    """What storing a batch's audit rows alone costs per fix, outside any server.
+
+    ``n_checks`` rows of ``fixes``-fix bodies (the JSON the batch route stores as
+    received) committed into the service's ``checks`` table the way the audit writer
+    does it (:class:`api.audit._Child`: the driver's ``executemany`` on a kept
+    connection, one commit, SQLite WAL with synchronous=FULL and the writer's own
+    passive checkpoint after the commit). No HTTP, no parsing, no decision: a floor
+    under the batch route's cost per fix on this machine. Medians of ``repeat``.
+    """
+    import uuid
+
+    import orjson
+
+    from api.audit import COLUMNS
+    from api.storage import Store, china_day
+
+    url = f"sqlite:///{work / f'audit-floor-{fixes}.db'}"
+    store = Store.open(url)
+    bodies = [orjson.dumps(b).decode() for b in check_bodies(n_checks, fixes, seed=7)]
+    decision = orjson.dumps(
+        {
+            "check_id": "c" * 26,
+            "outcome": "reject",
+            "reasons": ["outside_all_boxes"],
+            "zone": None,
+            "p_inside": 0.0,
+            "distance_m": None,
+            "nearest": [
+                {"zone_id": f"ZH-{k:05d}", "distance_m": 23.41, "bearing_deg": 45.2}
+                for k in range(3)
+            ],
+            "zone_set_version": 1,
+            "policy": "p" * 12,
+            "decided_at": "2026-11-26T08:00:00Z",
+            "position": {"lon": 113.5512345, "lat": 22.2712345, "accuracy_m": 4.2},
+        }
+    ).decode()
+    sql = f"INSERT INTO checks ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+    conn = store.engine.raw_connection()
+    cur = conn.cursor()
+    cur.execute("PRAGMA wal_autocheckpoint=0")
+    insert: list[tuple[float, float]] = []
+    checkpoint: list[tuple[float, float]] = []
+    try:
+        for _ in range(repeat):
+            now = datetime.now(UTC)
+            stamp = now.strftime("%Y-%m-%d %H:%M:%S.%f")
+            batch = uuid.uuid4().hex
+            rows = [
+                (
+                    f"{batch}-{i}",
+                    "meituan",
+                    f"T{i}",
+                    f"B{i}",
+                    None,
+                    batch,
+                    body,
+                    decision,
+                    "reject",
+                    None,
+                    "香洲区",
+                    1,
+                    "p" * 12,
+                    stamp,
+                    stamp,
+                    china_day(now),
+                )
+                for i, body in enumerate(bodies)
+            ]
+            w, c = time.perf_counter(), time.process_time()
+            cur.executemany(sql, rows)
+            conn.commit()
+            insert.append((time.perf_counter() - w, time.process_time() - c))
+            w, c = time.perf_counter(), time.process_time()
+            cur.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            checkpoint.append((time.perf_counter() - w, time.process_time() - c))
+    finally:
+        cur.close()
+        conn.close()
+        store.close()
+    per_fix = 1e9 / (n_checks * fixes)
+
+    def med(runs: list[tuple[float, float]], k: int) -> float:
+        return round(statistics.median(r[k] for r in runs) * per_fix)
+
+    return {
+        "checks": n_checks,
+        "fixes_per_check": fixes,
+        "body_bytes_per_check": round(statistics.mean(len(b) for b in bodies)),
+        "insert_commit_ns_per_fix": {"wall": med(insert, 0), "cpu": med(insert, 1)},
+        "checkpoint_ns_per_fix": {"wall": med(checkpoint, 0), "cpu": med(checkpoint, 1)},
+    }
+
+
 # ---------------------------------------------------------------------------- processes
 def propagation(proc: Proc, version: int, t_activated: float) -> float:
     """Seconds from the activation's answer until the last other worker served ``version``
@@ -746,9 +841,12 @@ def main() -> None:
             r = run_batches(url, key, n_checks, fixes, repeat, conc)
             batches.append(r)
             print("batch:", r, flush=True)
+        floor = [audit_floor(work, 10_000, fixes) for fixes in (10, 50)]
+        print("audit floor:", floor, flush=True)
         results["batch"] = {
             "runs": batches,
             "best_fixes_per_s": max(b["fixes_per_s"] for b in batches),
+            "audit_floor": floor,
         }
         results["processes"] = run_processes(work, bodies_file, lua, args.duration)
         results["targets"] = {
