@@ -34,8 +34,9 @@ Fusing a trail (the bike stands still while the lock closes):
 ``p_inside`` is the probability that the true position lies in the best fenced
 box widened by ``tolerance_m`` on every side: a closed form for rectangles (a
 product of two error functions in the box's own frame) and, for other shapes, a
-numeric integral (Gauss-Legendre in slabs along y, error functions along x) that
-is exact to about 1e-5.
+closed form too: a sum over the edges of signed triangles with apex at the fused
+position, each an angle and two values of Owen's T function (scipy's), exact to
+rounding.
 """
 
 from __future__ import annotations
@@ -52,9 +53,11 @@ from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
 
+import llvmlite.binding as llvm
 import numba as nb
 import numpy as np
 import shapely
+from numba.extending import get_cython_function_address
 
 from geofence import _kernels
 from geofence import crs as _crs
@@ -118,7 +121,7 @@ _CANDIDATES = 4  # fenced boxes weighed for p_inside
 _SIGMAS = 5.0  # boxes farther than tolerance + 5 sigma have p < 1e-6
 _MITRE_LIMIT = 5.0  # buffered corners reach at most this many tolerances out
 _RECT_SLACK_M = 0.05  # a rectangle's frame lies within this of the box itself
-_P_SLACK = 1e-3  # above the numeric error of p_inside (1e-5 for other shapes)
+_P_SLACK = 1e-3  # above the numeric error of p_inside
 
 
 # --------------------------------------------------------------------------- inputs
@@ -599,7 +602,6 @@ class _Tables:
     pvy: np.ndarray
     pring_start: np.ndarray
     pzone_ring_start: np.ndarray
-    max_vertices: int
     fenced: np.ndarray  # fenced parking boxes
     beacon_position: Mapping[str, int]
     open_masks: dict[str | None, tuple[np.ndarray, np.ndarray]]
@@ -661,9 +663,9 @@ def _rectangles(geoms_m: np.ndarray) -> np.ndarray:
 def _frames(geoms_m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Each polygon in its own frame: centred, its long axis along y.
 
-    The slab integral of :func:`_poly_p` runs along y; a box's long sides are then
-    (nearly) parallel to y, where the integrand is smooth, instead of nearly
-    parallel to x, where a narrow Gaussian turns it into a step.
+    Centred, so that :func:`_poly_p` computes with small coordinates (EPSG:4547
+    metres are in the millions). The rotation served an earlier slab integral along
+    y and changes nothing now.
     """
     n = len(geoms_m)
     frame = np.zeros((n, 4))
@@ -754,15 +756,16 @@ def _build_tables(index: ZoneIndex, tolerance: float) -> _Tables:
     buffered = shapely.buffer(
         zs.geometry_m[others], tolerance, join_style="mitre", mitre_limit=_MITRE_LIMIT
     )
+    # exteriors counter-clockwise, holes clockwise: _poly_p's signed triangles need one
+    # consistent sense (GEOS's buffer gives the other; rotations keep it)
+    buffered = shapely.orient_polygons(buffered)
     framed, pframe = _frames(buffered)
     if len(others):
         pvx, pvy, pring, pzone = _flatten(framed)
-        max_v = int(shapely.get_num_coordinates(buffered).max())
     else:
         pvx = pvy = np.zeros(1)
         pring = np.zeros(1, np.int64)
         pzone = np.zeros(1, np.int64)
-        max_v = 0
     stud: dict[str, int] = {}
     for p in np.flatnonzero(fenced):
         for b in zs.beacons[p]:
@@ -775,7 +778,6 @@ def _build_tables(index: ZoneIndex, tolerance: float) -> _Tables:
         pvy=pvy,
         pring_start=pring,
         pzone_ring_start=pzone,
-        max_vertices=max_v,
         fenced=fenced,
         beacon_position=stud,
         open_masks={},
@@ -859,8 +861,19 @@ def _service_map(service: ZoneIndex) -> tuple[float, float, float, int, int, np.
 _jit = nb.njit(cache=True, nogil=True)
 _jit_inline = nb.njit(cache=True, nogil=True, inline="always")
 
-# Gauss-Legendre, 16 nodes on [-1, 1]
-_GL_X, _GL_W = np.polynomial.legendre.leggauss(16)
+# Owen's T function, scipy's C implementation (scipy.special.owens_t), called from the
+# kernels by name: the symbol is registered with LLVM here, at import, before any cached
+# kernel is loaded, so the kernels stay cacheable (a ctypes pointer would embed the
+# address and numba would refuse to cache them). The trailing int is Cython's
+# skip-dispatch flag.
+llvm.add_symbol(
+    "geofence_scipy_owens_t",
+    get_cython_function_address("scipy.special.cython_special", "owens_t"),
+)
+_owens_t = nb.types.ExternalFunction(
+    "geofence_scipy_owens_t",
+    nb.types.float64(nb.types.float64, nb.types.float64, nb.types.intc),
+)
 _INV_SQRT2 = 1.0 / math.sqrt(2.0)
 _INV_SQRT2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
@@ -1067,64 +1080,56 @@ def _rect_p(x, y, s, r, z, tol):
 
 
 @_jit_inline
-def _poly_p(q, x, y, s, pvx, pvy, pring, pzone, gl_x, gl_w, ys, xs):
-    """P(N((x, y), s^2 I) in polygon q): Gauss-Legendre over y-slabs, erf along x.
+def _poly_p(q, x, y, s, pvx, pvy, pring, pzone):
+    """P(N((x, y), s^2 I) in polygon q), exact: signed triangles with apex at the mean.
 
-    The slabs run between the polygon's vertex heights and y + j s (j = -8 .. 8),
-    clipped to the polygon's own height, so each is smooth and at most s high.
+    Each edge (a, b) spans a triangle with the mean; its probability, signed by the
+    turn from a to b, is ``dpsi / 2 pi - [T(h, t_b / h) - T(h, t_a / h)]``: ``dpsi``
+    the angle it subtends, ``h`` the distance from the mean to the edge's line and
+    ``t`` the ends' positions along that line from the foot of the perpendicular
+    (all in units of s), ``T`` Owen's T function. Summed over every edge of every
+    ring, the triangles outside cancel and holes subtract, given one consistent
+    orientation (``_build_tables`` orients the rings; either sense gives +-p, hence
+    the ``abs``). A polygon beyond 8 s on either axis gives 0 (p < 1e-15).
     """
+    xmin = np.inf
+    xmax = -np.inf
     ymin = np.inf
     ymax = -np.inf
-    for r in range(pzone[q], pzone[q + 1]):
-        for v in range(pring[r], pring[r + 1]):
-            ymin = min(ymin, pvy[v])
-            ymax = max(ymax, pvy[v])
-    lo = max(y - 8.0 * s, ymin)
-    hi = min(y + 8.0 * s, ymax)
-    if hi <= lo:
+    for v in range(pring[pzone[q]], pring[pzone[q + 1]]):
+        xmin = min(xmin, pvx[v])
+        xmax = max(xmax, pvx[v])
+        ymin = min(ymin, pvy[v])
+        ymax = max(ymax, pvy[v])
+    reach = 8.0 * s
+    if x + reach < xmin or x - reach > xmax or y + reach < ymin or y - reach > ymax:
         return 0.0
-    ys[0] = lo
-    ys[1] = hi
-    nb_ = 2
+    inv_s = 1.0 / s
+    angle = 0.0  # sum of the signed angles
+    owen = 0.0  # sum of the signed Owen's T differences
     for r in range(pzone[q], pzone[q + 1]):
-        for v in range(pring[r], pring[r + 1]):
-            if lo < pvy[v] < hi:
-                ys[nb_] = pvy[v]
-                nb_ += 1
-    for j in range(-8, 9):
-        yj = y + j * s
-        if lo < yj < hi:
-            ys[nb_] = yj
-            nb_ += 1
-    _sort_small(ys, nb_)
-    k = 0.7071067811865476 / s
-    total = 0.0
-    for t in range(nb_ - 1):
-        y0 = ys[t]
-        y1 = ys[t + 1]
-        if y1 <= y0:
-            continue
-        h = 0.5 * (y1 - y0)
-        mid = 0.5 * (y1 + y0)
-        for g in range(gl_x.shape[0]):
-            yy = mid + h * gl_x[g]
-            nc = 0
-            for r in range(pzone[q], pzone[q + 1]):
-                for v in range(pring[r], pring[r + 1] - 1):
-                    ya = pvy[v]
-                    yb = pvy[v + 1]
-                    if (ya > yy) != (yb > yy):
-                        xs[nc] = pvx[v] + (yy - ya) * (pvx[v + 1] - pvx[v]) / (yb - ya)
-                        nc += 1
-            if nc < 2:
-                continue
-            _sort_small(xs, nc)
-            acc = 0.0
-            for c in range(0, nc - 1, 2):
-                acc += math.erf((xs[c + 1] - x) * k) - math.erf((xs[c] - x) * k)
-            zy = (yy - y) / s
-            total += gl_w[g] * h * math.exp(-0.5 * zy * zy) * 0.3989422804014327 / s * 0.5 * acc
-    return total
+        ax = (pvx[pring[r]] - x) * inv_s
+        ay = (pvy[pring[r]] - y) * inv_s
+        for v in range(pring[r] + 1, pring[r + 1]):
+            bx = (pvx[v] - x) * inv_s
+            by = (pvy[v] - y) * inv_s
+            ex = bx - ax
+            ey = by - ay
+            ln = math.sqrt(ex * ex + ey * ey)
+            cross = ax * by - ay * bx  # = ln * signed distance of the line
+            h = abs(cross) / ln if ln > 0.0 else 0.0
+            # h -> 0: the triangle and its probability vanish (and atan2 of the
+            # mean on the segment would be +-pi); zero-length edges likewise
+            if h > 1e-12:
+                angle += math.atan2(cross, ax * bx + ay * by)
+                if h < 8.0:  # T(h, a) <= Phi(-h) / 2 < 1e-15 beyond
+                    ta = (ax * ex + ay * ey) / ln
+                    tb = (bx * ex + by * ey) / ln
+                    d = _owens_t(h, tb / h, 0) - _owens_t(h, ta / h, 0)
+                    owen += d if cross > 0.0 else -d
+            ax = bx
+            ay = by
+    return min(abs(angle * 0.15915494309189535 - owen), 1.0)
 
 
 @_jit_inline
@@ -1271,9 +1276,6 @@ def _decide(
     pvy,
     pring,
     pzone,
-    max_vertices,
-    gl_x,
-    gl_w,
     tol,
     settle_p,
     reject_p,
@@ -1342,8 +1344,6 @@ def _decide(
     cand_pos = np.empty((1, 4), np.int64)
     cand_dist = np.empty((1, 4))
     qbox = np.empty(4)
-    ys = np.empty(max_vertices + 20)
-    xs = np.empty(max_vertices + 4)
     for i in range(lon.shape[0]):
         s = sigma[i]
         acc68 = s * 1.5095921854516636
@@ -1407,10 +1407,7 @@ def _decide(
                 dy = y[i] - pframe[q, 1]
                 cs = pframe[q, 2]
                 sn = pframe[q, 3]
-                p = _poly_p(
-                    q, dx * cs - dy * sn, dx * sn + dy * cs, s, pvx, pvy, pring, pzone,
-                    gl_x, gl_w, ys, xs,
-                )  # fmt: skip
+                p = _poly_p(q, dx * cs - dy * sn, dx * sn + dy * cs, s, pvx, pvy, pring, pzone)
             if beacon_zone[i] == z and bz_hit(
                 z, z, x[i], y[i], near_radius, inv_perm, mx, my, rs, zrs
             ):
@@ -1985,9 +1982,6 @@ def _static_args(
         t.pvy,
         t.pring_start,
         t.pzone_ring_start,
-        t.max_vertices,
-        _GL_X,
-        _GL_W,
         policy.tolerance_m,
         policy.settle_p,
         policy.reject_p,

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 import shapely
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from pyproj import Geod
 
@@ -115,6 +115,57 @@ def test_p_inside_other_shapes_matches_monte_carlo(shape, dx, dy, accuracy, tol)
     assert abs(d.p_inside - want) < 0.01
 
 
+def prepared(geom):
+    """A polygon as _build_tables hands it to _poly_p: oriented, framed, flat rings.
+
+    Returns (to_frame, vx, vy, ring_start, zone_ring_start); to_frame(x, y) maps a
+    point into the polygon's frame."""
+    from geofence.index import _flatten
+
+    framed, frame = D._frames(np.array([shapely.orient_polygons(geom)], dtype=object))
+    ox, oy, cs, sn = frame[0]
+
+    def to_frame(x, y):
+        return (x - ox) * cs - (y - oy) * sn, (x - ox) * sn + (y - oy) * cs
+
+    return (to_frame, *_flatten(framed))
+
+
+def poly_p(geom, x, y, s):
+    to_frame, vx, vy, rs, zrs = prepared(geom)
+    return D._poly_p(0, *to_frame(x, y), s, vx, vy, rs, zrs)
+
+
+def slab_integral(geom, x, y, s, nodes=20):
+    """Oracle: P(N((x, y), s^2 I) in geom) the slow, obvious way, orientation-blind.
+
+    Slabs along y between the vertex heights and y + j s / 4 (within 8 s); in each,
+    Gauss-Legendre in y of the Gaussian's y-density times the even-odd sum of
+    erf-differences over the rings' crossings of that line."""
+    rings = [np.asarray(geom.exterior.coords)] + [np.asarray(r.coords) for r in geom.interiors]
+    a = np.concatenate([r[:-1] for r in rings])
+    b = np.concatenate([r[1:] for r in rings])
+    lo, hi = max(y - 8 * s, a[:, 1].min()), min(y + 8 * s, a[:, 1].max())
+    if hi <= lo:
+        return 0.0
+    cuts = np.concatenate(([lo, hi], a[:, 1], y + s / 4 * np.arange(-32, 33)))
+    cuts = np.unique(cuts[(cuts >= lo) & (cuts <= hi)])
+    gx, gw = np.polynomial.legendre.leggauss(nodes)
+    mid, half = (cuts[1:] + cuts[:-1]) / 2, (cuts[1:] - cuts[:-1]) / 2
+    yy = (mid[:, None] + half[:, None] * gx).ravel()  # every node of every slab
+    w = (half[:, None] * gw).ravel()
+    crosses = (a[None, :, 1] > yy[:, None]) != (b[None, :, 1] > yy[:, None])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        xc = a[:, 0] + (yy[:, None] - a[:, 1]) * (b[:, 0] - a[:, 0]) / (b[:, 1] - a[:, 1])
+    xc = np.sort(np.where(crosses, xc, np.inf), axis=1)  # crossings first, in order
+    from scipy.special import erf
+
+    e = np.where(np.isfinite(xc), erf((xc - x) / (s * math.sqrt(2))), 0.0)
+    along = (e[:, 1::2] - e[:, 0:-1:2]).sum(axis=1) / 2  # inside between pairs
+    density = np.exp(-0.5 * ((yy - y) / s) ** 2) / (s * math.sqrt(2 * math.pi))
+    return float((w * density * along).sum())
+
+
 @given(
     w=st.floats(1.0, 4.0),
     h=st.floats(3.0, 20.0),
@@ -124,21 +175,79 @@ def test_p_inside_other_shapes_matches_monte_carlo(shape, dx, dy, accuracy, tol)
     s=st.floats(0.1, 7.0),
 )
 @settings(max_examples=200, deadline=None)
-def test_closed_form_equals_numeric_integral(w, h, angle, dx, dy, s):
-    """Oracle: the rectangle's closed form against the general slab integral."""
-    from geofence.index import _flatten
-
+def test_closed_form_equals_the_polygon_formula(w, h, angle, dx, dy, s):
+    """Oracle: the rectangle's closed form against the general polygon formula."""
     box = rotated_box(X0, Y0, w, h, angle)
     rect = D._rectangles(np.array([box], dtype=object))
     closed = D._rect_p(X0 + dx, Y0 + dy, s, rect, 0, 0.0)
-    framed, frame = D._frames(np.array([box], dtype=object))
-    vx, vy, rs, zrs = _flatten(framed)
-    ox, oy, cs, sn = frame[0]
-    u = (X0 + dx - ox) * cs - (Y0 + dy - oy) * sn
-    v = (X0 + dx - ox) * sn + (Y0 + dy - oy) * cs
-    ys, xs = np.empty(64), np.empty(64)
-    numeric = D._poly_p(0, u, v, s, vx, vy, rs, zrs, D._GL_X, D._GL_W, ys, xs)
-    assert abs(closed - numeric) < 1e-6
+    assert abs(closed - poly_p(box, X0 + dx, Y0 + dy, s)) < 1e-9
+
+
+@st.composite
+def polygon(draw):
+    """Convex, star-shaped (concave) and holed polygons of 1-20 m, any orientation."""
+    kind = draw(st.sampled_from(["convex", "star", "holed"]))
+    n = draw(st.integers(3 if kind == "convex" else 5, 12))
+    size = draw(st.floats(1.0, 20.0))
+    turn = np.sort(draw(st.lists(st.floats(0, 1), min_size=n, max_size=n, unique=True)))
+    radii = draw(st.lists(st.floats(0.3, 1.0), min_size=n, max_size=n))
+    ang = 2 * np.pi * turn
+    pts = np.column_stack((np.cos(ang), np.sin(ang))) * size * np.asarray(radii)[:, None]
+    g = shapely.Polygon(pts)
+    if kind == "convex":
+        g = shapely.convex_hull(shapely.MultiPoint(pts))
+    elif kind == "holed":
+        hole = shapely.Polygon(
+            [(-0.2, -0.1), (0.15, -0.12), (0.1, 0.2)] if draw(st.booleans()) else
+            [(-0.2, -0.2), (-0.2, 0.2), (0.2, 0.2), (0.2, -0.2)]
+        )  # fmt: skip
+        hole = shapely.affinity.scale(hole, size, size, origin=(0, 0))
+        g = shapely.Polygon(g.exterior.coords, [hole.exterior.coords])
+    assume(g.geom_type == "Polygon" and g.is_valid and g.area > 0.05 * size * size)
+    if draw(st.booleans()):  # the other orientation
+        g = shapely.Polygon(g.exterior.coords[::-1], [r.coords[::-1] for r in g.interiors])
+    return shapely.affinity.translate(g, X0, Y0)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    g=polygon(),
+    fx=st.floats(-1.5, 1.5),
+    fy=st.floats(-1.5, 1.5),
+    s=st.floats(0.05, 10.0),
+)
+def test_polygon_p_equals_slab_integral(g, fx, fy, s):
+    """Oracle: the signed-triangle formula against a fine slab integration."""
+    x0, y0, x1, y1 = g.bounds
+    x = (x0 + x1) / 2 + fx * (x1 - x0 + 4 * s) / 2
+    y = (y0 + y1) / 2 + fy * (y1 - y0 + 4 * s) / 2
+    assert abs(poly_p(g, x, y, s) - slab_integral(g, x, y, s)) <= 1e-7
+
+
+@pytest.mark.parametrize("s", [0.01, 0.5, 3.0])
+def test_polygon_p_edge_cases(s):
+    concave = shapely.Polygon(
+        [(0, 0), (6, 0), (6, 2), (2, 2), (2, 6), (0, 6)], [[(0.5, 0.5), (1, 0.5), (1, 1)]]
+    )
+    g = shapely.affinity.translate(concave, X0, Y0)
+    vx, vy = shapely.get_coordinates(g).T
+    points = (
+        [(a, b) for a, b in zip(vx, vy, strict=True)]  # on a vertex (the reflex one too)
+        + [(X0 + 3, Y0), (X0 + 6, Y0 + 1), (X0 + 4, Y0 + 2)]  # on an edge
+        + [(X0 - 3, Y0), (X0 + 9, Y0 + 2), (X0 + 4, Y0 + 4)]  # outside, on an edge's line
+        + [(X0 + 0.75, Y0 + 0.6)]  # in the hole
+    )
+    for x, y in points:
+        assert abs(poly_p(g, x, y, s) - slab_integral(g, x, y, s)) <= 1e-7, (x, y)
+    # a zero-length edge (a repeated vertex) changes nothing
+    twice = shapely.Polygon([(X0, Y0), (X0 + 6, Y0), (X0 + 6, Y0), (X0 + 6, Y0 + 2), (X0, Y0 + 3)])
+    for x, y in [(X0 + 6, Y0), (X0 + 3, Y0 + 1), (X0 + 8, Y0 - 1)]:
+        assert abs(poly_p(twice, x, y, s) - slab_integral(twice, x, y, s)) <= 1e-7
+    # far: exactly 0, and never negative nearer in
+    assert poly_p(g, X0 + 6 + 8.01 * s, Y0, s) == 0.0
+    for k in (4.0, 6.0, 7.9):
+        p = poly_p(g, X0 + 6 + k * s, Y0 + 1, s)
+        assert 0.0 <= p < 1e-3
 
 
 def test_rectangle_detection_tolerates_centimetre_rounding():
