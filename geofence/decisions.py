@@ -605,7 +605,7 @@ class _Tables:
     fenced: np.ndarray  # fenced parking boxes
     beacon_position: Mapping[str, int]
     open_masks: dict[str | None, tuple[np.ndarray, np.ndarray]]
-    box_grid: tuple[float, float, float, int, int, np.ndarray, np.ndarray]  # see _box_grid
+    box_grid: tuple[float, float, float, int, int, np.ndarray, np.ndarray, np.ndarray]  # _box_grid
     # the single-check path's caches: kernel arguments per (policy id, operator), and
     # the ids and zone mappings of the zone set as Python objects
     ids: list[str] = field(default_factory=list)
@@ -702,19 +702,25 @@ _BOX_GRID_EPS_M = 1e-3  # boxes are registered this much wider (rounding at cell
 
 def _box_grid(
     index: ZoneIndex, fenced: np.ndarray
-) -> tuple[float, float, float, int, int, np.ndarray, np.ndarray]:
+) -> tuple[float, float, float, int, int, np.ndarray, np.ndarray, np.ndarray]:
     """A dense metric grid of the fenced boxes, for the nearest-box searches.
 
-    Returns ``(x0, y0, cell, nx, ny, cell_start, cell_zone)``: cell ``(a, b)`` (column
-    ``a = floor((x - x0) / cell)``, row ``b``) lists the internal zones
-    ``cell_zone[cell_start[b * nx + a]:cell_start[b * nx + a + 1]]`` whose metre
-    bounding box (widened by 1 mm) overlaps it. ``nx = 0``: no grid (no fenced box,
+    Returns ``(x0, y0, cell, nx, ny, cell_start, entry_box, entry_id)``: cell ``(a, b)``
+    (column ``a = floor((x - x0) / cell)``, row ``b``) has the entries ``e`` in
+    ``cell_start[b * nx + a]:cell_start[b * nx + a + 1]``, one per internal zone whose
+    metre bounding box (widened by 1 mm) overlaps it, in zone order. An entry's rows
+    hold what rejects most entries without reading the zone's own rows:
+    ``entry_box[e]`` is the zone's metre box (the index's ``mbox`` row, the same
+    numbers), ``entry_id[e]`` its internal zone, its position and 1 when that has a
+    time window (``active_from`` or ``active_to`` other than -inf, +inf; 0: always
+    active, the window is not read). ``nx = 0``: no grid (no fenced box,
     or an extent so large that the cells would be coarse); the kernels then search
     the index's grid. Every nearest-box candidate (``fenced`` and ``fenced & open``)
     is a fenced box, so the grid holds every zone those searches may return.
     """
     z = index._grid.inv_perm[np.flatnonzero(fenced)]
-    none = (0.0, 0.0, 1.0, 0, 0, np.zeros(1, np.int32), np.zeros(0, np.int32))
+    no_rows = (np.zeros((0, 4)), np.zeros((0, 3), np.int32))
+    none = (0.0, 0.0, 1.0, 0, 0, np.zeros(1, np.int32), *no_rows)
     if len(z) == 0:
         return none
     mb = index._grid.mbox[z]
@@ -740,7 +746,13 @@ def _box_grid(
     order = np.lexsort((z[owner], cells))
     cell_start = np.zeros(nx * ny + 1, np.int32)
     np.cumsum(np.bincount(cells, minlength=nx * ny), out=cell_start[1:])
-    return x0, y0, cell, nx, ny, cell_start, z[owner][order].astype(np.int32)
+    ez = z[owner][order]
+    pos = index._grid.perm[ez]
+    zs = index.zone_set
+    windowed = (zs.active_from[pos] != -np.inf) | (zs.active_to[pos] != np.inf)
+    entry_box = np.ascontiguousarray(index._grid.mbox[ez], dtype=np.float64)
+    entry_id = np.ascontiguousarray(np.column_stack((ez, pos, windowed)).astype(np.int32))
+    return x0, y0, cell, nx, ny, cell_start, entry_box, entry_id
 
 
 def _build_tables(index: ZoneIndex, tolerance: float) -> _Tables:
@@ -1151,17 +1163,28 @@ def _forbidden(t, heading, active_from, active_to, open_, zh, heading_tol):
     return forbid
 
 
+_MEMO = 16  # _zone_closest results kept per check (see _grid_nearest)
+
+
 @_jit_inline
 def _grid_nearest(
     px, py, qx, qy, k, max_distance, mask, active_from, active_to, t, out_pos, out_dist, i, qbox,
-    bx0, by0, bcell, bnx, bny, bstart, bzone, bbox, mbox, mx, my, rs, zrs, perm,
+    memo, bx0, by0, bcell, bnx, bny, bstart, gbox, gid, bbox, mx, my, rs, zrs,
 ):  # fmt: skip
     """:func:`geofence._kernels.nearest_one` over the fenced-box grid (see :func:`_box_grid`).
 
     The same answer for masks of fenced boxes: the k candidates of least (distance,
     position) among those whose lon/lat box meets the same query box and that lie
     within ``max_distance``. Rings of cells around the fix, nearest first, until a
-    ring is farther than the k-th best.
+    ring is farther than the k-th best; cells farther than it are skipped (a box's
+    nearest point to the fix lies in one of its cells). Each entry is tested first on
+    its own row (the metre box); only those that pass read the zone's rows, and the
+    time window only where the row flags one.
+
+    ``memo`` rows ``0 .. memo[-1, 0] - 1`` hold (position, signed distance, closest
+    x, y) of the boxes whose :func:`_zone_closest` at (qx, qy) is known; the search
+    reads and extends it (the caller empties it for each check, and reads the
+    decided zone's distance and the nearest boxes' closest points from it).
     """
     for j in range(k):
         out_pos[i, j] = -1
@@ -1181,6 +1204,11 @@ def _grid_nearest(
         return
     ca = np.int64(ca)
     cb = np.int64(cb)
+    mlast = memo.shape[0] - 1
+    # the time window is tested for the boxes that have one; for every box at t = +inf
+    # (where -inf <= t < +inf fails too), for none at t = NaN
+    t_some = t == t
+    t_all = t == math.inf
     r = 0
     while True:
         limit = min(max_distance, out_dist[i, k - 1])
@@ -1199,6 +1227,10 @@ def _grid_nearest(
                 break  # the ring is outside the grid, and so is every later one
         for b in range(max(cb - r, 0), min(cb + r, bny - 1) + 1):
             edge_row = b == cb - r or b == cb + r
+            cy0 = by0 + b * bcell
+            gy = max(cy0 - qy, 0.0, qy - (cy0 + bcell))
+            if gy - 1e-6 > limit:
+                continue
             a = max(ca - r, 0)
             a_end = min(ca + r, bnx - 1)
             while a <= a_end:
@@ -1207,30 +1239,49 @@ def _grid_nearest(
                     a = ca + r
                     continue
                 cell = b * bnx + a
+                cx0 = bx0 + a * bcell
                 a += 1
+                gx = max(cx0 - qx, 0.0, qx - (cx0 + bcell))
+                if gx * gx + gy * gy > (limit + 1e-6) * (limit + 1e-6):
+                    continue  # the cell is farther than the k-th best
                 for e in range(bstart[cell], bstart[cell + 1]):
-                    z = bzone[e]
+                    limit = min(max_distance, out_dist[i, k - 1])
+                    dx = max(gbox[e, 0] - qx, 0.0, qx - gbox[e, 2])
+                    dy = max(gbox[e, 1] - qy, 0.0, qy - gbox[e, 3])
+                    if dx * dx + dy * dy > limit * limit:
+                        continue
+                    z = gid[e, 0]
                     if bbox[z, 2] < qbox[0] or bbox[z, 0] > qbox[2]:
                         continue
                     if bbox[z, 3] < qbox[1] or bbox[z, 1] > qbox[3]:
                         continue
-                    p = perm[z]
+                    p = gid[e, 1]
                     if not mask[p]:
                         continue
-                    if t == t and not (active_from[p] <= t < active_to[p]):
-                        continue
-                    limit = min(max_distance, out_dist[i, k - 1])
-                    dx = max(mbox[z, 0] - qx, 0.0, qx - mbox[z, 2])
-                    dy = max(mbox[z, 1] - qy, 0.0, qy - mbox[z, 3])
-                    if dx * dx + dy * dy > limit * limit:
-                        continue
+                    if t_some and (gid[e, 2] != 0 or t_all):
+                        if not (active_from[p] <= t < active_to[p]):
+                            continue
                     seen = False
                     for j in range(k):
                         if out_pos[i, j] == p:
                             seen = True  # met in an earlier cell
                     if seen:
                         continue
-                    d, _, _ = _zone_closest(z, qx, qy, mx, my, rs, zrs)
+                    # the box's _zone_closest: from the memo, or computed (and kept)
+                    n = np.int64(memo[mlast, 0])
+                    j = 0
+                    while j < n and memo[j, 0] != p:
+                        j += 1
+                    if j < n:
+                        d = memo[j, 1]
+                    else:
+                        d, cx, cy = _zone_closest(z, qx, qy, mx, my, rs, zrs)
+                        if n < mlast:
+                            memo[n, 0] = p
+                            memo[n, 1] = d
+                            memo[n, 2] = cx
+                            memo[n, 3] = cy
+                            memo[mlast, 0] = n + 1
                     if d < 0.0:
                         d = 0.0
                     if d <= max_distance:
@@ -1339,14 +1390,16 @@ def _decide(
         sg[_kernels.G_RING_START],
         sg[_kernels.G_ZONE_RING_START],
     )
-    bx0, by0, bcell, bnx, bny, bstart, bzone = bgrid
+    bx0, by0, bcell, bnx, bny, bstart, gbox, gid = bgrid
     sx0, sy0, sinv, snx, sny, sstate = smap
     cand_pos = np.empty((1, 4), np.int64)
     cand_dist = np.empty((1, 4))
     qbox = np.empty(4)
+    memo = np.empty((_MEMO + 1, 4))  # the check's known _zone_closest (see _grid_nearest)
     for i in range(lon.shape[0]):
         s = sigma[i]
         acc68 = s * 1.5095921854516636
+        memo[_MEMO, 0] = 0.0
         t = ended_at[i]
         # the covering zone (a parking box beats a no-parking area)
         loc = _kernels.locate_one(
@@ -1358,8 +1411,8 @@ def _decide(
         if bnx > 0:
             _grid_nearest(
                 lon[i], lat[i], x[i], y[i], 4, tol + 5.0 * s, fenced, active_from, active_to,
-                np.nan, cand_pos, cand_dist, 0, qbox,
-                bx0, by0, bcell, bnx, bny, bstart, bzone, bbox, mbox, mx, my, rs, zrs, perm,
+                np.nan, cand_pos, cand_dist, 0, qbox, memo,
+                bx0, by0, bcell, bnx, bny, bstart, gbox, gid, bbox, mx, my, rs, zrs,
             )  # fmt: skip
         else:
             _kernels.nearest_one(
@@ -1436,7 +1489,12 @@ def _decide(
         zone = ok if ok >= 0 and ok_p >= best_p else (best if best >= 0 else loc)
         dist = np.nan
         if zone >= 0:
-            dist, _, _ = _zone_closest(inv_perm[zone], x[i], y[i], mx, my, rs, zrs)
+            dist = np.nan
+            for j in range(np.int64(memo[_MEMO, 0])):  # met in the search: the same
+                if memo[j, 0] == zone:
+                    dist = memo[j, 1]
+            if dist != dist:
+                dist, _, _ = _zone_closest(inv_perm[zone], x[i], y[i], mx, my, rs, zrs)
         reasons = 0
         if beacon:
             reasons |= R_BEACON
@@ -1514,8 +1572,8 @@ def _decide(
         if bnx > 0:
             _grid_nearest(
                 lon[i], lat[i], x[i], y[i], k_near, near_radius, open_fenced, active_from,
-                active_to, t, near_pos, near_dist, i, qbox,
-                bx0, by0, bcell, bnx, bny, bstart, bzone, bbox, mbox, mx, my, rs, zrs, perm,
+                active_to, t, near_pos, near_dist, i, qbox, memo,
+                bx0, by0, bcell, bnx, bny, bstart, gbox, gid, bbox, mx, my, rs, zrs,
             )  # fmt: skip
         else:
             _kernels.nearest_one(
@@ -1531,7 +1589,14 @@ def _decide(
         for c in range(k_near):
             z = near_pos[i, c]
             if z >= 0:
-                _, bx, by = _zone_closest(inv_perm[z], x[i], y[i], mx, my, rs, zrs)
+                j = 0
+                while j < np.int64(memo[_MEMO, 0]) and memo[j, 0] != z:
+                    j += 1
+                if j < np.int64(memo[_MEMO, 0]):  # met in the search: the same point
+                    bx = memo[j, 2]
+                    by = memo[j, 3]
+                else:
+                    _, bx, by = _zone_closest(inv_perm[z], x[i], y[i], mx, my, rs, zrs)
                 bearing = math.degrees(math.atan2(bx - x[i], by - y[i])) + gamma
                 # % 360.0 for this range (-270, 270), without numba's call to fmod
                 near_bearing[i, c] = bearing + 0.0 if bearing >= 0.0 else bearing + 360.0

@@ -66,7 +66,7 @@ def trips():
 def _without_box_grid(index, policy, batch):
     t = D._tables(index, policy.tolerance_m)
     grid = t.box_grid
-    object.__setattr__(t, "box_grid", (0.0, 0.0, 1.0, 0, 0, grid[5][:1], grid[6][:0]))
+    object.__setattr__(t, "box_grid", (0.0, 0.0, 1.0, 0, 0, grid[5][:1], grid[6][:0], grid[7][:0]))
     try:
         return D.decide_arrays(index, batch, policy, T)
     finally:
@@ -89,6 +89,55 @@ def test_box_grid_search_decides_like_the_index_search(zhuhai, trips, fc, policy
         assert a.dtype == b.dtype and a.tobytes() == b.tobytes(), name
     if policy.k_nearest:
         assert (fast.nearest_pos[:, 0] >= 0).mean() > 0.3  # the searches found boxes
+
+
+@pytest.mark.parametrize("when", ["windows", "before", "after", "-inf", "+inf"])
+def test_box_grid_search_meets_time_windows_like_the_index_search(zhuhai, when):
+    """Boxes with a time window (flagged in the grid's rows: only they read it) near
+    the fixes, at times in and out of their windows, and at +-inf, where even the
+    boxes without one are inactive (+inf) or active (-inf)."""
+    zs = zhuhai.zone_set
+    fenced = zs.fenced & (zs.kind == geofence.KIND_PARKING)
+    windowed = np.flatnonzero(fenced & (np.isfinite(zs.active_from) | np.isfinite(zs.active_to)))
+    assert len(windowed) > 20
+    rng = np.random.default_rng(7)
+    x, y = shapely.get_coordinates(shapely.centroid(zs.geometry_m[windowed])).T
+    n = 3000
+    pick = rng.integers(0, len(windowed), n)
+    lon, lat = crs.unproject(x[pick] + rng.normal(0, 40, n), y[pick] + rng.normal(0, 40, n))
+    lo = np.where(np.isfinite(zs.active_from[windowed]), zs.active_from[windowed], T)[pick]
+    hi = np.where(np.isfinite(zs.active_to[windowed]), zs.active_to[windowed], T)[pick]
+    ended = {
+        "windows": np.where(np.arange(n) % 2 == 0, lo, hi) + rng.choice([-1.0, 0.0, 1.0], n),
+        "before": np.full(n, np.nanmin(zs.active_from[windowed]) - 1.0),
+        "after": np.full(n, np.nanmax(zs.active_to[np.isfinite(zs.active_to)]) + 1.0),
+        "-inf": np.full(n, -np.inf),
+        "+inf": np.full(n, np.inf),
+    }[when]
+    batch = geofence.CheckBatch(
+        lon=np.ascontiguousarray(lon.reshape(n, 1)),
+        lat=np.ascontiguousarray(lat.reshape(n, 1)),
+        accuracy_m=np.full((n, 1), 5.0),
+        at=np.full((n, 1), np.nan),
+        n_fixes=np.ones(n, np.int64),
+        ended_at=np.ascontiguousarray(ended),
+        heading_deg=np.full(n, np.nan),
+        beacon_zone=np.full(n, -1, np.int64),
+        operator=None,
+    )
+    policy = Policy(k_nearest=6, nearest_radius_m=200.0)
+    fast = D.decide_arrays(zhuhai, batch, policy, T)
+    slow = _without_box_grid(zhuhai, policy, batch)
+    for name in FIELDS:
+        a, b = getattr(fast, name), getattr(slow, name)
+        assert a.dtype == b.dtype and a.tobytes() == b.tobytes(), name
+    found = fast.nearest_pos[fast.nearest_pos >= 0]
+    if when == "+inf":
+        assert len(found) == 0  # no box is active at +inf
+    else:
+        assert len(found) > 0
+    if when == "windows":
+        assert np.isin(found, windowed).any()  # boxes with a window were returned
 
 
 def _varied_checks(index):
