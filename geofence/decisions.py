@@ -1164,11 +1164,12 @@ def _forbidden(t, heading, active_from, active_to, open_, zh, heading_tol):
 
 
 _MEMO = 16  # _zone_closest results kept per check (see _grid_nearest)
+_CELL_BUF = 32  # a cell's candidates sorted at a time (see _grid_nearest)
 
 
 @_jit_inline
 def _grid_nearest(
-    px, py, qx, qy, k, max_distance, mask, active_from, active_to, t, out_pos, out_dist, i, qbox,
+    px, py, qx, qy, k, max_distance, mask, active_from, active_to, t, out_pos, out_dist, i, buf,
     memo, bx0, by0, bcell, bnx, bny, bstart, gbox, gid, bbox, mx, my, rs, zrs,
 ):  # fmt: skip
     """:func:`geofence._kernels.nearest_one` over the fenced-box grid (see :func:`_box_grid`).
@@ -1179,7 +1180,9 @@ def _grid_nearest(
     ring is farther than the k-th best; cells farther than it are skipped (a box's
     nearest point to the fix lies in one of its cells). Each entry is tested first on
     its own row (the metre box); only those that pass read the zone's rows, and the
-    time window only where the row flags one.
+    time window only where the row flags one. A cell's candidates are then measured
+    nearest metre box first (sorted in ``buf``, rows of squared metre-box distance
+    and entry), so that the k-th best shrinks early and the farther ones are skipped.
 
     ``memo`` rows ``0 .. memo[-1, 0] - 1`` hold (position, signed distance, closest
     x, y) of the boxes whose :func:`_zone_closest` at (qx, qy) is known; the search
@@ -1194,10 +1197,11 @@ def _grid_nearest(
     rlat = max_distance / 110_000.0 + 1e-9
     coslat = math.cos(math.radians(min(abs(py) + rlat + 0.1, 89.9)))
     rlon = rlat / coslat
-    qbox[0] = px - rlon
-    qbox[1] = py - rlat
-    qbox[2] = px + rlon
-    qbox[3] = py + rlat
+    q0 = px - rlon
+    q1 = py - rlat
+    q2 = px + rlon
+    q3 = py + rlat
+    nbuf = buf.shape[0]
     ca = math.floor((qx - bx0) / bcell)
     cb = math.floor((qy - by0) / bcell)
     if not (abs(ca) < 1e9 and abs(cb) < 1e9):
@@ -1244,48 +1248,71 @@ def _grid_nearest(
                 gx = max(cx0 - qx, 0.0, qx - (cx0 + bcell))
                 if gx * gx + gy * gy > (limit + 1e-6) * (limit + 1e-6):
                     continue  # the cell is farther than the k-th best
-                for e in range(bstart[cell], bstart[cell + 1]):
-                    limit = min(max_distance, out_dist[i, k - 1])
-                    dx = max(gbox[e, 0] - qx, 0.0, qx - gbox[e, 2])
-                    dy = max(gbox[e, 1] - qy, 0.0, qy - gbox[e, 3])
-                    if dx * dx + dy * dy > limit * limit:
-                        continue
-                    z = gid[e, 0]
-                    if bbox[z, 2] < qbox[0] or bbox[z, 0] > qbox[2]:
-                        continue
-                    if bbox[z, 3] < qbox[1] or bbox[z, 1] > qbox[3]:
-                        continue
-                    p = gid[e, 1]
-                    if not mask[p]:
-                        continue
-                    if t_some and (gid[e, 2] != 0 or t_all):
-                        if not (active_from[p] <= t < active_to[p]):
+                e = bstart[cell]
+                e_end = bstart[cell + 1]
+                while e < e_end:
+                    # the cell's candidates (as many as buf holds), nearest metre box
+                    # first: the k-th best shrinks before the farther ones are met
+                    nc = 0
+                    while e < e_end and nc < nbuf:
+                        f = e
+                        e += 1
+                        dx = max(gbox[f, 0] - qx, 0.0, qx - gbox[f, 2])
+                        dy = max(gbox[f, 1] - qy, 0.0, qy - gbox[f, 3])
+                        d2 = dx * dx + dy * dy
+                        if d2 > limit * limit:
                             continue
-                    seen = False
-                    for j in range(k):
-                        if out_pos[i, j] == p:
-                            seen = True  # met in an earlier cell
-                    if seen:
-                        continue
-                    # the box's _zone_closest: from the memo, or computed (and kept)
-                    n = np.int64(memo[mlast, 0])
-                    j = 0
-                    while j < n and memo[j, 0] != p:
-                        j += 1
-                    if j < n:
-                        d = memo[j, 1]
-                    else:
-                        d, cx, cy = _zone_closest(z, qx, qy, mx, my, rs, zrs)
-                        if n < mlast:
-                            memo[n, 0] = p
-                            memo[n, 1] = d
-                            memo[n, 2] = cx
-                            memo[n, 3] = cy
-                            memo[mlast, 0] = n + 1
-                    if d < 0.0:
-                        d = 0.0
-                    if d <= max_distance:
-                        _insert(out_pos, out_dist, i, k, p, d)
+                        z = gid[f, 0]
+                        if bbox[z, 2] < q0 or bbox[z, 0] > q2:
+                            continue
+                        if bbox[z, 3] < q1 or bbox[z, 1] > q3:
+                            continue
+                        p = gid[f, 1]
+                        if not mask[p]:
+                            continue
+                        if t_some and (gid[f, 2] != 0 or t_all):
+                            if not (active_from[p] <= t < active_to[p]):
+                                continue
+                        c = nc
+                        while c > 0 and buf[c - 1, 0] > d2:
+                            buf[c, 0] = buf[c - 1, 0]
+                            buf[c, 1] = buf[c - 1, 1]
+                            c -= 1
+                        buf[c, 0] = d2
+                        buf[c, 1] = f
+                        nc += 1
+                    for c in range(nc):
+                        if buf[c, 0] > limit * limit:
+                            break  # and so are the rest
+                        f = np.int64(buf[c, 1])
+                        z = gid[f, 0]
+                        p = gid[f, 1]
+                        seen = False
+                        for j in range(k):
+                            if out_pos[i, j] == p:
+                                seen = True  # met in an earlier cell
+                        if seen:
+                            continue
+                        # the box's _zone_closest: from the memo, or computed (and kept)
+                        n = np.int64(memo[mlast, 0])
+                        j = 0
+                        while j < n and memo[j, 0] != p:
+                            j += 1
+                        if j < n:
+                            d = memo[j, 1]
+                        else:
+                            d, cx, cy = _zone_closest(z, qx, qy, mx, my, rs, zrs)
+                            if n < mlast:
+                                memo[n, 0] = p
+                                memo[n, 1] = d
+                                memo[n, 2] = cx
+                                memo[n, 3] = cy
+                                memo[mlast, 0] = n + 1
+                        if d < 0.0:
+                            d = 0.0
+                        if d <= max_distance:
+                            _insert(out_pos, out_dist, i, k, p, d)
+                            limit = min(max_distance, out_dist[i, k - 1])
         r += 1
 
 
@@ -1396,6 +1423,7 @@ def _decide(
     cand_dist = np.empty((1, 4))
     qbox = np.empty(4)
     memo = np.empty((_MEMO + 1, 4))  # the check's known _zone_closest (see _grid_nearest)
+    cbuf = np.empty((_CELL_BUF, 2))  # a cell's candidates (see _grid_nearest)
     for i in range(lon.shape[0]):
         s = sigma[i]
         acc68 = s * 1.5095921854516636
@@ -1411,7 +1439,7 @@ def _decide(
         if bnx > 0:
             _grid_nearest(
                 lon[i], lat[i], x[i], y[i], 4, tol + 5.0 * s, fenced, active_from, active_to,
-                np.nan, cand_pos, cand_dist, 0, qbox, memo,
+                np.nan, cand_pos, cand_dist, 0, cbuf, memo,
                 bx0, by0, bcell, bnx, bny, bstart, gbox, gid, bbox, mx, my, rs, zrs,
             )  # fmt: skip
         else:
@@ -1572,7 +1600,7 @@ def _decide(
         if bnx > 0:
             _grid_nearest(
                 lon[i], lat[i], x[i], y[i], k_near, near_radius, open_fenced, active_from,
-                active_to, t, near_pos, near_dist, i, qbox, memo,
+                active_to, t, near_pos, near_dist, i, cbuf, memo,
                 bx0, by0, bcell, bnx, bny, bstart, gbox, gid, bbox, mx, my, rs, zrs,
             )  # fmt: skip
         else:
@@ -1582,6 +1610,8 @@ def _decide(
                 levels, inv_size, lzs, lz, table, shift, ebox, ezone, bbox, mbox, mx, my, rs,
                 zrs, perm,
             )  # fmt: skip
+        if near_pos[i, 0] < 0:
+            continue  # no box near (the row fills from the front)
         # true bearing: grid bearing plus the meridian convergence of the zone (CM 114E)
         gamma = math.degrees(
             math.atan(math.tan(math.radians(lon[i] - 114.0)) * math.sin(math.radians(lat[i])))
