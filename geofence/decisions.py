@@ -710,16 +710,16 @@ def _box_grid(
     ``cell_start[b * nx + a]:cell_start[b * nx + a + 1]``, one per internal zone whose
     metre bounding box (widened by 1 mm) overlaps it, in zone order. An entry's rows
     hold what rejects most entries without reading the zone's own rows:
-    ``entry_box[e]`` is the zone's metre box (the index's ``mbox`` row, the same
-    numbers), ``entry_id[e]`` its internal zone, its position and 1 when that has a
-    time window (``active_from`` or ``active_to`` other than -inf, +inf; 0: always
-    active, the window is not read). ``nx = 0``: no grid (no fenced box,
-    or an extent so large that the cells would be coarse); the kernels then search
-    the index's grid. Every nearest-box candidate (``fenced`` and ``fenced & open``)
+    ``entry_box[e]`` is the zone's metre box and lon/lat box (the index's ``mbox`` and
+    ``bbox`` rows, the same numbers), ``entry_id[e]`` its internal zone, its position
+    and 1 when that has a time window (``active_from`` or ``active_to`` other than
+    -inf, +inf; 0: always active, the window is not read). ``nx = 0``: no grid (no
+    fenced box, or an extent so large that the cells would be coarse); the kernels
+    then search the index's grid. Every nearest-box candidate (``fenced`` and ``fenced & open``)
     is a fenced box, so the grid holds every zone those searches may return.
     """
     z = index._grid.inv_perm[np.flatnonzero(fenced)]
-    no_rows = (np.zeros((0, 4)), np.zeros((0, 3), np.int32))
+    no_rows = (np.zeros((0, 8)), np.zeros((0, 3), np.int32))
     none = (0.0, 0.0, 1.0, 0, 0, np.zeros(1, np.int32), *no_rows)
     if len(z) == 0:
         return none
@@ -750,7 +750,9 @@ def _box_grid(
     pos = index._grid.perm[ez]
     zs = index.zone_set
     windowed = (zs.active_from[pos] != -np.inf) | (zs.active_to[pos] != np.inf)
-    entry_box = np.ascontiguousarray(index._grid.mbox[ez], dtype=np.float64)
+    entry_box = np.ascontiguousarray(
+        np.column_stack((index._grid.mbox[ez], index._grid.bbox[ez])), dtype=np.float64
+    )
     entry_id = np.ascontiguousarray(np.column_stack((ez, pos, windowed)).astype(np.int32))
     return x0, y0, cell, nx, ny, cell_start, entry_box, entry_id
 
@@ -1179,10 +1181,11 @@ def _grid_nearest(
     within ``max_distance``. Rings of cells around the fix, nearest first, until a
     ring is farther than the k-th best; cells farther than it are skipped (a box's
     nearest point to the fix lies in one of its cells). Each entry is tested first on
-    its own row (the metre box); only those that pass read the zone's rows, and the
-    time window only where the row flags one. A cell's candidates are then measured
-    nearest metre box first (sorted in ``buf``, rows of squared metre-box distance
-    and entry), so that the k-th best shrinks early and the farther ones are skipped.
+    its own rows (the metre box, then the lon/lat box); only those that pass read
+    the zone's rows, and the time window only where the row flags one. A cell's
+    candidates are then measured nearest metre box first (sorted in ``buf``, rows of
+    squared metre-box distance and entry), so that the k-th best shrinks early and
+    the farther ones are skipped.
 
     ``memo`` rows ``0 .. memo[-1, 0] - 1`` hold (position, signed distance, closest
     x, y) of the boxes whose :func:`_zone_closest` at (qx, qy) is known; the search
@@ -1262,10 +1265,9 @@ def _grid_nearest(
                         d2 = dx * dx + dy * dy
                         if d2 > limit * limit:
                             continue
-                        z = gid[f, 0]
-                        if bbox[z, 2] < q0 or bbox[z, 0] > q2:
+                        if gbox[f, 6] < q0 or gbox[f, 4] > q2:
                             continue
-                        if bbox[z, 3] < q1 or bbox[z, 1] > q3:
+                        if gbox[f, 7] < q1 or gbox[f, 5] > q3:
                             continue
                         p = gid[f, 1]
                         if not mask[p]:
