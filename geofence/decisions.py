@@ -605,7 +605,7 @@ class _Tables:
     fenced: np.ndarray  # fenced parking boxes
     beacon_position: Mapping[str, int]
     open_masks: dict[str | None, tuple[np.ndarray, np.ndarray]]
-    box_grid: tuple[float, float, float, int, int, np.ndarray, np.ndarray, np.ndarray]  # _box_grid
+    box_grid: tuple[Any, ...]  # see _box_grid
     # the single-check path's caches: kernel arguments per (policy id, operator), and
     # the ids and zone mappings of the zone set as Python objects
     ids: list[str] = field(default_factory=list)
@@ -702,24 +702,27 @@ _BOX_GRID_EPS_M = 1e-3  # boxes are registered this much wider (rounding at cell
 
 def _box_grid(
     index: ZoneIndex, fenced: np.ndarray
-) -> tuple[float, float, float, int, int, np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[float, float, float, int, int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """A dense metric grid of the fenced boxes, for the nearest-box searches.
 
-    Returns ``(x0, y0, cell, nx, ny, cell_start, entry_box, entry_id)``: cell ``(a, b)``
-    (column ``a = floor((x - x0) / cell)``, row ``b``) has the entries ``e`` in
-    ``cell_start[b * nx + a]:cell_start[b * nx + a + 1]``, one per internal zone whose
-    metre bounding box (widened by 1 mm) overlaps it, in zone order. An entry's rows
-    hold what rejects most entries without reading the zone's own rows:
+    Returns ``(x0, y0, cell, nx, ny, cell_start, entry_box, entry_id, vxy)``: cell
+    ``(a, b)`` (column ``a = floor((x - x0) / cell)``, row ``b``) has the entries ``e``
+    in ``cell_start[b * nx + a]:cell_start[b * nx + a + 1]``, one per internal zone
+    whose metre bounding box (widened by 1 mm) overlaps it, in zone order. An entry's
+    rows hold what rejects most entries without reading the zone's own rows:
     ``entry_box[e]`` is the zone's metre box and lon/lat box (the index's ``mbox`` and
-    ``bbox`` rows, the same numbers), ``entry_id[e]`` its internal zone, its position
-    and 1 when that has a time window (``active_from`` or ``active_to`` other than
-    -inf, +inf; 0: always active, the window is not read). ``nx = 0``: no grid (no
+    ``bbox`` rows, the same numbers); ``entry_id[e]`` its internal zone, its position,
+    1 when that has a time window (``active_from`` or ``active_to`` other than -inf,
+    +inf; 0: always active, the window is not read) and, for a zone of one ring, the
+    range ``v0, v1`` of its vertices in ``vxy`` (else -1, -1): a copy of the index's
+    ``mx``, ``my`` of those zones, x and y side by side. ``nx = 0``: no grid (no
     fenced box, or an extent so large that the cells would be coarse); the kernels
-    then search the index's grid. Every nearest-box candidate (``fenced`` and ``fenced & open``)
-    is a fenced box, so the grid holds every zone those searches may return.
+    then search the index's grid. Every nearest-box candidate (``fenced`` and
+    ``fenced & open``) is a fenced box, so the grid holds every zone those searches
+    may return.
     """
     z = index._grid.inv_perm[np.flatnonzero(fenced)]
-    no_rows = (np.zeros((0, 8)), np.zeros((0, 3), np.int32))
+    no_rows = (np.zeros((0, 8)), np.zeros((0, 5), np.int32), np.zeros((0, 2)))
     none = (0.0, 0.0, 1.0, 0, 0, np.zeros(1, np.int32), *no_rows)
     if len(z) == 0:
         return none
@@ -753,8 +756,21 @@ def _box_grid(
     entry_box = np.ascontiguousarray(
         np.column_stack((index._grid.mbox[ez], index._grid.bbox[ez])), dtype=np.float64
     )
-    entry_id = np.ascontiguousarray(np.column_stack((ez, pos, windowed)).astype(np.int32))
-    return x0, y0, cell, nx, ny, cell_start, entry_box, entry_id
+    # the vertices of the zones of one ring, (x, y) side by side, zone after zone
+    g = index._grid
+    uz = np.unique(ez)
+    zr = g.zone_ring_start
+    one = zr[uz + 1] - zr[uz] == 1
+    a0 = g.ring_start[zr[uz]]
+    cnt = np.where(one, g.ring_start[np.minimum(zr[uz] + 1, len(g.ring_start) - 1)] - a0, 0)
+    start = np.cumsum(cnt) - cnt
+    idx = np.repeat(a0, cnt) + np.arange(int(cnt.sum())) - np.repeat(start, cnt)
+    vxy = np.ascontiguousarray(np.column_stack((g.mx[idx], g.my[idx])), dtype=np.float64)
+    u = np.searchsorted(uz, ez)
+    v0 = np.where(one[u], start[u], -1)
+    v1 = np.where(one[u], start[u] + cnt[u], -1)
+    entry_id = np.ascontiguousarray(np.column_stack((ez, pos, windowed, v0, v1)).astype(np.int32))
+    return x0, y0, cell, nx, ny, cell_start, entry_box, entry_id, vxy
 
 
 def _build_tables(index: ZoneIndex, tolerance: float) -> _Tables:
@@ -1165,6 +1181,49 @@ def _forbidden(t, heading, active_from, active_to, open_, zh, heading_tol):
     return forbid
 
 
+@_jit
+def _ring_closest(v0, v1, px, py, vxy):
+    """:func:`geofence._kernels.zone_closest` of a zone of one ring, ``vxy[v0:v1]``.
+
+    The same operations in the same order (the same numbers), on the box grid's copy
+    of the ring: one read for x and y, and no ring tables.
+    """
+    inside = False
+    best = np.inf
+    bx = px
+    by = py
+    for i in range(v0, v1 - 1):
+        x1 = vxy[i, 0]
+        y1 = vxy[i, 1]
+        x2 = vxy[i + 1, 0]
+        y2 = vxy[i + 1, 1]
+        dx = x2 - x1
+        dy = y2 - y1
+        wx = px - x1
+        wy = py - y1
+        seg2 = dx * dx + dy * dy
+        t = 0.0
+        if seg2 > 0.0:
+            t = (wx * dx + wy * dy) / seg2
+            if t < 0.0:
+                t = 0.0
+            elif t > 1.0:
+                t = 1.0
+        ex = wx - t * dx
+        ey = wy - t * dy
+        d2 = ex * ex + ey * ey
+        if d2 < best:
+            best = d2
+            bx = x1 + t * dx
+            by = y1 + t * dy
+        if (y1 > py) != (y2 > py):
+            cross = dx * (py - y1) - wx * dy
+            if (cross > 0.0) == (y2 > y1):
+                inside = not inside
+    d = math.sqrt(best)
+    return (-d if inside else d), bx, by
+
+
 _MEMO = 16  # _zone_closest results kept per check (see _grid_nearest)
 _CELL_BUF = 32  # a cell's candidates sorted at a time (see _grid_nearest)
 
@@ -1172,7 +1231,7 @@ _CELL_BUF = 32  # a cell's candidates sorted at a time (see _grid_nearest)
 @_jit_inline
 def _grid_nearest(
     px, py, qx, qy, k, max_distance, mask, active_from, active_to, t, out_pos, out_dist, i, buf,
-    memo, bx0, by0, bcell, bnx, bny, bstart, gbox, gid, bbox, mx, my, rs, zrs,
+    memo, bx0, by0, bcell, bnx, bny, bstart, gbox, gid, gv, mx, my, rs, zrs,
 ):  # fmt: skip
     """:func:`geofence._kernels.nearest_one` over the fenced-box grid (see :func:`_box_grid`).
 
@@ -1185,7 +1244,8 @@ def _grid_nearest(
     the zone's rows, and the time window only where the row flags one. A cell's
     candidates are then measured nearest metre box first (sorted in ``buf``, rows of
     squared metre-box distance and entry), so that the k-th best shrinks early and
-    the farther ones are skipped.
+    the farther ones are skipped; the ring of each (the grid's copy, see
+    :func:`_box_grid`) is prefetched when it is buffered.
 
     ``memo`` rows ``0 .. memo[-1, 0] - 1`` hold (position, signed distance, closest
     x, y) of the boxes whose :func:`_zone_closest` at (qx, qy) is known; the search
@@ -1275,6 +1335,8 @@ def _grid_nearest(
                         if t_some and (gid[f, 2] != 0 or t_all):
                             if not (active_from[p] <= t < active_to[p]):
                                 continue
+                        if gid[f, 3] >= 0:
+                            _kernels._prefetch(gv, 2 * gid[f, 3])  # its ring, measured soon
                         c = nc
                         while c > 0 and buf[c - 1, 0] > d2:
                             buf[c, 0] = buf[c - 1, 0]
@@ -1303,7 +1365,10 @@ def _grid_nearest(
                         if j < n:
                             d = memo[j, 1]
                         else:
-                            d, cx, cy = _zone_closest(z, qx, qy, mx, my, rs, zrs)
+                            if gid[f, 3] >= 0:  # one ring: its own copy, no ring tables
+                                d, cx, cy = _ring_closest(gid[f, 3], gid[f, 4], qx, qy, gv)
+                            else:
+                                d, cx, cy = _zone_closest(z, qx, qy, mx, my, rs, zrs)
                             if n < mlast:
                                 memo[n, 0] = p
                                 memo[n, 1] = d
@@ -1419,7 +1484,7 @@ def _decide(
         sg[_kernels.G_RING_START],
         sg[_kernels.G_ZONE_RING_START],
     )
-    bx0, by0, bcell, bnx, bny, bstart, gbox, gid = bgrid
+    bx0, by0, bcell, bnx, bny, bstart, gbox, gid, gv = bgrid
     sx0, sy0, sinv, snx, sny, sstate = smap
     cand_pos = np.empty((1, 4), np.int64)
     cand_dist = np.empty((1, 4))
@@ -1442,7 +1507,7 @@ def _decide(
             _grid_nearest(
                 lon[i], lat[i], x[i], y[i], 4, tol + 5.0 * s, fenced, active_from, active_to,
                 np.nan, cand_pos, cand_dist, 0, cbuf, memo,
-                bx0, by0, bcell, bnx, bny, bstart, gbox, gid, bbox, mx, my, rs, zrs,
+                bx0, by0, bcell, bnx, bny, bstart, gbox, gid, gv, mx, my, rs, zrs,
             )  # fmt: skip
         else:
             _kernels.nearest_one(
@@ -1603,7 +1668,7 @@ def _decide(
             _grid_nearest(
                 lon[i], lat[i], x[i], y[i], k_near, near_radius, open_fenced, active_from,
                 active_to, t, near_pos, near_dist, i, cbuf, memo,
-                bx0, by0, bcell, bnx, bny, bstart, gbox, gid, bbox, mx, my, rs, zrs,
+                bx0, by0, bcell, bnx, bny, bstart, gbox, gid, gv, mx, my, rs, zrs,
             )  # fmt: skip
         else:
             _kernels.nearest_one(

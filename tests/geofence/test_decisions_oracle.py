@@ -66,7 +66,9 @@ def trips():
 def _without_box_grid(index, policy, batch):
     t = D._tables(index, policy.tolerance_m)
     grid = t.box_grid
-    object.__setattr__(t, "box_grid", (0.0, 0.0, 1.0, 0, 0, grid[5][:1], grid[6][:0], grid[7][:0]))
+    object.__setattr__(
+        t, "box_grid", (0.0, 0.0, 1.0, 0, 0, grid[5][:1], *(a[:0] for a in grid[6:]))
+    )
     try:
         return D.decide_arrays(index, batch, policy, T)
     finally:
@@ -138,6 +140,57 @@ def test_box_grid_search_meets_time_windows_like_the_index_search(zhuhai, when):
         assert len(found) > 0
     if when == "windows":
         assert np.isin(found, windowed).any()  # boxes with a window were returned
+
+
+def test_box_grid_search_measures_boxes_with_holes_like_the_index_search():
+    """A fenced box of two rings (measured by the index's rings, not the grid's copy
+    of one-ring boxes) among plain ones: the same decisions either way."""
+
+    def box(fid, x0, y0, w, h, hole=None):
+        ring = [[x0, y0], [x0 + w, y0], [x0 + w, y0 + h], [x0, y0 + h], [x0, y0]]
+        rings = [ring]
+        if hole is not None:
+            hx, hy, hw, hh = hole
+            rings.append([[hx, hy], [hx, hy + hh], [hx + hw, hy + hh], [hx + hw, hy], [hx, hy]])
+        return {
+            "type": "Feature",
+            "id": fid,
+            "properties": {"kind": "parking", "fenced": True},
+            "geometry": {"type": "Polygon", "coordinates": rings},
+        }
+
+    x0, y0 = 113.55, 22.25
+    feats = [box("ring", x0, y0, 0.0004, 0.0003, hole=(x0 + 0.0001, y0 + 0.0001, 0.0002, 0.0001))]
+    feats += [box(f"b{j}", x0 + 0.0002 * (j % 5), y0 + 0.0005 + 0.0001 * (j // 5), 4e-5, 2e-5)
+              for j in range(20)]  # fmt: skip
+    index = geofence.ZoneIndex(
+        geofence.ZoneSet.from_geojson({"type": "FeatureCollection", "features": feats})
+    )
+    rng = np.random.default_rng(3)
+    n = 2000
+    lon = x0 + rng.uniform(-0.0005, 0.0012, n)
+    lat = y0 + rng.uniform(-0.0005, 0.0012, n)
+    batch = geofence.CheckBatch(
+        lon=np.ascontiguousarray(lon.reshape(n, 1)),
+        lat=np.ascontiguousarray(lat.reshape(n, 1)),
+        accuracy_m=np.full((n, 1), 3.0),
+        at=np.full((n, 1), np.nan),
+        n_fixes=np.ones(n, np.int64),
+        ended_at=np.full(n, T),
+        heading_deg=np.full(n, np.nan),
+        beacon_zone=np.full(n, -1, np.int64),
+        operator=None,
+    )
+    policy = Policy(k_nearest=4, nearest_radius_m=100.0)
+    fast = D.decide_arrays(index, batch, policy, T)
+    grid = D._tables(index, policy.tolerance_m).box_grid
+    assert grid[3] > 0 and (grid[7][:, 3] < 0).any()  # the grid, with a box of two rings
+    slow = _without_box_grid(index, policy, batch)
+    for name in FIELDS:
+        a, b = getattr(fast, name), getattr(slow, name)
+        assert a.dtype == b.dtype and a.tobytes() == b.tobytes(), name
+    ring = int(np.flatnonzero(index.zone_set.ids == "ring")[0])
+    assert (fast.nearest_pos == ring).any() and (fast.zone == ring).any()
 
 
 def _varied_checks(index):
