@@ -890,6 +890,13 @@ def _service_map(service: ZoneIndex) -> tuple[float, float, float, int, int, np.
 # --------------------------------------------------------------------------- kernels
 _jit = nb.njit(cache=True, nogil=True)
 _jit_inline = nb.njit(cache=True, nogil=True, inline="always")
+# Numba's runtime (NRT) counts references to arrays with atomic increments and
+# decrements wherever an array is passed on, even to inlined helpers; the batch kernel
+# paid ~10 % of its time for them (perf, high-precision checks). A kernel that
+# allocates nothing (its work arrays come from the caller, see _work_buffers) only
+# borrows arrays its caller keeps alive, so it is compiled without the runtime: no
+# counts at all. Numba refuses to compile such a kernel if it ever allocates.
+_jit_borrowed = nb.njit(cache=True, nogil=True, _nrt=False)
 
 # Owen's T function, scipy's C implementation (scipy.special.owens_t), called from the
 # kernels by name: the symbol is registered with LLVM here, at import, before any cached
@@ -1389,7 +1396,7 @@ def bz_hit(bz, z, x, y, near_radius, inv_perm, mx, my, rs, zrs):
     return d <= near_radius
 
 
-@_jit
+@_jit_borrowed
 def _decide(
     g,
     lon,
@@ -1435,6 +1442,7 @@ def _decide(
     near_pos,
     near_dist,
     near_bearing,
+    work,
 ):
     levels, lmr, inv_size, table, shift = (
         g[_kernels.G_LEVELS],
@@ -1483,11 +1491,7 @@ def _decide(
     )
     bx0, by0, bcell, bnx, bny, bstart, gbox, gid, gv = bgrid
     sx0, sy0, sinv, snx, sny, sstate = smap
-    cand_pos = np.empty((1, 4), np.int64)
-    cand_dist = np.empty((1, 4))
-    qbox = np.empty(4)
-    memo = np.empty((_MEMO + 1, 4))  # the check's known _zone_closest (see _grid_nearest)
-    cbuf = np.empty((_CELL_BUF, 2))  # a cell's candidates (see _grid_nearest)
+    cand_pos, cand_dist, qbox, memo, cbuf = work  # see _work_buffers
     for i in range(lon.shape[0]):
         s = sigma[i]
         acc68 = s * 1.5095921854516636
@@ -1901,7 +1905,7 @@ def decide_arrays(index: ZoneIndex, batch: CheckBatch, policy: Policy, now: floa
         )
         outs = tuple(np.empty_like(a) for a in outs)
     head, tail = _static_args(index, t, policy, batch.operator)
-    _decide(index._gtuple, *ins[:6], *head, *ins[6:], *tail, *outs)
+    _decide(index._gtuple, *ins[:6], *head, *ins[6:], *tail, *outs, _work_buffers())
     if order is not None:
         _scatter_outputs(order, outs, results)
     return DecisionBatch(
@@ -2058,6 +2062,7 @@ def decide(
         ints[1:2],
         *tail,
         *out,
+        _single_work(),
     )
     outcome, reasons, zone, p, dist, near_pos, near_dist, near_bearing = out
     zs = index.zone_set
@@ -2092,7 +2097,27 @@ def decide(
     return decision
 
 
-_SINGLE = threading.local()  # per-thread output buffers of the single-check path
+def _work_buffers() -> tuple[np.ndarray, ...]:
+    """The work arrays of one :func:`_decide` call: the candidate boxes (positions,
+    distances), a query box, the check's memo of box distances and a cell's candidates
+    (see :func:`_grid_nearest`)."""
+    return (
+        np.empty((1, _CANDIDATES), np.int64),
+        np.empty((1, _CANDIDATES)),
+        np.empty(4),
+        np.empty((_MEMO + 1, 4)),
+        np.empty((_CELL_BUF, 2)),
+    )
+
+
+_SINGLE = threading.local()  # per-thread output and work buffers of the single-check path
+
+
+def _single_work() -> tuple[np.ndarray, ...]:
+    work = getattr(_SINGLE, "work", None)
+    if work is None:
+        work = _SINGLE.work = _work_buffers()
+    return work
 
 
 def _single_buffers(k: int) -> tuple[np.ndarray, ...]:
