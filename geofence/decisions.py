@@ -895,8 +895,9 @@ _jit_inline = nb.njit(cache=True, nogil=True, inline="always")
 # paid ~10 % of its time for them (perf, high-precision checks). A kernel that
 # allocates nothing (its work arrays come from the caller, see _work_buffers) only
 # borrows arrays its caller keeps alive, so it is compiled without the runtime: no
-# counts at all. Numba refuses to compile such a kernel if it ever allocates.
-_jit_borrowed = nb.njit(cache=True, nogil=True, _nrt=False)
+# counts at all. Numba refuses to compile such a kernel if it ever allocates. (``_nrt``
+# is numba's own switch for this, used by its tests; its type stubs do not list it.)
+_jit_borrowed = nb.njit(cache=True, nogil=True, _nrt=False)  # type: ignore[call-overload]
 
 # Owen's T function, scipy's C implementation (scipy.special.owens_t), called from the
 # kernels by name: the symbol is registered with LLVM here, at import, before any cached
@@ -2048,7 +2049,7 @@ def decide(
     head, tail = static
     k = policy.k_nearest
     out = _single_buffers(k)
-    _decide(  # type: ignore[call-arg]  # numba's stub does not see through the unpacking
+    _decide(
         index._gtuple,
         fused[0:1, 0],
         fused[0:1, 1],
