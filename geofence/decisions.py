@@ -926,14 +926,20 @@ _insert = _jit(_kernels._insert.py_func)
 
 @_jit_inline
 def _sort_small(a, n):
-    """Sort ``a[:n]`` in place, ascending; insertion sort below 64 values.
+    """Sort ``a[:n]`` (no NaN) in place, ascending: insertion sort up to 64 values,
+    heapsort beyond; allocates nothing.
 
     Numba's ``ndarray.sort`` allocates a work list on every call (measured: a third
-    of the batch kernel's time went to malloc and its quicksort); the arrays sorted
-    here are a few dozen values. NaN-free input gives the same array either way.
+    of the batch kernel's time went to malloc and its quicksort) and needs numba's
+    runtime, which :func:`_fuse` is compiled without; the arrays sorted here are
+    trails of a few fixes (at most ``MAX_FIXES`` from the API).
     """
     if n > 64:
-        a[:n].sort()
+        for root in range(n // 2 - 1, -1, -1):
+            _sift_down(a, root, n)
+        for end in range(n - 1, 0, -1):
+            a[0], a[end] = a[end], a[0]
+            _sift_down(a, 0, end)
         return
     for j in range(1, n):
         v = a[j]
@@ -942,6 +948,21 @@ def _sort_small(a, n):
             a[i + 1] = a[i]
             i -= 1
         a[i + 1] = v
+
+
+@_jit_inline
+def _sift_down(a, root, end):
+    """Heapsort's step: move ``a[root]`` down the max-heap ``a[:end]``."""
+    while True:
+        child = 2 * root + 1
+        if child >= end:
+            return
+        if child + 1 < end and a[child] < a[child + 1]:
+            child += 1
+        if not a[root] < a[child]:
+            return
+        a[root], a[child] = a[child], a[root]
+        root = child
 
 
 @_jit_inline
@@ -994,19 +1015,20 @@ def _masked_median(values, keep, n, tmp):
     """Median of ``values[:n]`` where ``keep``; ``tmp`` is a work array of n.
 
     The same value as ``np.median`` (which copies its input on every call): the
-    middle value, or the mean ``(a + b) / 2`` of the two middle ones. With ``tmp``
-    of 8 or more, up to 8 values are sorted by :func:`_sort8`.
+    middle value, or the mean ``(a + b) / 2`` of the two middle ones; NaN for no
+    value or any NaN. With ``tmp`` of 8 or more, up to 8 values are sorted by
+    :func:`_sort8`. Allocates nothing (see ``_jit_borrowed``).
     """
     k = 0
-    finite = True
+    nan = False
     for j in range(n):
         if keep[j]:
             v = values[j]
             tmp[k] = v
-            finite = finite and math.isfinite(v)
+            nan = nan or v != v
             k += 1
-    if k == 0 or not finite:
-        return np.median(tmp[:k])
+    if k == 0 or nan:
+        return np.nan
     if k <= 8 and tmp.shape[0] >= 8:
         _sort8(tmp, k)
     else:
@@ -1017,16 +1039,25 @@ def _masked_median(values, keep, n, tmp):
     return tmp[half]
 
 
-@_jit
-def _fuse(lon, lat, acc, at, nfix, ended_at, default_acc, max_age, max_skew, chi2, rho, out):
-    """Fuse each check's trail: out columns lon, lat, sigma, stale (0/1), spread (m)."""
-    m = lon.shape[1]
-    w = np.empty(m)
-    dx = np.empty(m)
-    dy = np.empty(m)
-    keep = np.empty(m, np.bool_)
-    usable = np.empty(m, np.bool_)
-    tmp = np.empty(max(m, 8))  # _sort8 sorts in 8 slots
+def _fuse_work(m: int) -> tuple[np.ndarray, ...]:
+    """The work arrays of :func:`_fuse` for trails of up to ``m`` fixes."""
+    return (
+        np.empty(m),
+        np.empty(m),
+        np.empty(m),
+        np.empty(m, np.bool_),
+        np.empty(m, np.bool_),
+        np.empty(max(m, 8)),  # _sort8 sorts in 8 slots
+    )
+
+
+@_jit_borrowed
+def _fuse(lon, lat, acc, at, nfix, ended_at, default_acc, max_age, max_skew, chi2, rho, out, work):
+    """Fuse each check's trail: out columns lon, lat, sigma, stale (0/1), spread (m).
+
+    ``work``: :func:`_fuse_work` of at least ``lon.shape[1]`` fixes.
+    """
+    w, dx, dy, keep, usable, tmp = work
     for i in range(lon.shape[0]):
         n = nfix[i]
         lon0 = lon[i, n - 1]
@@ -1850,6 +1881,7 @@ def decide_arrays(index: ZoneIndex, batch: CheckBatch, policy: Policy, now: floa
         policy.outlier_chi2,
         policy.fix_correlation,
         fused,
+        _fuse_work(batch.lon.shape[1]),
     )
     too_wide = np.flatnonzero(fused[:, 4] > policy.max_trail_spread_m)
     if len(too_wide):
@@ -2031,6 +2063,7 @@ def decide(
         policy.outlier_chi2,
         policy.fix_correlation,
         fused,
+        _single_fuse_work(m),
     )
     f_lon, f_lat, f_sigma, _, f_spread = fused[0].tolist()
     if f_spread > policy.max_trail_spread_m:
@@ -2112,6 +2145,13 @@ def _work_buffers() -> tuple[np.ndarray, ...]:
 
 
 _SINGLE = threading.local()  # per-thread output and work buffers of the single-check path
+
+
+def _single_fuse_work(m: int) -> tuple[np.ndarray, ...]:
+    work = getattr(_SINGLE, "fuse_work", None)
+    if work is None or work[0].shape[0] < m:
+        work = _SINGLE.fuse_work = _fuse_work(max(m, 16))
+    return work
 
 
 def _single_work() -> tuple[np.ndarray, ...]:

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -314,6 +315,36 @@ def test_spatial_order_does_not_change_decisions(zhuhai, trips, monkeypatch):
     plain = D.decide_arrays(zhuhai, b, Policy(), T)
     for f in FIELDS:
         np.testing.assert_array_equal(getattr(ordered, f), getattr(plain, f), err_msg=f)
+
+
+@given(
+    st.lists(
+        st.floats(allow_nan=False) | st.sampled_from([0.0, 1.5, np.inf, -np.inf]),
+        max_size=200,
+    )
+)
+def test_sort_small_equals_numpy_sort(values):
+    """Insertion sort up to 64 values, heapsort beyond (no allocation)."""
+    a = np.array(values, np.float64)
+    want = np.sort(a)
+    D._sort_small(a, len(a))
+    np.testing.assert_array_equal(a, want)
+
+
+@given(
+    st.lists(
+        st.floats(-1e4, 1e4) | st.sampled_from([np.nan, np.inf, -np.inf]), min_size=0, max_size=12
+    )
+)
+def test_masked_median_of_non_finite_values_is_numpys(values):
+    """No value or a NaN: NaN; infinities sort as numbers ((-inf + inf) / 2 is NaN)."""
+    v = np.array(values, np.float64)
+    keep = np.ones(len(v), np.bool_)
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # the median of nothing
+        want = np.median(v)
+    got = D._masked_median(v, keep, len(v), np.empty(len(v) + 8))
+    assert (np.isnan(got) and np.isnan(want)) or got == want
 
 
 def _one_fix_batch(lon, lat):
