@@ -825,9 +825,22 @@ def main() -> None:
                 sweep[name].append(r)
                 print(name, r, flush=True)
         results["latency_vs_rate"] = sweep
-        at1000 = next(r for r in sweep["checks"] if r["target_rate"] == 1000)
+        # the target's rate: two more runs, the median of the three (the tail of one
+        # 10 s run moves by several ms with the machine's other load and the disk)
+        runs = [next(r for r in sweep["checks"] if r["target_rate"] == 1000)]
+        for _ in range(2):
+            runs.append(
+                open_loop_subprocess(port, "/v1/checks", key, bodies_file, 1000, args.duration)
+            )
+            print("checks", runs[-1], flush=True)
+        at1000 = {
+            k: statistics.median(r[k] for r in runs)
+            for k in ("p50_ms", "p99_ms", "achieved_rate", "non200")
+        }
         results["at_1000_per_s"] = {
-            k: at1000[k] for k in ("p50_ms", "p99_ms", "achieved_rate", "non200")
+            **at1000,
+            "runs_p99_ms": [r["p99_ms"] for r in runs],
+            "note": "medians of three 10 s runs at 1,000 checks/s",
         }
 
         # batches
