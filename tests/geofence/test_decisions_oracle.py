@@ -270,12 +270,14 @@ def test_masked_median_equals_numpy(values):
         assert np.float64(got).tobytes() == want
 
 
+@settings(deadline=None)  # the first example compiles the kernel
 @given(st.lists(st.integers(0, 2**62), min_size=0, max_size=300) | st.lists(st.integers(0, 5)))
 def test_radix_order_equals_a_stable_argsort(keys):
     k = np.array(keys, np.int64)
     np.testing.assert_array_equal(D._radix_order(k), np.argsort(k, kind="stable"))
 
 
+@settings(deadline=None)  # the first example compiles the kernel
 @given(
     st.lists(
         st.tuples(
@@ -317,6 +319,7 @@ def test_spatial_order_does_not_change_decisions(zhuhai, trips, monkeypatch):
         np.testing.assert_array_equal(getattr(ordered, f), getattr(plain, f), err_msg=f)
 
 
+@settings(deadline=None)  # the first example compiles the kernel
 @given(
     st.lists(
         st.floats(allow_nan=False) | st.sampled_from([0.0, 1.5, np.inf, -np.inf]),
@@ -331,6 +334,7 @@ def test_sort_small_equals_numpy_sort(values):
     np.testing.assert_array_equal(a, want)
 
 
+@settings(deadline=None)  # the first example compiles the kernel
 @given(
     st.lists(
         st.floats(-1e4, 1e4) | st.sampled_from([np.nan, np.inf, -np.inf]), min_size=0, max_size=12
