@@ -818,21 +818,24 @@ def main() -> None:
 
         # open loop: latency at fixed rates
         sweep: dict[str, list[dict[str, Any]]] = {"checks": [], "bare": []}
+        runs: list[dict[str, Any]] = []  # the target's rate, three times
         for rate in args.rates:
             dur = args.duration if rate == 1000 else args.sweep_seconds
             for name, p, path in (("checks", port, "/v1/checks"), ("bare", bport, "/bare")):
                 r = open_loop_subprocess(p, path, key, bodies_file, rate, dur)
                 sweep[name].append(r)
                 print(name, r, flush=True)
+            if rate == 1000:
+                # two more runs in the same place of the sequence (before the higher,
+                # saturating rates), the median of the three: the tail of one 10 s run
+                # moves by several ms with the machine's other load and the disk
+                runs.append(sweep["checks"][-1])
+                for _ in range(2):
+                    runs.append(
+                        open_loop_subprocess(port, "/v1/checks", key, bodies_file, 1000, dur)
+                    )
+                    print("checks", runs[-1], flush=True)
         results["latency_vs_rate"] = sweep
-        # the target's rate: two more runs, the median of the three (the tail of one
-        # 10 s run moves by several ms with the machine's other load and the disk)
-        runs = [next(r for r in sweep["checks"] if r["target_rate"] == 1000)]
-        for _ in range(2):
-            runs.append(
-                open_loop_subprocess(port, "/v1/checks", key, bodies_file, 1000, args.duration)
-            )
-            print("checks", runs[-1], flush=True)
         at1000 = {
             k: statistics.median(r[k] for r in runs)
             for k in ("p50_ms", "p99_ms", "achieved_rate", "non200")
