@@ -30,7 +30,9 @@ browser:
 postgres:
 	bash .ci/install-postgres
 
+# the kernels are compiled once first (a fresh checkout has no cache: see api/warm.py)
 test: lint browser postgres
+	$(PY) -m api.warm
 	$(VENV)/bin/pytest -q -n 2
 
 bench: install postgres

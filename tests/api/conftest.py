@@ -181,7 +181,7 @@ def keys(store: Store) -> Keys:
     return Keys(store)
 
 
-def wait_ready(client: TestClient, timeout: float = 60.0) -> None:
+def wait_ready(client: TestClient, timeout: float = 180.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if client.get("/readyz").status_code == 200:
