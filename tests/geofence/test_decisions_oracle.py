@@ -94,6 +94,23 @@ def test_box_grid_search_decides_like_the_index_search(zhuhai, trips, fc, policy
         assert (fast.nearest_pos[:, 0] >= 0).mean() > 0.3  # the searches found boxes
 
 
+def _one_fix_batch(lon, lat, *, accuracy_m=3.0, at=T, ended_at=T, operator="meituan"):
+    """Checks of one fix each at (lon, lat); ``ended_at`` a number or one per check."""
+    n = len(lon)
+    col = np.asarray
+    return geofence.CheckBatch(
+        lon=col(lon, np.float64).reshape(n, 1),
+        lat=col(lat, np.float64).reshape(n, 1),
+        accuracy_m=np.full((n, 1), accuracy_m),
+        at=np.full((n, 1), at),
+        n_fixes=np.ones(n, np.int64),
+        ended_at=np.ascontiguousarray(np.broadcast_to(np.asarray(ended_at, np.float64), n)),
+        heading_deg=np.full(n, np.nan),
+        beacon_zone=np.full(n, -1, np.int64),
+        operator=operator,
+    )
+
+
 @pytest.mark.parametrize("when", ["windows", "before", "after", "-inf", "+inf"])
 def test_box_grid_search_meets_time_windows_like_the_index_search(zhuhai, when):
     """Boxes with a time window (flagged in the grid's rows: only they read it) near
@@ -117,17 +134,7 @@ def test_box_grid_search_meets_time_windows_like_the_index_search(zhuhai, when):
         "-inf": np.full(n, -np.inf),
         "+inf": np.full(n, np.inf),
     }[when]
-    batch = geofence.CheckBatch(
-        lon=np.ascontiguousarray(lon.reshape(n, 1)),
-        lat=np.ascontiguousarray(lat.reshape(n, 1)),
-        accuracy_m=np.full((n, 1), 5.0),
-        at=np.full((n, 1), np.nan),
-        n_fixes=np.ones(n, np.int64),
-        ended_at=np.ascontiguousarray(ended),
-        heading_deg=np.full(n, np.nan),
-        beacon_zone=np.full(n, -1, np.int64),
-        operator=None,
-    )
+    batch = _one_fix_batch(lon, lat, accuracy_m=5.0, at=np.nan, ended_at=ended, operator=None)
     policy = Policy(k_nearest=6, nearest_radius_m=200.0)
     fast = D.decide_arrays(zhuhai, batch, policy, T)
     slow = _without_box_grid(zhuhai, policy, batch)
@@ -171,17 +178,7 @@ def test_box_grid_search_measures_boxes_with_holes_like_the_index_search():
     n = 2000
     lon = x0 + rng.uniform(-0.0005, 0.0012, n)
     lat = y0 + rng.uniform(-0.0005, 0.0012, n)
-    batch = geofence.CheckBatch(
-        lon=np.ascontiguousarray(lon.reshape(n, 1)),
-        lat=np.ascontiguousarray(lat.reshape(n, 1)),
-        accuracy_m=np.full((n, 1), 3.0),
-        at=np.full((n, 1), np.nan),
-        n_fixes=np.ones(n, np.int64),
-        ended_at=np.full(n, T),
-        heading_deg=np.full(n, np.nan),
-        beacon_zone=np.full(n, -1, np.int64),
-        operator=None,
-    )
+    batch = _one_fix_batch(lon, lat, at=np.nan, operator=None)
     policy = Policy(k_nearest=4, nearest_radius_m=100.0)
     fast = D.decide_arrays(index, batch, policy, T)
     grid = D._tables(index, policy.tolerance_m).box_grid
@@ -349,22 +346,6 @@ def test_masked_median_of_non_finite_values_is_numpys(values):
         want = np.median(v)
     got = D._masked_median(v, keep, len(v), np.empty(len(v) + 8))
     assert (np.isnan(got) and np.isnan(want)) or got == want
-
-
-def _one_fix_batch(lon, lat):
-    n = len(lon)
-    col = np.asarray
-    return geofence.CheckBatch(
-        lon=col(lon, np.float64).reshape(n, 1),
-        lat=col(lat, np.float64).reshape(n, 1),
-        accuracy_m=np.full((n, 1), 3.0),
-        at=np.full((n, 1), T),
-        n_fixes=np.ones(n, np.int64),
-        ended_at=np.full(n, T),
-        heading_deg=np.full(n, np.nan),
-        beacon_zone=np.full(n, -1, np.int64),
-        operator="meituan",
-    )
 
 
 def _assert_service_test_exact(index, lon, lat):
