@@ -1908,17 +1908,6 @@ def decide_arrays(index: ZoneIndex, batch: CheckBatch, policy: Policy, now: floa
     near_pos = np.empty((n, k), np.int64)
     near_dist = np.empty((n, k))
     near_bearing = np.empty((n, k))
-    ins: tuple[np.ndarray, ...] = (
-        lon,
-        lat,
-        x,
-        y,
-        np.ascontiguousarray(fused[:, 2]),
-        fused[:, 3] > 0,
-        batch.ended_at,
-        batch.heading_deg,
-        batch.beacon_zone,
-    )
     outs: tuple[np.ndarray, ...] = (
         outcome,
         reasons,
@@ -1930,9 +1919,24 @@ def decide_arrays(index: ZoneIndex, batch: CheckBatch, policy: Policy, now: floa
         near_bearing,
     )
     results = outs
+    ins: tuple[np.ndarray, ...]
     order = _spatial_order(x, y)
-    if order is not None:  # the kernel reads and writes the checks in that order
-        ins = tuple(np.empty_like(a) for a in ins)
+    if order is None:
+        ins = (
+            lon,
+            lat,
+            x,
+            y,
+            np.ascontiguousarray(fused[:, 2]),
+            fused[:, 3] > 0,
+            batch.ended_at,
+            batch.heading_deg,
+            batch.beacon_zone,
+        )
+    else:  # the kernel reads and writes the checks in that order
+        kinds: tuple[Any, ...] = (np.float64,) * 5 + (np.bool_,)
+        kinds += (batch.ended_at.dtype, batch.heading_deg.dtype, batch.beacon_zone.dtype)
+        ins = tuple(np.empty(n, k) for k in kinds)
         _gather_inputs(
             order, fused, x, y, batch.ended_at, batch.heading_deg, batch.beacon_zone, ins
         )
