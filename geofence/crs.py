@@ -71,6 +71,7 @@ import numpy as np
 import numpy.typing as npt
 from pyproj import Transformer
 
+from geofence import _tmerc
 from geofence.errors import CRSError
 
 __all__ = [
@@ -795,9 +796,12 @@ def project(lon: npt.ArrayLike, lat: npt.ArrayLike) -> _Pair:
     """Project WGS-84 (= CGCS2000) longitude/latitude to metres in `PROJECTED_CRS`.
 
     Transverse Mercator with central meridian 114E, false easting 500 km, scale 1
-    (EPSG:4547), via a cached, thread-safe pyproj transformer. Within Zhuhai the
-    scale error is below 2e-4 (at most 2 cm per 100 m). A single point takes
-    pyproj's scalar path (~1 us instead of ~4 us for a 1-element array).
+    (EPSG:4547). Points within 15 degrees of the central meridian and 85 of the
+    equator are computed by :mod:`geofence._tmerc` (Krueger's series, vectorized:
+    ~17 ns a point instead of ~135 through pyproj; within 1e-8 m of PROJ, and the
+    same bits for a point alone or in any batch); the others (and NaN, infinities)
+    by a cached, thread-safe pyproj transformer. Within Zhuhai the scale error is
+    below 2e-4 (at most 2 cm per 100 m).
 
     Parameters
     ----------
@@ -822,7 +826,22 @@ def project(lon: npt.ArrayLike, lat: npt.ArrayLike) -> _Pair:
     >>> print(f"{x[0]:.4f} {y[0]:.4f}")
     448441.1648 2456031.8064
     """
-    return _transform(lon, lat, inverse=False)
+    if type(lon) is float and type(lat) is float and _tmerc.in_domain_one(lon, lat):
+        x1, y1 = _tmerc.forward_one(lon, lat)  # ~3 us, not ~15 for a 1-element array
+        return np.array([x1]), np.array([y1])
+    x, y = _coords(lon, lat)
+    shape = x.shape
+    lon_f = x.reshape(-1)
+    lat_f = y.reshape(-1)
+    fast = _tmerc.in_domain(lon_f, lat_f)
+    if fast.all():
+        fx, fy = _tmerc.forward(lon_f, lat_f)
+        return fx.reshape(shape), fy.reshape(shape)
+    out_x = np.empty_like(lon_f)
+    out_y = np.empty_like(lat_f)
+    out_x[~fast], out_y[~fast] = _transform(lon_f[~fast], lat_f[~fast], inverse=False)
+    out_x[fast], out_y[fast] = _tmerc.forward(lon_f[fast], lat_f[fast])
+    return out_x.reshape(shape), out_y.reshape(shape)
 
 
 def unproject(x: npt.ArrayLike, y: npt.ArrayLike) -> _Pair:

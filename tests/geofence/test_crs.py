@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from geofence import crs
+from geofence import _tmerc, crs
 from geofence.crs import (
     CRS_NAMES,
     PROJECTED_CRS,
@@ -581,3 +581,73 @@ def test_transformer_is_cached():
     assert crs._transformer(False) is crs._transformer(False)
     assert crs._transformer(True) is crs._transformer(True)
     assert crs._transformer(False) is not crs._transformer(True)
+
+
+# ------------------------------------------------- the vectorized series (geofence._tmerc)
+def _proj(lon, lat):
+    """PROJ's own answer (the transformer `project` used before the series)."""
+    x, y = crs._transformer(False).transform(np.asarray(lon, float), np.asarray(lat, float))
+    return np.asarray(x), np.asarray(y)
+
+
+def test_project_matches_proj_over_its_domain():
+    rng = np.random.default_rng(20261126)
+    lon = np.concatenate([rng.uniform(99.0, 129.0, 200_000), rng.uniform(*ZH_LON, 100_000)])
+    lat = np.concatenate([rng.uniform(-85.0, 85.0, 200_000), rng.uniform(*ZH_LAT, 100_000)])
+    # the edges of the domain, the central meridian and the equator
+    lon = np.concatenate([lon, [99.0, 129.0, 114.0, 114.0, 114.0, 113.5, 99.0, 129.0]])
+    lat = np.concatenate([lat, [85.0, -85.0, 0.0, 85.0, -85.0, 0.0, 0.0, 22.2]])
+    x, y = project(lon, lat)
+    px, py = _proj(lon, lat)
+    assert np.abs(x - px).max() < 2e-8  # metres: 20 nm
+    assert np.abs(y - py).max() < 2e-8
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    lon=st.floats(114.0 - _tmerc.MAX_DLON, 114.0 + _tmerc.MAX_DLON),
+    lat=st.floats(-_tmerc.MAX_ABS_LAT, _tmerc.MAX_ABS_LAT),
+)
+def test_project_matches_proj_property(lon, lat):
+    x, y = project(lon, lat)
+    px, py = _proj([lon], [lat])
+    assert abs(x[0] - px[0]) < 2e-8 and abs(y[0] - py[0]) < 2e-8
+
+
+def test_project_gives_the_same_bits_alone_or_in_any_batch():
+    rng = np.random.default_rng(7)
+    lon = rng.uniform(*ZH_LON, 3000)
+    lat = rng.uniform(*ZH_LAT, 3000)
+    x, y = project(lon, lat)
+    for i in range(0, 3000, 7):
+        for a, b in (
+            (float(lon[i]), float(lat[i])),  # the scalar path
+            (lon[i : i + 1], lat[i : i + 1]),
+            (np.float64(lon[i]), np.float64(lat[i])),
+        ):
+            xi, yi = project(a, b)
+            assert (xi[0], yi[0]) == (x[i], y[i])
+    # strided, reversed, and as part of another batch
+    xs, ys = project(np.repeat(lon, 2)[::2], np.repeat(lat, 2)[::2])
+    assert np.array_equal(xs, x) and np.array_equal(ys, y)
+    xr, yr = project(lon[::-1], lat[::-1])
+    assert np.array_equal(xr[::-1], x) and np.array_equal(yr[::-1], y)
+    xm, ym = project(np.r_[lon[:100], 200.0, lon[100:]], np.r_[lat[:100], 22.0, lat[100:]])
+    assert np.array_equal(np.delete(xm, 100), x) and np.array_equal(np.delete(ym, 100), y)
+
+
+def test_project_outside_the_series_domain_is_projs():
+    lon = np.array([113.5, 98.9, 129.5, 200.0, 113.5, 113.5, 113.5, math.inf, 113.5])
+    lat = np.array([22.2, 22.2, 22.2, 22.0, 85.5, -89.0, 95.0, 22.2, math.nan])
+    x, y = project(lon, lat)
+    px, py = _proj(lon, lat)
+    assert np.array_equal(x[1:], px[1:], equal_nan=True)
+    assert np.array_equal(y[1:], py[1:], equal_nan=True)
+    assert x[6] == math.inf and np.isnan(x[8])
+    assert _tmerc.in_domain(lon, lat).tolist() == [True] + [False] * 8
+    one = [_tmerc.in_domain_one(a, b) for a, b in zip(lon.tolist(), lat.tolist(), strict=True)]
+    assert one == [True] + [False] * 8
+    for a, b in zip(lon[1:].tolist(), lat[1:].tolist(), strict=True):  # scalar path, one by one
+        xi, yi = project(a, b)
+        pa, pb = _proj([a], [b])
+        assert np.array_equal(xi, pa, equal_nan=True) and np.array_equal(yi, pb, equal_nan=True)
