@@ -700,18 +700,16 @@ _BOX_GRID_MAX_CELL_M = 400.0  # coarser than this: search the index's own grid i
 _BOX_GRID_EPS_M = 1e-3  # boxes are registered this much wider (rounding at cell edges)
 
 
-def _box_grid(
-    index: ZoneIndex, fenced: np.ndarray
-) -> tuple[float, float, float, int, int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _box_grid(index: ZoneIndex, fenced: np.ndarray) -> tuple[Any, ...]:
     """A dense metric grid of the fenced boxes, for the nearest-box searches.
 
-    Returns ``(x0, y0, cell, nx, ny, cell_start, entry_box, entry_id, vxy)``: cell
+    Returns ``(x0, y0, cell, nx, ny, cell_start, entry_box, entry_id, vxy, lists)``: cell
     ``(a, b)`` (column ``a = floor((x - x0) / cell)``, row ``b``) has the entries ``e``
     in ``cell_start[b * nx + a]:cell_start[b * nx + a + 1]``, one per internal zone
     whose metre bounding box (widened by 1 mm) overlaps it, in zone order. An entry's
     rows hold what rejects most entries without reading the zone's own rows:
-    ``entry_box[e]`` is the zone's metre box and lon/lat box (the index's ``mbox`` and
-    ``bbox`` rows, the same numbers); ``entry_id[e]`` its internal zone, its position,
+    ``entry_box[e]`` is the zone's metre box (the index's ``mbox`` row, the same
+    numbers); ``entry_id[e]`` its internal zone, its position,
     1 when that has a time window (``active_from`` or ``active_to`` other than -inf,
     +inf; 0: always active, the window is not read) and, for a zone of one ring, the
     range ``v0, v1`` of its vertices in ``vxy`` (else -1, -1): a copy of the index's
@@ -719,11 +717,12 @@ def _box_grid(
     fenced box, or an extent so large that the cells would be coarse); the kernels
     then search the index's grid. Every nearest-box candidate (``fenced`` and
     ``fenced & open``) is a fenced box, so the grid holds every zone those searches
-    may return.
+    may return. ``lists``: each cell's near boxes (:func:`_near_lists`).
     """
     z = index._grid.inv_perm[np.flatnonzero(fenced)]
-    no_rows = (np.zeros((0, 8)), np.zeros((0, 5), np.int32), np.zeros((0, 2)))
-    none = (0.0, 0.0, 1.0, 0, 0, np.zeros(1, np.int32), *no_rows)
+    no_rows = (np.zeros((0, 4)), np.zeros((0, 5), np.int32), np.zeros((0, 2)))
+    no_lists = (np.zeros(1, np.int32), np.zeros(0, np.float32), np.zeros((0, 2)))
+    none = (0.0, 0.0, 1.0, 0, 0, np.zeros(1, np.int32), *no_rows, no_lists)
     if len(z) == 0:
         return none
     mb = index._grid.mbox[z]
@@ -753,9 +752,7 @@ def _box_grid(
     pos = index._grid.perm[ez]
     zs = index.zone_set
     windowed = (zs.active_from[pos] != -np.inf) | (zs.active_to[pos] != np.inf)
-    entry_box = np.ascontiguousarray(
-        np.column_stack((index._grid.mbox[ez], index._grid.bbox[ez])), dtype=np.float64
-    )
+    entry_box = np.ascontiguousarray(index._grid.mbox[ez], dtype=np.float64)
     # the vertices of the zones of one ring, (x, y) side by side, zone after zone
     g = index._grid
     uz = np.unique(ez)
@@ -770,7 +767,20 @@ def _box_grid(
     v0 = np.where(one[u], start[u], -1)
     v1 = np.where(one[u], start[u] + cnt[u], -1)
     entry_id = np.ascontiguousarray(np.column_stack((ez, pos, windowed, v0, v1)).astype(np.int32))
-    return x0, y0, cell, nx, ny, cell_start, entry_box, entry_id, vxy
+    grid = (x0, y0, cell, nx, ny, cell_start, _aligned(entry_box), entry_id, _aligned(vxy))
+    return (*grid, _near_lists(grid, len(g.perm)))
+
+
+def _aligned(a: np.ndarray, align: int = 64) -> np.ndarray:
+    """A C-contiguous copy of ``a`` that starts on an ``align``-byte boundary.
+
+    numpy aligns to 16 bytes, so half of the box grid's 32-byte rows would straddle
+    two cache lines (measured ~10 ns a check slower than these)."""
+    buf = np.empty(a.nbytes + align, np.uint8)
+    off = -buf.ctypes.data % align
+    out = buf[off : off + a.nbytes].view(a.dtype).reshape(a.shape)
+    out[...] = a
+    return out
 
 
 def _build_tables(index: ZoneIndex, tolerance: float) -> _Tables:
@@ -899,6 +909,155 @@ _jit_inline = nb.njit(cache=True, nogil=True, inline="always")
 # is numba's own switch for this, used by its tests; its type stubs do not list it.)
 _jit_borrowed = nb.njit(cache=True, nogil=True, _nrt=False)  # type: ignore[call-overload]
 
+
+_LIST_K = 4  # lists answer searches for up to this many boxes (the candidates, the nearest)
+_LIST_SLACK_M = 10.0  # see _near_lists
+_LIST_MAX_U_M = 250.0  # cells whose list would reach farther than this have none
+_LIST_MAX_LEN = 64  # nor those with more boxes than this
+
+
+@_jit
+def _near_list_bounds(x0, y0, cell, nx, ny, cstart, gbox, gid, nz, cells, kk, slack, umax, lmax):
+    """The reach ``u`` of each of ``cells``' lists (-1: none) and their lengths."""
+    reach = np.full(len(cells), -1.0)
+    count = np.zeros(len(cells), np.int64)
+    stamp = np.full(nz, -1, np.int64)
+    best = np.empty(kk)
+    half = cell * math.sqrt(0.5)
+    rr = np.int64(umax // cell) + 1
+    for n in range(len(cells)):
+        a = cells[n] % nx
+        b = cells[n] // nx
+        cx = x0 + (a + 0.5) * cell
+        cy = y0 + (b + 0.5) * cell
+        for j in range(kk):
+            best[j] = np.inf
+        for bb in range(max(b - rr, 0), min(b + rr, ny - 1) + 1):
+            for aa in range(max(a - rr, 0), min(a + rr, nx - 1) + 1):
+                c = bb * nx + aa
+                for f in range(cstart[c], cstart[c + 1]):
+                    z = gid[f, 0]
+                    if stamp[z] == 2 * n:
+                        continue
+                    stamp[z] = 2 * n
+                    dx = max(gbox[f, 0] - cx, 0.0, cx - gbox[f, 2])
+                    dy = max(gbox[f, 1] - cy, 0.0, cy - gbox[f, 3])
+                    d = math.sqrt(dx * dx + dy * dy)
+                    j = kk - 1
+                    if d < best[j]:
+                        while j > 0 and best[j - 1] > d:
+                            best[j] = best[j - 1]
+                            j -= 1
+                        best[j] = d
+        u = best[kk - 1] + half + slack
+        if not u <= umax:
+            continue
+        ax0 = x0 + a * cell
+        ay0 = y0 + b * cell
+        r2 = np.int64(u // cell) + 1
+        m = 0
+        for bb in range(max(b - r2, 0), min(b + r2, ny - 1) + 1):
+            for aa in range(max(a - r2, 0), min(a + r2, nx - 1) + 1):
+                c = bb * nx + aa
+                for f in range(cstart[c], cstart[c + 1]):
+                    z = gid[f, 0]
+                    if stamp[z] == 2 * n + 1:
+                        continue
+                    dx = max(gbox[f, 0] - (ax0 + cell), 0.0, ax0 - gbox[f, 2])
+                    dy = max(gbox[f, 1] - (ay0 + cell), 0.0, ay0 - gbox[f, 3])
+                    if math.sqrt(dx * dx + dy * dy) <= u:
+                        stamp[z] = 2 * n + 1
+                        m += 1
+        if m <= lmax:
+            reach[n] = u
+            count[n] = m
+    return reach, count
+
+
+@_jit
+def _near_list_rows(x0, y0, cell, nx, ny, cstart, gbox, gid, nz, cells, reach, start, rows):
+    """Fill each listed cell's rows (distance of the metre box from the cell, entry),
+    nearest first."""
+    stamp = np.full(nz, -1, np.int64)
+    for n in range(len(cells)):
+        u = reach[n]
+        if u < 0.0:
+            continue
+        a = cells[n] % nx
+        b = cells[n] // nx
+        ax0 = x0 + a * cell
+        ay0 = y0 + b * cell
+        r2 = np.int64(u // cell) + 1
+        w = start[n]
+        for bb in range(max(b - r2, 0), min(b + r2, ny - 1) + 1):
+            for aa in range(max(a - r2, 0), min(a + r2, nx - 1) + 1):
+                c = bb * nx + aa
+                for f in range(cstart[c], cstart[c + 1]):
+                    z = gid[f, 0]
+                    if stamp[z] == n:
+                        continue
+                    dx = max(gbox[f, 0] - (ax0 + cell), 0.0, ax0 - gbox[f, 2])
+                    dy = max(gbox[f, 1] - (ay0 + cell), 0.0, ay0 - gbox[f, 3])
+                    d = math.sqrt(dx * dx + dy * dy)
+                    if d <= u:
+                        stamp[z] = n
+                        rows[w, 0] = d
+                        rows[w, 1] = f
+                        w += 1
+        seg = rows[start[n] : w]
+        order = np.argsort(seg[:, 0], kind="mergesort")
+        seg[:] = seg[order]
+
+
+def _near_lists(grid: tuple[Any, ...], nz: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per cell of the box grid, the fenced boxes that may be nearest to a fix in it.
+
+    ``(start, reach, rows)``: cell ``c``'s rows ``start[c]:start[c + 1]`` are
+    (distance of the box's metre box from the cell, box grid entry) for every
+    fenced box within ``reach[c]`` of the cell (one entry per box), nearest first;
+    ``reach[c] < 0``: no list. The reach is the distance from the cell's centre to
+    its ``_LIST_K``-th nearest metre box, plus the cell's half diagonal and
+    ``_LIST_SLACK_M`` (a box's metre box is nearer than the box): enough, for most
+    fixes in the cell, to hold their ``_LIST_K`` nearest boxes and leave the check
+    of :func:`_list_nearest` true. Cells whose list would reach beyond
+    ``_LIST_MAX_U_M`` or hold more than ``_LIST_MAX_LEN`` boxes get none (the
+    search walks the grid there).
+    """
+    x0, y0, cell, nx, ny, cstart, gbox, gid, _ = grid
+    ncell = nx * ny
+    start = np.zeros(ncell + 1, np.int32)
+    reach32 = np.full(ncell, -1.0, np.float32)
+    if ncell == 0 or len(gbox) == 0:
+        return start, reach32, np.zeros((0, 2))
+    # the cells within r cells of an occupied one (the others' lists would reach
+    # farther than _LIST_MAX_U_M): a box sum over the occupied cells' prefix sums
+    occupied = (np.diff(cstart) > 0).reshape(ny, nx)
+    r = int(_LIST_MAX_U_M // cell) + 1
+    acc = np.zeros((ny + 1, nx + 1), np.int64)
+    acc[1:, 1:] = occupied.cumsum(0).cumsum(1)
+    lo_y = np.clip(np.arange(ny) - r, 0, ny)[:, None]
+    hi_y = np.clip(np.arange(ny) + r + 1, 0, ny)[:, None]
+    lo_x = np.clip(np.arange(nx) - r, 0, nx)[None, :]
+    hi_x = np.clip(np.arange(nx) + r + 1, 0, nx)[None, :]
+    near = acc[hi_y, hi_x] - acc[lo_y, hi_x] - acc[hi_y, lo_x] + acc[lo_y, lo_x] > 0
+    cells = np.flatnonzero(near.ravel())
+    reach, count = _near_list_bounds(
+        x0, y0, cell, nx, ny, cstart, gbox, gid, nz, cells, _LIST_K, _LIST_SLACK_M,
+        _LIST_MAX_U_M, _LIST_MAX_LEN,
+    )  # fmt: skip
+    cstart_rows = np.cumsum(count) - count
+    rows = np.empty((int(count.sum()), 2))
+    _near_list_rows(x0, y0, cell, nx, ny, cstart, gbox, gid, nz, cells, reach, cstart_rows, rows)
+    counts = np.zeros(ncell, np.int32)
+    counts[cells] = count
+    np.cumsum(counts, out=start[1:])
+    # float32, rounded down: every box within the stored reach is still on the list
+    r32 = reach.astype(np.float32)
+    r32 = np.where(r32 > reach, np.nextafter(r32, np.float32(-1.0)), r32)
+    reach32[cells] = np.where(reach < 0.0, -1.0, r32)
+    return start, reach32, rows
+
+
 # Owen's T function, scipy's C implementation (scipy.special.owens_t), called from the
 # kernels by name: the symbol is registered with LLVM here, at import, before any cached
 # kernel is loaded, so the kernels stay cacheable (a ctypes pointer would embed the
@@ -921,7 +1080,7 @@ _INV_SQRT2PI = 1.0 / math.sqrt(2.0 * math.pi)
 # of each array an inlined helper takes at every call. Measured on the decision
 # benchmark: 1.05-1.08x more checks/s; calling locate_one or _grid_nearest was slower.
 _zone_closest = _jit(_kernels.zone_closest.py_func)
-_insert = _jit(_kernels._insert.py_func)
+_insert = _jit_inline(_kernels._insert.py_func)
 
 
 @_jit_inline
@@ -1265,18 +1424,69 @@ _CELL_BUF = 32  # a cell's candidates sorted at a time (see _grid_nearest)
 
 
 @_jit_inline
+def _box_d2(gbox, f, qx, qy):
+    """Squared distance from (qx, qy) to box grid entry f's metre box."""
+    dx = max(gbox[f, 0] - qx, 0.0, qx - gbox[f, 2])
+    dy = max(gbox[f, 1] - qy, 0.0, qy - gbox[f, 3])
+    return dx * dx + dy * dy
+
+
+@_jit_inline
+def _entry_open(gid, f, mask, active_from, active_to, t, t_some, t_all):
+    """Entry f's box is in ``mask`` and active at t (its window read only where the
+    row flags one, or at t = +inf; none at t = NaN: see :func:`_grid_nearest`)."""
+    p = gid[f, 1]
+    if not mask[p]:
+        return False
+    if t_some and (gid[f, 2] != 0 or t_all):
+        return active_from[p] <= t < active_to[p]
+    return True
+
+
+@_jit_inline
+def _measured(gid, f, qx, qy, memo, gv, mx, my, rs, zrs):
+    """Entry f's box's :func:`_zone_closest` distance at (qx, qy), 0 inside: from the
+    memo, or computed (its own ring copy for a box of one ring) and kept there."""
+    p = gid[f, 1]
+    mlast = memo.shape[0] - 1
+    n = np.int64(memo[mlast, 0])
+    j = 0
+    while j < n and memo[j, 0] != p:
+        j += 1
+    if j < n:
+        d = memo[j, 1]
+    else:
+        if gid[f, 3] >= 0:  # one ring: its own copy, no ring tables
+            d, cx, cy = _ring_closest(gid[f, 3], gid[f, 4], qx, qy, gv)
+        else:
+            d, cx, cy = _zone_closest(gid[f, 0], qx, qy, mx, my, rs, zrs)
+        if n < mlast:
+            memo[n, 0] = p
+            memo[n, 1] = d
+            memo[n, 2] = cx
+            memo[n, 3] = cy
+            memo[mlast, 0] = n + 1
+    if d < 0.0:
+        d = 0.0
+    return d
+
+
+@_jit_inline
 def _grid_nearest(
-    px, py, qx, qy, k, max_distance, mask, active_from, active_to, t, out_pos, out_dist, i, buf,
+    qx, qy, k, max_distance, mask, active_from, active_to, t, out_pos, out_dist, i, buf,
     memo, bx0, by0, bcell, bnx, bny, bstart, gbox, gid, gv, mx, my, rs, zrs,
 ):  # fmt: skip
     """:func:`geofence._kernels.nearest_one` over the fenced-box grid (see :func:`_box_grid`).
 
     The same answer for masks of fenced boxes: the k candidates of least (distance,
-    position) among those whose lon/lat box meets the same query box and that lie
-    within ``max_distance``. Rings of cells around the fix, nearest first, until a
+    position) among those that lie within ``max_distance``. (``nearest_one`` also
+    requires a candidate's lon/lat box to meet a query box around the fix; that box
+    holds every point within ``max_distance`` metres, so a box that lies within it in
+    EPSG:4547 metres, which are never shorter than the true ones, passes that test:
+    the answers agree without it.) Rings of cells around the fix, nearest first, until a
     ring is farther than the k-th best; cells farther than it are skipped (a box's
     nearest point to the fix lies in one of its cells). Each entry is tested first on
-    its own rows (the metre box, then the lon/lat box); only those that pass read
+    its own row (the metre box); only those that pass read
     the zone's rows, and the time window only where the row flags one. A cell's
     candidates are then measured nearest metre box first (sorted in ``buf``, rows of
     squared metre-box distance and entry), so that the k-th best shrinks early and
@@ -1291,15 +1501,8 @@ def _grid_nearest(
     for j in range(k):
         out_pos[i, j] = -1
         out_dist[i, j] = np.inf
-    if not (math.isfinite(px) and math.isfinite(py) and math.isfinite(qx) and math.isfinite(qy)):
+    if not (math.isfinite(qx) and math.isfinite(qy)):
         return
-    rlat = max_distance / 110_000.0 + 1e-9
-    coslat = math.cos(math.radians(min(abs(py) + rlat + 0.1, 89.9)))
-    rlon = rlat / coslat
-    q0 = px - rlon
-    q1 = py - rlat
-    q2 = px + rlon
-    q3 = py + rlat
     nbuf = buf.shape[0]
     ca = math.floor((qx - bx0) / bcell)
     cb = math.floor((qy - by0) / bcell)
@@ -1307,7 +1510,6 @@ def _grid_nearest(
         return
     ca = np.int64(ca)
     cb = np.int64(cb)
-    mlast = memo.shape[0] - 1
     # the time window is tested for the boxes that have one; for every box at t = +inf
     # (where -inf <= t < +inf fails too), for none at t = NaN
     t_some = t == t
@@ -1356,21 +1558,11 @@ def _grid_nearest(
                     while e < e_end and nc < nbuf:
                         f = e
                         e += 1
-                        dx = max(gbox[f, 0] - qx, 0.0, qx - gbox[f, 2])
-                        dy = max(gbox[f, 1] - qy, 0.0, qy - gbox[f, 3])
-                        d2 = dx * dx + dy * dy
+                        d2 = _box_d2(gbox, f, qx, qy)
                         if d2 > limit * limit:
                             continue
-                        if gbox[f, 6] < q0 or gbox[f, 4] > q2:
+                        if not _entry_open(gid, f, mask, active_from, active_to, t, t_some, t_all):
                             continue
-                        if gbox[f, 7] < q1 or gbox[f, 5] > q3:
-                            continue
-                        p = gid[f, 1]
-                        if not mask[p]:
-                            continue
-                        if t_some and (gid[f, 2] != 0 or t_all):
-                            if not (active_from[p] <= t < active_to[p]):
-                                continue
                         if gid[f, 3] >= 0:
                             _kernels._prefetch(gv, 2 * gid[f, 3])  # its ring, measured soon
                         c = nc
@@ -1385,7 +1577,6 @@ def _grid_nearest(
                         if buf[c, 0] > limit * limit:
                             break  # and so are the rest
                         f = np.int64(buf[c, 1])
-                        z = gid[f, 0]
                         p = gid[f, 1]
                         seen = False
                         for j in range(k):
@@ -1393,30 +1584,59 @@ def _grid_nearest(
                                 seen = True  # met in an earlier cell
                         if seen:
                             continue
-                        # the box's _zone_closest: from the memo, or computed (and kept)
-                        n = np.int64(memo[mlast, 0])
-                        j = 0
-                        while j < n and memo[j, 0] != p:
-                            j += 1
-                        if j < n:
-                            d = memo[j, 1]
-                        else:
-                            if gid[f, 3] >= 0:  # one ring: its own copy, no ring tables
-                                d, cx, cy = _ring_closest(gid[f, 3], gid[f, 4], qx, qy, gv)
-                            else:
-                                d, cx, cy = _zone_closest(z, qx, qy, mx, my, rs, zrs)
-                            if n < mlast:
-                                memo[n, 0] = p
-                                memo[n, 1] = d
-                                memo[n, 2] = cx
-                                memo[n, 3] = cy
-                                memo[mlast, 0] = n + 1
-                        if d < 0.0:
-                            d = 0.0
+                        d = _measured(gid, f, qx, qy, memo, gv, mx, my, rs, zrs)
                         if d <= max_distance:
                             _insert(out_pos, out_dist, i, k, p, d)
                             limit = min(max_distance, out_dist[i, k - 1])
         r += 1
+
+
+@_jit_inline
+def _list_nearest(
+    qx, qy, k, max_distance, mask, active_from, active_to, t, out_pos, out_dist, i,
+    memo, bx0, by0, bcell, bnx, bny, lists, gbox, gid, gv, mx, my, rs, zrs,
+):  # fmt: skip
+    """:func:`_grid_nearest` from the fix's cell's list of near boxes (see :func:`_near_lists`).
+
+    Returns False when the list cannot answer (the cell has none, or a box beyond
+    it might belong to the answer): the caller then walks the grid. Otherwise the
+    answer is the walk's: the list holds every fenced box whose metre box lies within
+    ``u`` of the cell, nearest to the cell first; its candidates pass the walk's own
+    tests (metre box, mask, time window) and are measured the same
+    way (the memo, :func:`_ring_closest`, :func:`_zone_closest`); a box not on the
+    list is farther than ``u`` from the fix, so when the k-th best (or
+    ``max_distance``) is nearer than ``u`` no such box can enter the answer.
+    """
+    lstart, lu, lrows = lists
+    for j in range(k):
+        out_pos[i, j] = -1
+        out_dist[i, j] = np.inf
+    if not (math.isfinite(qx) and math.isfinite(qy)):
+        return True  # the walk answers nothing too
+    fa = (qx - bx0) / bcell
+    fb = (qy - by0) / bcell
+    if not (0.0 <= fa < bnx and 0.0 <= fb < bny):
+        return False
+    cell = np.int64(fb) * bnx + np.int64(fa)
+    u = lu[cell] - 1e-6
+    if u < 0.0:
+        return False
+    t_some = t == t
+    t_all = t == math.inf
+    limit = max_distance
+    for r in range(lstart[cell], lstart[cell + 1]):
+        if lrows[r, 0] - 1e-6 > limit:
+            break  # this box and the rest are farther from the cell than the k-th best
+        f = np.int64(lrows[r, 1])
+        if _box_d2(gbox, f, qx, qy) > limit * limit:
+            continue
+        if not _entry_open(gid, f, mask, active_from, active_to, t, t_some, t_all):
+            continue
+        d = _measured(gid, f, qx, qy, memo, gv, mx, my, rs, zrs)
+        if d <= max_distance:
+            _insert(out_pos, out_dist, i, k, gid[f, 1], d)
+            limit = min(max_distance, out_dist[i, k - 1])
+    return out_dist[i, k - 1] < u or max_distance < u
 
 
 @_jit_inline
@@ -1521,7 +1741,7 @@ def _decide(
         sg[_kernels.G_RING_START],
         sg[_kernels.G_ZONE_RING_START],
     )
-    bx0, by0, bcell, bnx, bny, bstart, gbox, gid, gv = bgrid
+    bx0, by0, bcell, bnx, bny, bstart, gbox, gid, gv, lists = bgrid
     sx0, sy0, sinv, snx, sny, sstate = smap
     cand_pos, cand_dist, qbox, memo, cbuf = work  # see _work_buffers
     for i in range(lon.shape[0]):
@@ -1537,11 +1757,16 @@ def _decide(
         loc = perm[loc] if loc >= 0 else -1
         # fenced boxes close enough to matter, and the most probable one
         if bnx > 0:
-            _grid_nearest(
-                lon[i], lat[i], x[i], y[i], 4, tol + 5.0 * s, fenced, active_from, active_to,
-                np.nan, cand_pos, cand_dist, 0, cbuf, memo,
-                bx0, by0, bcell, bnx, bny, bstart, gbox, gid, gv, mx, my, rs, zrs,
-            )  # fmt: skip
+            if not _list_nearest(
+                x[i], y[i], 4, tol + 5.0 * s, fenced, active_from, active_to,
+                np.nan, cand_pos, cand_dist, 0, memo,
+                bx0, by0, bcell, bnx, bny, lists, gbox, gid, gv, mx, my, rs, zrs,
+            ):  # fmt: skip
+                _grid_nearest(
+                    x[i], y[i], 4, tol + 5.0 * s, fenced, active_from,
+                    active_to, np.nan, cand_pos, cand_dist, 0, cbuf, memo,
+                    bx0, by0, bcell, bnx, bny, bstart, gbox, gid, gv, mx, my, rs, zrs,
+                )  # fmt: skip
         else:
             _kernels.nearest_one(
                 lon[i], lat[i], x[i], y[i], 4, tol + 5.0 * s, fenced, active_from, active_to,
@@ -1698,11 +1923,16 @@ def _decide(
         if k_near == 0 or outcome == SETTLE:
             continue
         if bnx > 0:
-            _grid_nearest(
-                lon[i], lat[i], x[i], y[i], k_near, near_radius, open_fenced, active_from,
-                active_to, t, near_pos, near_dist, i, cbuf, memo,
-                bx0, by0, bcell, bnx, bny, bstart, gbox, gid, gv, mx, my, rs, zrs,
-            )  # fmt: skip
+            if k_near > _LIST_K or not _list_nearest(
+                x[i], y[i], k_near, near_radius, open_fenced, active_from,
+                active_to, t, near_pos, near_dist, i, memo,
+                bx0, by0, bcell, bnx, bny, lists, gbox, gid, gv, mx, my, rs, zrs,
+            ):  # fmt: skip
+                _grid_nearest(
+                    x[i], y[i], k_near, near_radius, open_fenced,
+                    active_from, active_to, t, near_pos, near_dist, i, cbuf, memo,
+                    bx0, by0, bcell, bnx, bny, bstart, gbox, gid, gv, mx, my, rs, zrs,
+                )  # fmt: skip
         else:
             _kernels.nearest_one(
                 lon[i], lat[i], x[i], y[i], k_near, near_radius, open_fenced, active_from,

@@ -64,16 +64,36 @@ def trips():
     return out
 
 
-def _without_box_grid(index, policy, batch):
+def _with_grid(index, policy, batch, grid):
+    """decide_arrays with the tables' box grid replaced by ``grid``."""
     t = D._tables(index, policy.tolerance_m)
-    grid = t.box_grid
-    object.__setattr__(
-        t, "box_grid", (0.0, 0.0, 1.0, 0, 0, grid[5][:1], *(a[:0] for a in grid[6:]))
-    )
+    saved = t.box_grid
+    object.__setattr__(t, "box_grid", grid)
     try:
         return D.decide_arrays(index, batch, policy, T)
     finally:
-        object.__setattr__(t, "box_grid", grid)
+        object.__setattr__(t, "box_grid", saved)
+
+
+def _without_box_grid(index, policy, batch):
+    """The kernel's fallback: the index's own search (no grid)."""
+    g = D._tables(index, policy.tolerance_m).box_grid
+    lists = (g[9][0][:1], g[9][1][:0], g[9][2][:0])
+    none = (0.0, 0.0, 1.0, 0, 0, g[5][:1], *(a[:0] for a in g[6:9]), lists)
+    return _with_grid(index, policy, batch, none)
+
+
+def _without_lists(index, policy, batch):
+    """The grid's walk alone: every cell without a list of near boxes."""
+    g = D._tables(index, policy.tolerance_m).box_grid
+    start, reach, rows = g[9]
+    return _with_grid(index, policy, batch, (*g[:9], (start, np.full_like(reach, -1.0), rows)))
+
+
+def _same(fast, slow):
+    for name in FIELDS:
+        a, b = getattr(fast, name), getattr(slow, name)
+        assert a.dtype == b.dtype and a.tobytes() == b.tobytes(), name
 
 
 @pytest.mark.parametrize("fc", ["consumer", "precise"])
@@ -85,13 +105,31 @@ def _without_box_grid(index, policy, batch):
 def test_box_grid_search_decides_like_the_index_search(zhuhai, trips, fc, policy):
     batch = trips[fc]
     fast = D.decide_arrays(zhuhai, batch, policy, T)
-    slow = _without_box_grid(zhuhai, policy, batch)
     assert D._tables(zhuhai, policy.tolerance_m).box_grid[3] > 0  # the grid was used
-    for name in FIELDS:
-        a, b = getattr(fast, name), getattr(slow, name)
-        assert a.dtype == b.dtype and a.tobytes() == b.tobytes(), name
+    _same(fast, _without_box_grid(zhuhai, policy, batch))
+    _same(fast, _without_lists(zhuhai, policy, batch))
     if policy.k_nearest:
         assert (fast.nearest_pos[:, 0] >= 0).mean() > 0.3  # the searches found boxes
+
+
+def test_most_fixes_near_boxes_have_a_list(zhuhai, trips):
+    """The lists are there to be used: most trip ends fall in a cell that has one, and
+    its reach holds their nearest boxes (else the walk answers: tested above)."""
+    g = D._tables(zhuhai, Policy().tolerance_m).box_grid
+    x0, y0, cell, nx = g[:4]
+    start, reach, rows = g[9]
+    d = D.decide_arrays(zhuhai, trips["consumer"], Policy(), T)
+    x, y = crs.project(d.lon, d.lat)
+    c = np.floor((y - y0) / cell).astype(np.int64) * nx + np.floor((x - x0) / cell).astype(int)
+    u = reach[c]
+    assert (u >= 0).mean() > 0.6
+    assert ((u >= 0) & (d.nearest_dist[:, 2] < u)).mean() > 0.6
+    # rows: nearest to the cell first, one per box
+    for cc in np.flatnonzero(reach >= 0)[:500]:
+        seg = rows[start[cc] : start[cc + 1]]
+        assert (np.diff(seg[:, 0]) >= 0).all() and seg[-1, 0] <= reach[cc]
+        zone = g[7][seg[:, 1].astype(np.int64), 0]
+        assert len(np.unique(zone)) == len(zone)
 
 
 def _one_fix_batch(lon, lat, *, accuracy_m=3.0, at=T, ended_at=T, operator="meituan"):
@@ -135,12 +173,11 @@ def test_box_grid_search_meets_time_windows_like_the_index_search(zhuhai, when):
         "+inf": np.full(n, np.inf),
     }[when]
     batch = _one_fix_batch(lon, lat, accuracy_m=5.0, at=np.nan, ended_at=ended, operator=None)
-    policy = Policy(k_nearest=6, nearest_radius_m=200.0)
-    fast = D.decide_arrays(zhuhai, batch, policy, T)
-    slow = _without_box_grid(zhuhai, policy, batch)
-    for name in FIELDS:
-        a, b = getattr(fast, name), getattr(slow, name)
-        assert a.dtype == b.dtype and a.tobytes() == b.tobytes(), name
+    # 6 boxes: the walk (the lists hold 4); 3: the lists
+    for policy in (Policy(k_nearest=6, nearest_radius_m=200.0), Policy(k_nearest=3)):
+        fast = D.decide_arrays(zhuhai, batch, policy, T)
+        _same(fast, _without_box_grid(zhuhai, policy, batch))
+        _same(fast, _without_lists(zhuhai, policy, batch))
     found = fast.nearest_pos[fast.nearest_pos >= 0]
     if when == "+inf":
         assert len(found) == 0  # no box is active at +inf
@@ -183,10 +220,8 @@ def test_box_grid_search_measures_boxes_with_holes_like_the_index_search():
     fast = D.decide_arrays(index, batch, policy, T)
     grid = D._tables(index, policy.tolerance_m).box_grid
     assert grid[3] > 0 and (grid[7][:, 3] < 0).any()  # the grid, with a box of two rings
-    slow = _without_box_grid(index, policy, batch)
-    for name in FIELDS:
-        a, b = getattr(fast, name), getattr(slow, name)
-        assert a.dtype == b.dtype and a.tobytes() == b.tobytes(), name
+    _same(fast, _without_box_grid(index, policy, batch))
+    _same(fast, _without_lists(index, policy, batch))
     ring = int(np.flatnonzero(index.zone_set.ids == "ring")[0])
     assert (fast.nearest_pos == ring).any() and (fast.zone == ring).any()
 
