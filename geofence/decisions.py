@@ -1847,12 +1847,27 @@ def _spatial_order(x: np.ndarray, y: np.ndarray) -> np.ndarray | None:
     return _radix_order(keys)
 
 
+# How many checks ahead the permutations below prefetch the rows they will touch: the
+# checks' rows in Z-order are scattered over arrays of several MB, nearly every access
+# a cache miss (16 and 32 measured alike, 8 less).
+_PERMUTE_AHEAD = 16
+
+
 @_jit
 def _gather_inputs(order, fused, x, y, ended_at, heading, beacon, ins):
     """The kernel's inputs in ``order``: ``ins`` = (lon, lat, x, y, sigma, stale,
     ended_at, heading, beacon zone), ``fused`` as :func:`_fuse` wrote it."""
     lon_o, lat_o, x_o, y_o, s_o, stale_o, t_o, h_o, b_o = ins
-    for j in range(order.shape[0]):
+    n = order.shape[0]
+    for j in range(n):
+        if j + _PERMUTE_AHEAD < n:  # measured: ~10 ns a check less (of ~33)
+            a = order[j + _PERMUTE_AHEAD]
+            _kernels._prefetch(fused, a * fused.shape[1])
+            _kernels._prefetch(x, a)
+            _kernels._prefetch(y, a)
+            _kernels._prefetch(ended_at, a)
+            _kernels._prefetch(heading, a)
+            _kernels._prefetch(beacon, a)
         i = order[j]
         lon_o[j] = fused[i, 0]
         lat_o[j] = fused[i, 1]
@@ -1865,22 +1880,47 @@ def _gather_inputs(order, fused, x, y, ended_at, heading, beacon, ins):
         b_o[j] = beacon[i]
 
 
+@_jit_inline
+def _scatter(order, src, dst):
+    """``dst[order] = src``."""
+    n = order.shape[0]
+    for j in range(n):
+        if j + _PERMUTE_AHEAD < n:
+            _kernels._prefetch(dst, order[j + _PERMUTE_AHEAD])
+        dst[order[j]] = src[j]
+
+
+@_jit_inline
+def _scatter_rows(order, src, dst):
+    """``dst[order] = src`` for 2-D (C-ordered) ``src`` and ``dst``."""
+    n = order.shape[0]
+    k = src.shape[1]
+    for j in range(n):
+        if j + _PERMUTE_AHEAD < n:
+            _kernels._prefetch(dst, order[j + _PERMUTE_AHEAD] * k)
+        i = order[j]
+        for c in range(k):
+            dst[i, c] = src[j, c]
+
+
 @_jit
 def _scatter_outputs(order, src, dst):
-    """``dst[k][order] = src[k]`` for the kernel's eight outputs, in one pass."""
+    """``dst[k][order] = src[k]`` for the kernel's eight outputs, one output at a time.
+
+    One pass per output: a pass over all eight wrote to ~15 MB of rows in random
+    order, more pages than the TLB holds (measured: 54 ns a check, 29 one output at a
+    time, 25 with the prefetch).
+    """
     s0, s1, s2, s3, s4, s5, s6, s7 = src
     d0, d1, d2, d3, d4, d5, d6, d7 = dst
-    for j in range(order.shape[0]):
-        i = order[j]
-        d0[i] = s0[j]
-        d1[i] = s1[j]
-        d2[i] = s2[j]
-        d3[i] = s3[j]
-        d4[i] = s4[j]
-        for c in range(s5.shape[1]):
-            d5[i, c] = s5[j, c]
-            d6[i, c] = s6[j, c]
-            d7[i, c] = s7[j, c]
+    _scatter(order, s0, d0)
+    _scatter(order, s1, d1)
+    _scatter(order, s2, d2)
+    _scatter(order, s3, d3)
+    _scatter(order, s4, d4)
+    _scatter_rows(order, s5, d5)
+    _scatter_rows(order, s6, d6)
+    _scatter_rows(order, s7, d7)
 
 
 # --------------------------------------------------------------------------- entry points
