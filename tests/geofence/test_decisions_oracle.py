@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import warnings
 from datetime import UTC, datetime
 from pathlib import Path
@@ -281,6 +282,37 @@ def test_single_check_path_equals_the_batch_path(zhuhai, policy):
     settled = next(d for d in one if d.zone is not None)
     settled.zone["id"] = "changed"  # type: ignore[index]
     assert decide(zhuhai, checks[one.index(settled)], policy, T).zone["id"] != "changed"
+
+
+def test_true_bearings_of_a_batch_equal_one_at_a_time_and_the_plain_formula():
+    """The batch's vectorized bearings (numpy's arctan2, tan, arctan) against the same
+    arithmetic one offset at a time (the single path: the same bits) and against the
+    plain formula with the math module (to 1e-9 degrees)."""
+    rng = np.random.default_rng(9)
+    n, k = 4000, 3
+    lon = rng.uniform(100.0, 128.0, n)
+    lat = rng.uniform(-80.0, 80.0, n)
+    dx = rng.normal(0.0, 50.0, (n, k))
+    dy = rng.normal(0.0, 50.0, (n, k))
+    dx[:, 0] = np.where(np.arange(n) % 5 == 0, 0.0, dx[:, 0])  # due north and south
+    dy[:, 1] = np.where(np.arange(n) % 7 == 0, 0.0, dy[:, 1])  # due east and west
+    pos = np.where(rng.random((n, k)) < 0.2, -1, 1)
+    got = dx.copy()
+    D._true_bearings(lon, lat, got, dy, pos)
+    assert np.isnan(got[pos < 0]).all() and not np.isnan(got[pos >= 0]).any()
+    assert (got[pos >= 0] >= 0.0).all() and (got[pos >= 0] < 360.0).all()
+    for i in range(0, n, 3):
+        gamma = D._convergence_one(float(lon[i]), float(lat[i]))
+        for c in range(k):
+            if pos[i, c] < 0:
+                continue
+            one = D._true_bearing_one(gamma, float(dx[i, c]), float(dy[i, c]))
+            assert one == got[i, c]
+            g = math.degrees(
+                math.atan(math.tan(math.radians(lon[i] - 114.0)) * math.sin(math.radians(lat[i])))
+            )
+            plain = (math.degrees(math.atan2(dx[i, c], dy[i, c])) + g) % 360.0
+            assert abs((one - plain + 180.0) % 360.0 - 180.0) < 1e-9
 
 
 @settings(max_examples=300, deadline=None)
