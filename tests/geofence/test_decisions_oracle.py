@@ -227,6 +227,42 @@ def test_box_grid_search_measures_boxes_with_holes_like_the_index_search():
     assert (fast.nearest_pos == ring).any() and (fast.zone == ring).any()
 
 
+def test_lists_leave_to_the_walk_what_lies_beyond_their_reach():
+    """A street of boxes closed to the operator, and boxes open to it a few hundred
+    metres away: the cells' lists (reach: their 4 nearest boxes of any kind) do not
+    hold the open boxes, so the search must fall back to the walk for the nearest
+    ones, and the answers are the index search's."""
+
+    def box(fid, lon, lat, operators):
+        ring = [[lon, lat], [lon + 2e-5, lat], [lon + 2e-5, lat + 4e-5], [lon, lat + 4e-5]]
+        return {
+            "type": "Feature",
+            "id": fid,
+            "properties": {"kind": "parking", "fenced": True, "operators": operators},
+            "geometry": {"type": "Polygon", "coordinates": [[*ring, ring[0]]]},
+        }
+
+    x0, y0 = 113.55, 22.25
+    feats = [box(f"closed{j}", x0 + 1e-4 * j, y0, ["other"]) for j in range(40)]
+    feats += [box(f"open{j}", x0 + 1e-3 * j, y0 + 0.003 + 5e-4 * (j % 3), []) for j in range(8)]
+    index = geofence.ZoneIndex(
+        geofence.ZoneSet.from_geojson({"type": "FeatureCollection", "features": feats})
+    )
+    rng = np.random.default_rng(4)
+    n = 1500
+    batch = _one_fix_batch(
+        x0 + rng.uniform(-2e-4, 4.2e-3, n), y0 + rng.uniform(-3e-4, 3e-4, n), at=np.nan
+    )
+    policy = Policy(k_nearest=3, nearest_radius_m=800.0)
+    fast = D.decide_arrays(index, batch, policy, T)
+    grid = D._tables(index, policy.tolerance_m).box_grid
+    assert (grid[9][1] >= 0).any()  # the cells have lists
+    _same(fast, _without_box_grid(index, policy, batch))
+    _same(fast, _without_lists(index, policy, batch))
+    opened = np.flatnonzero(np.char.startswith(index.zone_set.ids.astype(str), "open"))
+    assert np.isin(fast.nearest_pos[:, 0], opened).mean() > 0.9  # found beyond the lists
+
+
 def _varied_checks(index):
     """Checks that exercise every input of the single path: CRSs, beacons, headings,
     missing accuracy and time, stale trails, operators."""
