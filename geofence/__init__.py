@@ -1,6 +1,6 @@
 """The geofence engine: zone sets, coordinate systems, the spatial index, decisions.
 
-Pure domain code: numpy, shapely, pyproj and numba only; no web, no database, no
+Pure domain code: numpy, scipy, shapely, pyproj and numba only; no web, no database, no
 environment reads. The public names:
 
 >>> import geofence

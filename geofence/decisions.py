@@ -2265,7 +2265,7 @@ def decide_arrays(index: ZoneIndex, batch: CheckBatch, policy: Policy, now: floa
         )
     lon = np.ascontiguousarray(fused[:, 0])
     lat = np.ascontiguousarray(fused[:, 1])
-    # one fix: pyproj's scalar path is ~3 us faster than a one-element array
+    # one fix: the scalar path (Python floats) is ~12 us faster than a one-element array
     x, y = _crs.project(float(lon[0]), float(lat[0])) if n == 1 else _crs.project(lon, lat)
     x = np.ascontiguousarray(x, dtype=np.float64).reshape(n)
     y = np.ascontiguousarray(y, dtype=np.float64).reshape(n)
