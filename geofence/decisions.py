@@ -2181,7 +2181,7 @@ def _true_bearings(
     ``arctan2``, ``tan`` and ``arctan``: ~20 ns a check instead of ~110 for the same
     functions called one value at a time in the kernel (measured). ``arctan2`` is not
     vectorized for NaN, hence the kernel's (0, 1) in empty places.
-    :func:`_true_bearing_one` is the same arithmetic for one offset, and the same bits.
+    :func:`_true_bearings_one` is the same arithmetic for one check, and the same bits.
     """
     np.arctan2(dx, dy, out=dx)
     _finish_bearings(dx, _convergence(lon, lat), pos)
@@ -2223,9 +2223,11 @@ def _convergence_one(lon: float, lat: float) -> float:
     return float(np.arctan(sin_lat * float(np.tan((lon - 114.0) * _RAD))))
 
 
-def _true_bearing_one(gamma: float, dx: float, dy: float) -> float:
-    """:func:`_true_bearings` of one offset (numpy's functions on floats: the same bits)."""
-    return _bearing_degrees(float(np.arctan2(dx, dy)), gamma)
+def _true_bearings_one(lon: float, lat: float, dx: np.ndarray, dy: np.ndarray) -> list[float]:
+    """:func:`_true_bearings` of one check's row of offsets, every place of it (the
+    same numpy functions, on floats and one row: the same bits)."""
+    gamma = _convergence_one(lon, lat)
+    return [_bearing_degrees(g, gamma) for g in np.arctan2(dx, dy).tolist()]
 
 
 # --------------------------------------------------------------------------- entry points
@@ -2478,20 +2480,10 @@ def decide(
     outcome, reasons, zone, p, dist, near_pos, near_dist, near_bearing, near_dy = out
     nearest: tuple[dict[str, Any], ...] = ()
     if k and near_pos[0, 0] >= 0:
-        gamma = _convergence_one(f_lon, f_lat)
+        bearings = _true_bearings_one(f_lon, f_lat, near_bearing[0], near_dy[0])
         nearest = tuple(
-            {
-                "zone_id": t.ids[q],
-                "distance_m": round(dq, 2),
-                "bearing_deg": round(_true_bearing_one(gamma, dx, dy), 1),
-            }
-            for q, dq, dx, dy in zip(
-                near_pos[0].tolist(),
-                near_dist[0].tolist(),
-                near_bearing[0].tolist(),
-                near_dy[0].tolist(),
-                strict=True,
-            )
+            {"zone_id": t.ids[q], "distance_m": round(dq, 2), "bearing_deg": round(b, 1)}
+            for q, dq, b in zip(near_pos[0].tolist(), near_dist[0].tolist(), bearings, strict=True)
             if q >= 0
         )
     zs = index.zone_set
