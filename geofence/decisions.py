@@ -920,12 +920,40 @@ _LIST_MAX_LEN = 128
 _LIST_MAX_ROWS_PER_BOX = 64  # at most this many rows a fenced box (nearest cells first)
 
 
+@_jit_inline
+def _near_list_members(x0, y0, cell, nx, ny, cstart, gbox, gid, a, b, u, stamp, tag, rows, w):
+    """How many boxes have their metre box within ``u`` of cell (a, b) (each once:
+    ``stamp[zone] = tag``); from ``w >= 0`` on, their rows (distance, entry) too."""
+    ax0 = x0 + a * cell
+    ay0 = y0 + b * cell
+    r2 = np.int64(u // cell) + 1
+    m = 0
+    for bb in range(max(b - r2, 0), min(b + r2, ny - 1) + 1):
+        for aa in range(max(a - r2, 0), min(a + r2, nx - 1) + 1):
+            c = bb * nx + aa
+            for f in range(cstart[c], cstart[c + 1]):
+                z = gid[f, 0]
+                if stamp[z] == tag:
+                    continue
+                dx = max(gbox[f, 0] - (ax0 + cell), 0.0, ax0 - gbox[f, 2])
+                dy = max(gbox[f, 1] - (ay0 + cell), 0.0, ay0 - gbox[f, 3])
+                d = math.sqrt(dx * dx + dy * dy)
+                if d <= u:
+                    stamp[z] = tag
+                    if w >= 0:
+                        rows[w + m, 0] = d
+                        rows[w + m, 1] = f
+                    m += 1
+    return m
+
+
 @_jit
 def _near_list_bounds(x0, y0, cell, nx, ny, cstart, gbox, gid, nz, cells, kk, slack, umax, lmax):
     """The reach ``u`` of each of ``cells``' lists (-1: none) and their lengths."""
     reach = np.full(len(cells), -1.0)
     count = np.zeros(len(cells), np.int64)
     stamp = np.full(nz, -1, np.int64)
+    rows0 = np.empty((0, 2))
     best = np.empty(kk)
     half = cell * math.sqrt(0.5)
     rr = np.int64(umax // cell) + 1
@@ -956,22 +984,9 @@ def _near_list_bounds(x0, y0, cell, nx, ny, cstart, gbox, gid, nz, cells, kk, sl
         u = best[kk - 1] + half + slack
         if not u <= umax:
             continue
-        ax0 = x0 + a * cell
-        ay0 = y0 + b * cell
-        r2 = np.int64(u // cell) + 1
-        m = 0
-        for bb in range(max(b - r2, 0), min(b + r2, ny - 1) + 1):
-            for aa in range(max(a - r2, 0), min(a + r2, nx - 1) + 1):
-                c = bb * nx + aa
-                for f in range(cstart[c], cstart[c + 1]):
-                    z = gid[f, 0]
-                    if stamp[z] == 2 * n + 1:
-                        continue
-                    dx = max(gbox[f, 0] - (ax0 + cell), 0.0, ax0 - gbox[f, 2])
-                    dy = max(gbox[f, 1] - (ay0 + cell), 0.0, ay0 - gbox[f, 3])
-                    if math.sqrt(dx * dx + dy * dy) <= u:
-                        stamp[z] = 2 * n + 1
-                        m += 1
+        m = _near_list_members(
+            x0, y0, cell, nx, ny, cstart, gbox, gid, a, b, u, stamp, 2 * n + 1, rows0, -1
+        )
         if m <= lmax:
             reach[n] = u
             count[n] = m
@@ -989,25 +1004,8 @@ def _near_list_rows(x0, y0, cell, nx, ny, cstart, gbox, gid, nz, cells, reach, s
             continue
         a = cells[n] % nx
         b = cells[n] // nx
-        ax0 = x0 + a * cell
-        ay0 = y0 + b * cell
-        r2 = np.int64(u // cell) + 1
         w = start[n]
-        for bb in range(max(b - r2, 0), min(b + r2, ny - 1) + 1):
-            for aa in range(max(a - r2, 0), min(a + r2, nx - 1) + 1):
-                c = bb * nx + aa
-                for f in range(cstart[c], cstart[c + 1]):
-                    z = gid[f, 0]
-                    if stamp[z] == n:
-                        continue
-                    dx = max(gbox[f, 0] - (ax0 + cell), 0.0, ax0 - gbox[f, 2])
-                    dy = max(gbox[f, 1] - (ay0 + cell), 0.0, ay0 - gbox[f, 3])
-                    d = math.sqrt(dx * dx + dy * dy)
-                    if d <= u:
-                        stamp[z] = n
-                        rows[w, 0] = d
-                        rows[w, 1] = f
-                        w += 1
+        w += _near_list_members(x0, y0, cell, nx, ny, cstart, gbox, gid, a, b, u, stamp, n, rows, w)
         seg = rows[start[n] : w]
         order = np.argsort(seg[:, 0], kind="mergesort")
         seg[:] = seg[order]
