@@ -48,7 +48,7 @@ import math
 import threading
 import weakref
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
@@ -61,6 +61,7 @@ from numba.extending import get_cython_function_address
 
 from geofence import _kernels
 from geofence import crs as _crs
+from geofence.calibration import DEFAULT_CALIBRATION, Calibration
 from geofence.errors import CheckError, PolicyError
 from geofence.index import ZoneIndex
 from geofence.zoneset import KIND_NAMES, KIND_NO_PARKING, KIND_PARKING
@@ -68,6 +69,7 @@ from geofence.zoneset import KIND_NAMES, KIND_NO_PARKING, KIND_PARKING
 __all__ = [
     "MAX_FIXES",
     "OUTCOMES",
+    "QUALITIES",
     "REASONS",
     "BeaconReading",
     "Check",
@@ -84,6 +86,12 @@ __all__ = [
 SIGMA_PER_R68 = math.sqrt(-2.0 * math.log(1.0 - 0.68))  # 68 % radius / per-axis sigma
 MAX_FIXES = 50
 VEHICLE_TYPES = ("bike", "ebike")
+# a fix's quality as the receiver reports it: NMEA GGA fix quality 4, 5, 2, 1, 6; a fix
+# without one (phones report none) has the code len(QUALITIES) in a CheckBatch
+QUALITIES = ("rtk_fixed", "rtk_float", "dgps", "single", "estimated")
+Q_UNKNOWN = len(QUALITIES)
+_QUALITY_CODE = {q: i for i, q in enumerate(QUALITIES)}
+MAX_DEVICE_CLASS = 64  # characters
 
 OUTCOMES = ("settle", "reject", "review")
 SETTLE, REJECT, REVIEW = 0, 1, 2
@@ -134,6 +142,7 @@ class Fix:
     accuracy_m: float | None = None
     at: float | None = None
     crs: str = "wgs84"
+    quality: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +197,29 @@ def _number(value: Any, field_name: str, *, lo: float, hi: float, lo_open: bool 
     return v
 
 
+def _quality(value: Any, field_name: str) -> str | None:
+    if value is None or (isinstance(value, str) and value in _QUALITY_CODE):
+        return value
+    raise CheckError(
+        f"{field_name}: {value!r} is not a fix quality (expected one of "
+        f"{', '.join(QUALITIES)}, or no quality)",
+        field=field_name,
+        rule="enum",
+    )
+
+
+def _device_class(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not 1 <= len(value) <= MAX_DEVICE_CLASS:
+        raise CheckError(
+            f"device_class: expected a string of 1-{MAX_DEVICE_CLASS} characters",
+            field="device_class",
+            rule="type" if not isinstance(value, str) else "length",
+        )
+    return value
+
+
 def _text(value: Any, field_name: str, *, required: bool = False) -> str:
     if value is None and not required:
         return ""
@@ -213,6 +245,7 @@ class Check:
     heading_deg: float | None = None
     beacons: tuple[BeaconReading, ...] = ()
     operator: str | None = None
+    device_class: str | None = None
 
     def __post_init__(self) -> None:
         if not self.fixes:
@@ -238,7 +271,9 @@ class Check:
                     field=f"{name}.crs",
                     rule="enum",
                 )
+            _quality(f.quality, f"{name}.quality")
         _number(self.ended_at, "ended_at", lo=-1e11, hi=1e11)
+        _device_class(self.device_class)
         if self.vehicle_type not in VEHICLE_TYPES:
             raise CheckError(
                 f"vehicle_type: {self.vehicle_type!r} is not 'bike' or 'ebike'",
@@ -284,6 +319,7 @@ class Check:
                     else _number(acc, f"{name}.accuracy_m", lo=0, hi=1e5, lo_open=True),
                     at=None if at is None else _time(at, f"{name}.at"),
                     crs=crs_name.lower(),
+                    quality=_quality(f.get("quality"), f"{name}.quality"),
                 )
             )
         beacons = body.get("beacons") or []
@@ -330,6 +366,7 @@ class Check:
             else _number(heading, "heading_deg", lo=0, hi=360),
             "beacons": tuple(readings),
             "operator": operator,
+            "device_class": _device_class(body.get("device_class")),
         }
         # every field is checked above: skip __post_init__'s second pass (the hot path)
         check = object.__new__(cls)
@@ -339,24 +376,29 @@ class Check:
 
     def to_mapping(self) -> dict[str, Any]:
         """The check as a JSON-ready body; ``Check.from_mapping`` of it gives it back."""
+        fixes = []
+        for f in self.fixes:
+            fix: dict[str, Any] = {
+                "lon": f.lon,
+                "lat": f.lat,
+                "accuracy_m": f.accuracy_m,
+                "at": None if f.at is None else _rfc3339(f.at),
+                "crs": f.crs,
+            }
+            if f.quality is not None:
+                fix["quality"] = f.quality
+            fixes.append(fix)
         body: dict[str, Any] = {
             "trip_id": self.trip_id,
             "bike_id": self.bike_id,
             "vehicle_type": self.vehicle_type,
             "ended_at": _rfc3339(self.ended_at),
-            "fixes": [
-                {
-                    "lon": f.lon,
-                    "lat": f.lat,
-                    "accuracy_m": f.accuracy_m,
-                    "at": None if f.at is None else _rfc3339(f.at),
-                    "crs": f.crs,
-                }
-                for f in self.fixes
-            ],
+            "fixes": fixes,
             "heading_deg": self.heading_deg,
             "beacons": [{"id": b.id, "rssi": b.rssi} for b in self.beacons],
         }
+        if self.device_class is not None:
+            body["device_class"] = self.device_class
         return body
 
 
@@ -387,6 +429,8 @@ class Policy:
     max_trail_spread_m: float = 1000.0
     outlier_chi2: float = 13.8
     fix_correlation: float = 0.5
+    narrow_box_m: float = 3.0
+    calibration: Calibration = DEFAULT_CALIBRATION
 
     def __post_init__(self) -> None:
         checks = [
@@ -404,15 +448,66 @@ class Policy:
             ("max_trail_spread_m", self.max_trail_spread_m > 0),
             ("outlier_chi2", self.outlier_chi2 > 0),
             ("fix_correlation", 0 <= self.fix_correlation <= 1),
+            ("narrow_box_m", 0 <= self.narrow_box_m <= 100),
         ]
         for name, ok in checks:
             if not ok:
-                raise PolicyError(f"policy: {name} = {getattr(self, name)!r} is out of range")
+                raise PolicyError(
+                    f"policy: {name} = {getattr(self, name)!r} is out of range",
+                    field=name,
+                    rule="range",
+                )
+        if not isinstance(self.calibration, Calibration):
+            raise PolicyError(
+                "policy: calibration must be a Calibration", field="calibration", rule="type"
+            )
+
+    @classmethod
+    def from_mapping(cls, doc: Any) -> Policy:
+        """A policy from its JSON form (:meth:`to_mapping`; every field optional).
+
+        :class:`PolicyError` names the field and the rule broken.
+        """
+        if not isinstance(doc, Mapping):
+            raise PolicyError("policy: expected a JSON object", field="", rule="type")
+        known = {f.name: f for f in fields(cls)}
+        values: dict[str, Any] = {}
+        for name, value in doc.items():
+            f = known.get(name)
+            if f is None:
+                raise PolicyError(
+                    f"{name}: unknown policy field (expected one of {', '.join(known)})",
+                    field=str(name),
+                    rule="unknown",
+                )
+            if name == "calibration":
+                values[name] = Calibration.from_mapping(value)
+            elif name == "k_nearest":
+                if isinstance(value, bool) or not isinstance(value, int):
+                    raise PolicyError(f"{name}: expected a whole number", field=name, rule="type")
+                values[name] = value
+            else:
+                if (
+                    isinstance(value, bool)
+                    or not isinstance(value, int | float)
+                    or not math.isfinite(value)
+                ):
+                    raise PolicyError(f"{name}: expected a finite number", field=name, rule="type")
+                values[name] = float(value)
+        return cls(**values)
+
+    def to_mapping(self) -> dict[str, Any]:
+        """The policy as JSON-ready values; :meth:`from_mapping` of it gives it back."""
+        out: dict[str, Any] = {
+            f.name: getattr(self, f.name) for f in fields(self) if f.name != "calibration"
+        }
+        out["calibration"] = self.calibration.to_mapping()
+        return out
 
     @cached_property
     def id(self) -> str:
         """``pol-`` and 12 hex digits of the SHA-256 of the policy's values."""
-        blob = json.dumps(asdict(self), sort_keys=True).encode()
+        blob = json.dumps(self.to_mapping(), sort_keys=True).encode()
         return "pol-" + hashlib.sha256(blob).hexdigest()[:12]
 
 
@@ -423,6 +518,10 @@ class CheckBatch:
     ``lon, lat, accuracy_m, at`` are (n, m) float arrays in WGS-84, NaN-padded past
     ``n_fixes``; a missing accuracy or time is NaN. ``beacon_zone`` is the position
     of the fenced box whose road stud was heard above the threshold, or -1.
+    ``quality`` is the (n, m) int8 code of each fix's quality (an index into
+    ``QUALITIES``; ``Q_UNKNOWN`` where none was reported, and in the padding), or None
+    for no quality at all. ``device_class`` is the (n,) int32 index of each check's
+    device class in ``device_classes``, -1 where none was named, or None for none at all.
     """
 
     lon: np.ndarray
@@ -434,6 +533,9 @@ class CheckBatch:
     heading_deg: np.ndarray
     beacon_zone: np.ndarray
     operator: str | None = None
+    quality: np.ndarray | None = None
+    device_class: np.ndarray | None = None
+    device_classes: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return len(self.ended_at)
@@ -449,10 +551,21 @@ class CheckBatch:
         block.fill(np.nan)
         lon, lat, acc, at = block
         nfix = np.zeros(n, np.int64)
+        quality = None
+        classes: dict[str, int] = {}
+        device_class = None
         crs_of: dict[str, list[tuple[int, int]]] = {}
         for i, c in enumerate(checks):
             nfix[i] = len(c.fixes)
+            if c.device_class is not None:
+                if device_class is None:
+                    device_class = np.full(n, -1, np.int32)
+                device_class[i] = classes.setdefault(c.device_class, len(classes))
             for j, f in enumerate(c.fixes):
+                if f.quality is not None:
+                    if quality is None:
+                        quality = np.full((n, m), Q_UNKNOWN, np.int8)
+                    quality[i, j] = _QUALITY_CODE[f.quality]
                 lon[i, j] = f.lon
                 lat[i, j] = f.lat
                 if f.accuracy_m is not None:
@@ -483,6 +596,9 @@ class CheckBatch:
             ),
             beacon_zone=beacon_zone,
             operator=operator,
+            quality=quality,
+            device_class=device_class,
+            device_classes=tuple(classes),
         )
 
 

@@ -46,3 +46,8 @@ class CheckError(GeofenceError, ValueError):
 
 class PolicyError(GeofenceError, ValueError):
     """A settlement policy has a value out of its range."""
+
+    def __init__(self, message: str, *, field: str = "", rule: str = "") -> None:
+        super().__init__(message)
+        self.field = field  # e.g. "calibration[2].bias_m"
+        self.rule = rule
