@@ -131,7 +131,9 @@ class CalibrationRow:
             v = doc.get(name, getattr(base, name))
             if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
                 raise PolicyError(
-                    f"{where}.{name}: expected a finite number", field=f"{where}.{name}", rule="type"
+                    f"{where}.{name}: expected a finite number",
+                    field=f"{where}.{name}",
+                    rule="type",
                 )
             if not lo <= v <= hi:
                 raise PolicyError(
