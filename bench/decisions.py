@@ -26,6 +26,7 @@ compiled batch path (:func:`geofence.decide_arrays`) and reports, per fix class:
 Writes ``bench/results/decisions.json`` and prints a readable summary.
 
     python -m bench.decisions [--trips 200000] [--quick]
+    python -m bench.decisions --gnss [...]   # the GNSS scenarios: bench/gnss.py
 """
 
 from __future__ import annotations
@@ -530,6 +531,11 @@ def print_matrix(title: str, m: dict[str, dict[str, int]], cols: tuple[str, ...]
 
 
 def main() -> None:
+    if "--gnss" in sys.argv[1:]:
+        from bench import gnss  # the scenario benchmark owns its own arguments
+
+        gnss.main([a for a in sys.argv[1:] if a != "--gnss"])
+        return
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--trips", type=int, default=200_000, help="trips per fix class")
     ap.add_argument("--quick", action="store_true", help="20,000 trips, no sweep (smoke run)")
