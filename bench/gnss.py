@@ -167,8 +167,8 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario(
         "heavy_tail",
         "phone, honest 3-10 m, but 5 % of fixes jump 20-60 m",
-        "Specht 2021 and Bantu & Wiora 2025 (GNSS position errors heavier-tailed "
-        "than Gaussian); share and size: reading",
+        "Bantu & Wiora 2025 (GNSS position errors heavy-tailed and skewed); "
+        "share and size: reading",
         reported_m=(3.0, 10.0),
         outlier_share=0.05,
     ),
