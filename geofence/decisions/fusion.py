@@ -227,7 +227,9 @@ def _fuse(
                     break
             dup[j] = rep
             t = at[i, j]
-            ok = not rep and (not (t == t) or (ended_at[i] - max_age <= t <= ended_at[i] + max_skew))
+            ok = not rep and (
+                not (t == t) or (ended_at[i] - max_age <= t <= ended_at[i] + max_skew)
+            )
             keep[j] = ok
             if ok:
                 fresh += 1

@@ -307,7 +307,8 @@ def test_settle_inside_a_fenced_box(street):
     out, reasons, d = outcome(street, check_at(X0, Y0, operator="meituan"))
     assert (out, reasons) == ("settle", ("inside_fenced_box",))
     assert d.zone["id"] == "Z0" and d.p_inside > 0.99 and d.distance_m < -0.5
-    assert d.zone_set_version == 7 and d.policy == Policy(calibration=FACE).id and d.check_id == "c-1"
+    assert d.zone_set_version == 7 and d.policy == Policy(calibration=FACE).id
+    assert d.check_id == "c-1"
     assert d.nearest == ()
 
 
