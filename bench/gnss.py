@@ -428,28 +428,28 @@ def calibrated_policy(
 
     Written against ``geofence.fitting.fit_calibration(index, labels, base_policy) ->
     Fit`` (``Fit.rows``: the fitted CalibrationRows; ``Fit.policy`` used when present).
-    A label is one line of ``geofence calibrate --labels``: the check body as
-    ``POST /v1/checks`` takes it, plus ``"operator"`` and ``"truth": {"lon", "lat"}``.
+    A label is a :class:`geofence.fitting.Label`: the check (as a device sent it) and
+    its true position.
     The labelled trips are drawn like the test trips (all four bands, equal shares)
     with their own seeds. Returns (None, why) while the module is absent.
     """
     try:
-        from geofence.fitting import fit_calibration  # type: ignore[import-not-found]
+        from geofence.fitting import fit_calibration
     except ImportError as e:
         return None, (
             f"calibrated condition not run: geofence.fitting is not importable ({e}); "
             "it lands with the fitting branch (fit_calibration(index, labels, base_policy))"
         )
-    labels: list[dict[str, Any]] = []
+    from geofence.fitting import Label
+
+    labels: list[Label] = []
     per_band = -(-n_labels // len(BANDS))
     for b, band in enumerate(BANDS):
         tr = draw_truth(z, band, per_band, SEED + 500 + 10 * sc_index + b)
         trips = observe(z, tr, sc, SEED + 900_000 + 1000 * sc_index + b)
         for i, c in enumerate(checks_of(trips.batch, range(per_band))):
-            body = c.to_mapping()
-            body["operator"] = OPERATOR
-            body["truth"] = {"lon": float(tr.lon[i]), "lat": float(tr.lat[i])}
-            labels.append(body)
+            check = dataclasses.replace(c, operator=OPERATOR)
+            labels.append(Label(check=check, lon=float(tr.lon[i]), lat=float(tr.lat[i])))
     fit = fit_calibration(z.ix, labels, base)
     pol = getattr(fit, "policy", None)
     if pol is None:
