@@ -79,11 +79,11 @@ def ms(t: datetime) -> int:
 
 
 def round6(geoms: np.ndarray) -> np.ndarray:
-    """Coordinates rounded to 6 decimals (GBFS's SHOULD), keeping valid, non-empty shapes.
-
-    ``shapely.set_precision`` snaps to the grid and repairs what snapping breaks; 1e-6°
-    is ~0.1 m, well under a 2 m box."""
-    return np.asarray(shapely.set_precision(geoms, 10.0**-DECIMALS), dtype=object)
+    """Coordinates rounded to 6 decimals (GBFS's SHOULD; 1e-6° is ~0.1 m, well under a
+    2 m box). ``np.round`` on the coordinates: ``shapely.set_precision`` would also
+    repair what snapping breaks, at 4x the cost (1.0 s against 0.25 s on the bundled
+    set), and nothing here is thin enough to break."""
+    return np.asarray(shapely.transform(geoms, lambda c: np.round(c, DECIMALS)), dtype=object)
 
 
 def ccw(geoms: np.ndarray) -> np.ndarray:
