@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -54,6 +55,7 @@ from zones.export.mds import (
 __all__ = ["router"]
 
 router = APIRouter(tags=["standards (public)"])
+log = logging.getLogger("geofence.api")
 
 
 @dataclass
@@ -266,6 +268,8 @@ async def gbfs_feed(
         if docs is None:
             from zones.districts import service_area
 
+            for warning in settings.feed_meta().warnings():  # once per build
+                log.warning("GBFS feed: %s", warning)
             built = await run_in_threadpool(
                 lambda: build_feeds(
                     parsed.zones,
