@@ -1,6 +1,7 @@
 """The city's zones in the mobility standards, served live: MDS 2.0 Geography and GBFS.
 
-``GET /mds/geographies`` and ``GET /mds/geographies/{geography_id}`` answer as the
+``GET /mds/geographies`` (also as the flat file ``/mds/geographies.json``) and
+``GET /mds/geographies/{geography_id}`` answer as the
 official MDS 2.0 reference defines them (``zones/schemas/mds-2.0/reference/
 geography.yaml``): the ``application/vnd.mds+json;version=2.0`` media type (the version
 is a parameter of it, as MDS's Versioning section asks), 406 when the ``Accept`` header
@@ -180,6 +181,11 @@ _MDS_RESPONSES: dict[int | str, dict[str, Any]] = {
     "/mds/geographies",
     responses=_MDS_RESPONSES,
     summary="MDS 2.0 Geography: every geography ever published, retired ones too (public)",
+)
+@router.get(
+    "/mds/geographies.json",
+    responses=_MDS_RESPONSES,
+    summary="MDS 2.0 Geography: the same as the flat file geographies.json (public)",
 )
 async def mds_geographies(request: Request) -> Response:
     if not _mds_acceptable(request.headers.get("accept")):

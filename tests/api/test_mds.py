@@ -50,6 +50,7 @@ def _shift(feature: dict[str, Any], dlon: float) -> None:
 
 def test_geographies_follow_the_official_reference(client, store, small_fc):
     doc = _geos(client)  # no key: public
+    assert client.get("/mds/geographies.json").json() == doc  # the flat-file form
     assert doc["version"] == "2.0.0" and "data" not in doc
     (first,) = _ms(store)
     assert doc["last_updated"] == first
