@@ -337,6 +337,9 @@ def create_app(settings: Settings, *, access_stream: BinaryIO | None = None) -> 
     app.include_router(zones.router)
     app.include_router(zone_sets.router)
     app.include_router(stats.router)
+    from api.routes import standards  # /mds/geographies, /gbfs/{version}/{feed}.json: public
+
+    app.include_router(standards.router)
     map_routes.install(app)  # /map, its files, the map's other data routes
 
     app.add_middleware(

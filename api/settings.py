@@ -33,6 +33,17 @@ variable                             default                        meaning
                                                                     made through other processes)
 ``GEOFENCE_GC_FREEZE``               ``true``                       keep the loaded index out of
                                                                     the cyclic GC (no 100 ms pauses)
+``GEOFENCE_FEED_SYSTEM_ID``          ``zhuhai-parking``             GBFS system_id, MDS id seed
+``GEOFENCE_FEED_NAME`` / ``_OPERATOR`` the system's name / none       GBFS system_information
+``GEOFENCE_FEED_CONTACT_EMAIL``      ``gbfs@example.invalid``       GBFS feed_contact_email (set
+                                                                    a real one: 3.0 says MUST)
+``GEOFENCE_FEED_URL``                none                           GBFS url
+``GEOFENCE_FEED_TIMEZONE``           ``Asia/Shanghai``              GBFS timezone
+``GEOFENCE_FEED_LICENSE_ID`` / _URL  none                           the feeds' licence (SPDX id
+                                                                    or a custom licence's URL)
+``GEOFENCE_FEED_TTL_SECONDS``        ``3600``                       GBFS ttl
+``GEOFENCE_FEED_BASE_URL``           the request's                  public URL the feeds are
+                                                                    served under (behind a proxy)
 ==================================== ============================== ==============================
 """
 
@@ -41,7 +52,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["DEFAULT_SEED_FILE", "Settings"]
@@ -85,6 +96,44 @@ class Settings(BaseSettings):
     key_cache_seconds: float = Field(1.0, ge=0.0)
     active_poll_seconds: float = Field(0.5, gt=0.0)
     gc_freeze: bool = True
+
+    # GBFS / MDS feed metadata (zones.export.gbfs.FeedMeta; checked at startup)
+    feed_system_id: str = "zhuhai-parking"
+    feed_name: str | None = None
+    feed_operator: str | None = None
+    feed_contact_email: str = "gbfs@example.invalid"
+    feed_url: str | None = None
+    feed_timezone: str = "Asia/Shanghai"
+    feed_license_id: str | None = None
+    feed_license_url: str | None = None
+    feed_ttl_seconds: int = Field(3600, ge=0)
+    feed_base_url: str | None = None
+
+    def feed_meta(self) -> Any:
+        """The feeds' publisher (a checked ``zones.export.gbfs.FeedMeta``)."""
+        from zones.export.gbfs import SYSTEM_NAME, FeedMeta
+
+        return FeedMeta(
+            system_id=self.feed_system_id,
+            name=self.feed_name or SYSTEM_NAME,
+            operator=self.feed_operator,
+            feed_contact_email=self.feed_contact_email,
+            url=self.feed_url,
+            timezone=self.feed_timezone,
+            license_id=self.feed_license_id,
+            license_url=self.feed_license_url,
+        ).check()
+
+    @model_validator(mode="after")
+    def _check_feed_meta(self) -> Settings:
+        from zones.export.gbfs import FeedMetaError
+
+        try:
+            self.feed_meta()
+        except FeedMetaError as exc:
+            var = "CONTACT_EMAIL" if exc.field == "feed_contact_email" else exc.field.upper()
+            raise ValueError(f"GEOFENCE_FEED_{var}: {str(exc).split(': ', 1)[1]}") from None
+        return self
 
     def is_sqlite(self) -> bool:
         """True when the database is SQLite."""

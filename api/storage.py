@@ -450,6 +450,16 @@ class Store:
             for r in rows
         ]
 
+    def activation_history(self) -> list[tuple[int, int, datetime]]:
+        """Every activation, oldest first: (activation id, version, activated_at UTC).
+        The MDS geographies are derived from this (``api.routes.standards``)."""
+        a = t.activations
+        with self.engine.connect() as c:
+            rows = c.execute(
+                sa.select(a.c.id, a.c.version, a.c.activated_at).order_by(a.c.id)
+            ).all()
+        return [(r.id, r.version, as_utc(r.activated_at)) for r in rows]  # type: ignore[misc]
+
     # ------------------------------------------------------------------ policies
     def ensure_policy(self, policy_id: str, params: Mapping[str, Any]) -> None:
         """Record a policy's parameters under its id (once)."""

@@ -68,14 +68,43 @@ def export_cmd(
     base_url: Annotated[
         str | None, typer.Option(help="Where the GBFS files will be published (gbfs.json links).")
     ] = None,
-    system_id: Annotated[str, typer.Option(help="GBFS system_id / MDS namespace.")] = (
+    system_id: Annotated[str, typer.Option(help="GBFS system_id / MDS id namespace.")] = (
         "zhuhai-parking"
     ),
+    name: Annotated[str | None, typer.Option(help="GBFS system name.")] = None,
+    operator: Annotated[str | None, typer.Option(help="Who runs the system (GBFS).")] = None,
+    feed_contact_email: Annotated[
+        str | None, typer.Option(help="GBFS feed_contact_email (3.0: MUST be a real address).")
+    ] = None,
+    url: Annotated[str | None, typer.Option(help="The system's web page (GBFS url).")] = None,
+    timezone: Annotated[str, typer.Option(help="IANA time zone (GBFS).")] = "Asia/Shanghai",
+    license_id: Annotated[
+        str | None, typer.Option(help="SPDX licence of the data (e.g. CC-BY-4.0).")
+    ] = None,
+    license_url: Annotated[
+        str | None, typer.Option(help="URL of a custom licence (instead of --license-id).")
+    ] = None,
+    ttl: Annotated[int, typer.Option(help="GBFS ttl, seconds.")] = 3600,
+    service: Annotated[
+        str | None,
+        typer.Option(help="With --format mds: read a running service's whole history (URL)."),
+    ] = None,
 ) -> None:
     """Write GeoJSON, GBFS 3.0/2.3 or MDS 2.0 files: exit 0, 1 invalid zones/output, 2 usage."""
-    from zones.export import run_cli
+    from zones.export import FeedMeta, run_cli
+    from zones.export.gbfs import DEFAULT_CONTACT_EMAIL, SYSTEM_NAME
 
-    code = run_cli(file, fmt=fmt, out=out, base_url=base_url, system_id=system_id)
+    meta = FeedMeta(
+        system_id=system_id,
+        name=name or SYSTEM_NAME,
+        operator=operator,
+        feed_contact_email=feed_contact_email or DEFAULT_CONTACT_EMAIL,
+        url=url,
+        timezone=timezone,
+        license_id=license_id,
+        license_url=license_url,
+    )
+    code = run_cli(file, fmt=fmt, out=out, base_url=base_url, meta=meta, ttl=ttl, service=service)
     raise typer.Exit(code)
 
 
