@@ -622,7 +622,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     t0 = time.perf_counter()
     git = git_info()
     z = load_zones()
-    base = geofence.Policy()
+    base = geofence.Policy(**json.loads(os.environ.get("GNSS_POLICY", "{}")))
 
     truths = {band: draw_truth(z, band, n, SEED + b) for b, band in enumerate(BANDS)}
     for band, tr in truths.items():

@@ -394,6 +394,7 @@ class Policy:
     student_nu: float = 4.0
     reject_sigmas: float = 3.0
     reject_margin_m: float = 2.0
+    centre_p: float = 0.95
     narrow_box_m: float = 3.0
     calibration: Calibration = DEFAULT_CALIBRATION
 
@@ -414,6 +415,7 @@ class Policy:
             ("student_nu", 0.5 <= self.student_nu <= 1000),
             ("reject_sigmas", 0 <= self.reject_sigmas <= 10),
             ("reject_margin_m", 0 <= self.reject_margin_m <= 100),
+            ("centre_p", 0 <= self.centre_p < 1),
             ("narrow_box_m", 0 <= self.narrow_box_m <= 100),
         ]
         for name, ok in checks:

@@ -131,6 +131,7 @@ def _decide(
     narrow_box,
     reject_k,
     reject_margin,
+    centre_p,
     out_outcome,
     out_reasons,
     out_zone,
@@ -337,6 +338,7 @@ def _decide(
             ok_p >= settle_p
             and (acc68 <= max_acc or beacon)
             and (narrow[i] or beacon or width[ok] >= narrow_box)
+            and (beacon or math.erf((0.5 * width[ok] + tol) / (s * 1.4142135623730951)) >= centre_p)
         ):
             outcome = SETTLE
             reasons |= R_INSIDE_FENCED
@@ -362,6 +364,9 @@ def _decide(
             coarse = acc68 > max_acc
             if not coarse and ok >= 0 and not narrow[i] and width[ok] < narrow_box:
                 coarse = True  # the fixes' class may not settle a box this narrow
+            if not coarse and ok >= 0:
+                # even at the box's centre line the evidence would not tell it apart
+                coarse = math.erf((0.5 * width[ok] + tol) / (s * 1.4142135623730951)) < centre_p
             if not coarse and ok >= 0 and rect[ok, 0] == rect[ok, 0]:
                 coarse = _rect_p(rect[ok, 0], rect[ok, 1], s, rect, ok, tol) < settle_p
             reasons |= R_ACCURACY if coarse else R_NEAR_EDGE

@@ -166,6 +166,7 @@ def _static_args(
         policy.narrow_box_m,
         policy.reject_sigmas,
         policy.reject_margin_m,
+        policy.centre_p,
     )
     return head, tail
 
