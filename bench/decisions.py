@@ -18,7 +18,7 @@ compiled batch path (:func:`geofence.decide_arrays`) and reports, per fix class:
   (settle iff it lies in an eligible fenced box) and a fixed 5 m buffer (settle iff
   the last fix is within 5 m of an eligible fenced box);
 * a sweep of the policy's thresholds (``settle_p`` x ``tolerance_m`` x
-  ``fix_correlation``) on the same trips, plotted to ``bench/results/decisions.png``;
+  ``centre_p``) on the same trips, plotted to ``bench/results/decisions.png``;
 * throughput on one core: ``decide_arrays`` checks/s (median of 5 runs), the
   single-check ``geofence.decide`` latency (median over 2,000 calls) and
   ``decide_many`` checks/s.
@@ -59,7 +59,7 @@ import shapely  # noqa: E402
 
 import geofence  # noqa: E402
 from geofence import crs as gcrs  # noqa: E402
-from geofence.decisions import SIGMA_PER_R68  # noqa: E402
+from geofence.decisions import QUALITIES, SIGMA_PER_R68  # noqa: E402
 from zones.districts import service_area  # noqa: E402
 from zones.workload import make_trip_ends  # noqa: E402
 
@@ -84,6 +84,7 @@ SEEDS = {"consumer": 20261126_1, "precise": 20261126_2}
 FIXES_PER_TRIP = 5
 FIX_INTERVAL_S = 2.0  # fixes 2 s apart, the last one at ended_at
 FIX_CLASSES = ("consumer", "precise")
+FIX_QUALITY = {"consumer": None, "precise": "rtk_fixed"}  # what each class's devices report
 OUTCOMES = geofence.OUTCOMES
 SETTLE, REJECT, REVIEW = (OUTCOMES.index(o) for o in ("settle", "reject", "review"))
 # rows of the confusion matrices
@@ -102,7 +103,7 @@ TARGET_CORRECT_PRECISE_PCT = 98.0
 SWEEP = {
     "settle_p": [0.5, 0.6, 0.7, 0.8, 0.9, 0.95],
     "tolerance_m": [0.0, 0.15, 0.3, 0.5],
-    "fix_correlation": [0.0, 0.5, 1.0],
+    "centre_p": [0.0, 0.95, 0.99],
 }
 
 
@@ -176,7 +177,9 @@ class Truth:
         return ~self.inside & (self.d_fenced > tol)
 
 
-def batch_of(w: Any, ended_at: float, operator: str) -> geofence.CheckBatch:
+def batch_of(w: Any, ended_at: float, operator: str, quality: str | None) -> geofence.CheckBatch:
+    """The workload's checks as arrays; ``quality`` is every fix's (the precise class's
+    locks report ``rtk_fixed``; phones report none)."""
     n, m = w.fix_lon.shape
     at = ended_at - FIX_INTERVAL_S * (m - 1 - np.arange(m, dtype=np.float64))
     return geofence.CheckBatch(
@@ -189,6 +192,7 @@ def batch_of(w: Any, ended_at: float, operator: str) -> geofence.CheckBatch:
         heading_deg=np.full(n, np.nan),  # heading not sent: heading rules cannot fire
         beacon_zone=np.full(n, -1, np.int64),  # no road studs heard
         operator=operator,
+        quality=None if quality is None else np.full((n, m), QUALITIES.index(quality), np.int8),
     )
 
 
@@ -422,7 +426,7 @@ def throughput(
             }
     # single checks (consumer and precise interleaved), Check/Fix objects built beforehand
     checks = []
-    for w in works.values():
+    for fc, w in works.items():
         m = w.fix_lon.shape[1]
         for i in range(n_single // len(works)):
             fixes = tuple(
@@ -431,6 +435,7 @@ def throughput(
                     lat=float(w.fix_lat[i, j]),
                     accuracy_m=float(w.accuracy_m[i, j]),
                     at=ended_at - FIX_INTERVAL_S * (m - 1 - j),
+                    quality=FIX_QUALITY[fc],
                 )
                 for j in range(m)
             )
@@ -478,7 +483,7 @@ def plot(sweep: list[dict[str, Any]], default: dict[str, Any], path: Path) -> No
         ("review_pct", "review, % of all trips", None),
     ]
     tols = SWEEP["tolerance_m"]
-    rhos = SWEEP["fix_correlation"]
+    rhos = SWEEP["centre_p"]
     colors = dict(zip(tols, ["tab:blue", "tab:orange", "tab:green", "tab:red"], strict=True))
     styles = dict(zip(rhos, [":", "-", "--"], strict=True))
     fig, axes = plt.subplots(3, 2, figsize=(12, 11), sharex=True)
@@ -490,7 +495,7 @@ def plot(sweep: list[dict[str, Any]], default: dict[str, Any], path: Path) -> No
                     pts = sorted(
                         (r["settle_p"], r[fc][key])
                         for r in sweep
-                        if r["tolerance_m"] == tol and r["fix_correlation"] == rho
+                        if r["tolerance_m"] == tol and r["centre_p"] == rho
                     )
                     ax.plot(
                         [p[0] for p in pts],
@@ -498,7 +503,7 @@ def plot(sweep: list[dict[str, Any]], default: dict[str, Any], path: Path) -> No
                         color=colors[tol],
                         linestyle=styles[rho],
                         marker=".",
-                        label=f"tol {tol} m, rho {rho}" if (row, col) == (0, 0) else None,
+                        label=f"tol {tol} m, centre p {rho}" if (row, col) == (0, 0) else None,
                     )
             if target is not None:
                 ax.axhline(target, color="k", lw=0.8, ls="-.", alpha=0.7)
@@ -591,7 +596,7 @@ def main() -> None:
         )
         works[fc] = w
         truths[fc] = Truth(zs, w, eligible, fenced_tree)
-        batches[fc] = batch_of(w, ended_at, OPERATOR)
+        batches[fc] = batch_of(w, ended_at, OPERATOR, FIX_QUALITY[fc])
         bad = truths[fc].inside & (truths[fc].d_fenced > 1e-6)
         if bad.any():
             print(f"warning: {bad.sum()} {fc} inside trips are not in a fenced box", flush=True)
@@ -629,13 +634,13 @@ def main() -> None:
     sweep: list[dict[str, Any]] = []
     if not args.quick:
         for tol in SWEEP["tolerance_m"]:
-            for rho in SWEEP["fix_correlation"]:
+            for rho in SWEEP["centre_p"]:
                 for sp in SWEEP["settle_p"]:
-                    pol = geofence.Policy(tolerance_m=tol, settle_p=sp, fix_correlation=rho)
+                    pol = geofence.Policy(tolerance_m=tol, settle_p=sp, centre_p=rho)
                     row: dict[str, Any] = {
                         "settle_p": sp,
                         "tolerance_m": tol,
-                        "fix_correlation": rho,
+                        "centre_p": rho,
                         "policy": pol.id,
                     }
                     for fc in FIX_CLASSES:
@@ -655,7 +660,7 @@ def main() -> None:
     default_row = {
         "settle_p": default.settle_p,
         "tolerance_m": default.tolerance_m,
-        "fix_correlation": default.fix_correlation,
+        "centre_p": default.centre_p,
         **{
             fc: {k: v for k, v in per_class[fc].items() if not isinstance(v, dict)}
             for fc in FIX_CLASSES
@@ -669,7 +674,7 @@ def main() -> None:
         {
             "settle_p": r["settle_p"],
             "tolerance_m": r["tolerance_m"],
-            "fix_correlation": r["fix_correlation"],
+            "centre_p": r["centre_p"],
             "policy": r["policy"],
             **{
                 f"{fc}_{k}": r[fc][k]
@@ -693,9 +698,9 @@ def main() -> None:
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "git": {
             **git,
-            "engine_source_changed_during_run": hashlib.sha256(ENGINE_SRC.read_bytes()).hexdigest()[
-                :16
-            ]
+            "engine_source_changed_during_run": engine_sha(
+                lambda name: (ENGINE_SRC / name).read_bytes()
+            )
             != ENGINE_SHA_AT_IMPORT,
         },
         "machine": {
@@ -799,7 +804,7 @@ def main() -> None:
         )
         for r in compact:
             print(
-                f"  {r['settle_p']:>8}{r['tolerance_m']:>6}{r['fix_correlation']:>5}  "
+                f"  {r['settle_p']:>8}{r['tolerance_m']:>6}{r['centre_p']:>5}  "
                 f"{r['consumer_wrongly_settled_pct_of_trips']:>10.3f}"
                 f"{r['consumer_review_pct']:>12.2f}{r['consumer_correctly_settled_pct']:>10.2f}  "
                 f"{r['precise_wrongly_settled_pct_of_trips']:>10.3f}"

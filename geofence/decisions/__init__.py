@@ -51,15 +51,15 @@ Fusing a trail (the bike stands still while the lock closes), :func:`fusion._fus
    counts as taken at ``ended_at``. If every fix is stale the check is decided
    on all of them but cannot settle (``stale_fix``).
 2. From the coordinate-wise median of the kept fixes, four passes of a Student-t
-   M-estimator (``Policy.student_nu`` = 4 degrees of freedom): each fix weighs
-   ``w_i * min(1, (nu + 2) / (nu + r_i**2))``, ``w_i = 1 / sigma_i**2`` and ``r_i`` its
-   distance from the estimate in its own sigmas; a fix tens of sigmas away weighs
-   almost nothing, with no hard cut.
-3. The fused per-axis variance is ``B + N``: ``B`` the fixes' shared-bias variance
-   (weighted like the fixes), ``N = 1 / W`` (``W`` the sum of the weights) widened by
-   the trail's own scatter when it is wider than the claimed accuracies allow (the
-   reduced chi-square of the residuals, shrunk toward 1 by 2 pseudo degrees of
-   freedom, when above 1).
+   M-estimator (``Policy.student_nu`` = 4 degrees of freedom) with a scale ``c2`` on
+   the claimed variances: each fix weighs ``w_i * min(1, (nu + 2) / (nu + r_i**2 / c2))``,
+   ``w_i = 1 / sigma_i**2`` and ``r_i`` its distance from the estimate in its own
+   sigmas, so a fix tens of sigmas away weighs almost nothing, with no hard cut; ``c2``
+   is re-estimated each pass from the weighted residuals (2 axes a fix, 2 for the
+   mean), shrunk toward 1 by 2 pseudo degrees of freedom and never below 1: a trail
+   scattered wider than its claims allow widens the estimate.
+3. The fused per-axis variance is ``B + c2 / W``: ``B`` the fixes' shared-bias variance
+   (weighted like the fixes), ``W`` the sum of the weights.
 4. The fused position is itself an outlier with the probability that at least half
    the kept fixes are (binomial in their mean ``outlier_share``): ``p_inside`` is
    scaled by one minus that.

@@ -157,11 +157,13 @@ def _fuse_work(m: int) -> tuple[np.ndarray, ...]:
         np.empty(m),  # the shared bias's variance of each fix's class
         np.empty(m),  # outlier share of each fix's class
         np.empty(m),  # 1.0 where the fix's class may settle a narrow box
+        np.empty(m),  # squared residuals in the fixes' own variances
     )
 
 
 _IRLS_PASSES = 4  # Student-t reweighting passes from the median (converged to < 1 mm seen)
 _SCATTER_PRIOR_DOF = 2.0  # pseudo degrees of freedom of the reported scale (see _fuse)
+_CHI2_2_MEDIAN = 2.0 * math.log(2.0)  # the median of a chi-square of 2 degrees of freedom
 _MIN_SIGMA_M = 1e-3  # no fix is trusted beyond a millimetre (accuracy_m may be tiny)
 
 
@@ -194,7 +196,7 @@ def _fuse(
     :meth:`geofence.calibration.Calibration.lookup`. ``work``: :func:`_fuse_work` of at
     least ``lon.shape[1]`` fixes.
     """
-    w, dx, dy, keep, dup, tmp, b2, eps, nar = work
+    w, dx, dy, keep, dup, tmp, b2, eps, nar, r2 = work
     nd = lut.shape[0] - 1
     for i in range(lon.shape[0]):
         n = nfix[i]
@@ -237,51 +239,60 @@ def _fuse(
         if stale:
             for j in range(n):
                 keep[j] = not dup[j]
-        # from the coordinate-wise median of the kept fixes, Student-t reweighting
+        # From the coordinate-wise median of the kept fixes, Student-t reweighting with
+        # a scale c2 on the claimed variances, re-estimated each pass (the EM of a t
+        # likelihood with an unknown scale): a trail scattered wider than its claims
+        # allow raises c2, which widens the estimate and lets the wider fixes back in;
+        # c2 is shrunk toward 1 by _SCATTER_PRIOR_DOF pseudo degrees of freedom of the
+        # claims and never below 1 (no trail is trusted beyond its claims).
+        nk = 0
+        for j in range(n):
+            if keep[j]:
+                nk += 1
         ex = _masked_median(dx, keep, n, tmp)
         ey = _masked_median(dy, keep, n, tmp)
         far2 = 0.0
+        c2 = 1.0
+        if nk >= 3:  # start from a robust scale: the median squared residual over chi2(2)'s
+            for j in range(n):
+                r2[j] = ((dx[j] - ex) ** 2 + (dy[j] - ey) ** 2) * w[j]
+            c2 = max(1.0, _masked_median(r2, keep, n, tmp) / _CHI2_2_MEDIAN)
+        sw = 0.0
         for p in range(_IRLS_PASSES):
             sw = 0.0
             sx = 0.0
             sy = 0.0
+            chi = 0.0
             for j in range(n):
                 if keep[j]:
                     q = (dx[j] - ex) ** 2 + (dy[j] - ey) ** 2
                     if p == 0:
                         far2 = max(far2, q)
-                    ww = w[j] * min(1.0, (nu + 2.0) / (nu + q * w[j]))
+                    u = min(1.0, (nu + 2.0) / (nu + q * w[j] / c2))
+                    ww = w[j] * u
                     sw += ww
                     sx += ww * dx[j]
                     sy += ww * dy[j]
+                    chi += ww * q
             ex = sx / sw
             ey = sy / sw
-        # the information of the estimate, the residuals' scatter, the classes' bias,
-        # outlier share and narrow-box licence, each weighted like its fix
+            if nk >= 2:
+                prior = 2.0 * _SCATTER_PRIOR_DOF
+                c2 = max(1.0, (chi + prior) / (2.0 * (nk - 1) + prior))
+        # the classes' bias, outlier share and narrow-box licence, weighted like their fix
         sw = 0.0
-        chi = 0.0
         sb = 0.0
         se = 0.0
         sn = 0.0
-        nk = 0
         for j in range(n):
             if keep[j]:
                 q = (dx[j] - ex) ** 2 + (dy[j] - ey) ** 2
-                ww = w[j] * min(1.0, (nu + 2.0) / (nu + q * w[j]))
+                ww = w[j] * min(1.0, (nu + 2.0) / (nu + q * w[j] / c2))
                 sw += ww
-                chi += ww * q
                 sb += ww * b2[j]
                 sn += ww * nar[j]
                 se += eps[j]
-                nk += 1
-        noise = 1.0 / sw
-        if nk >= 2:
-            # a trail scattered wider than its accuracy allows widens the estimate: the
-            # reduced chi-square (2 axes a fix, 2 for the mean), shrunk toward 1 by
-            # _SCATTER_PRIOR_DOF pseudo degrees of freedom of the reported scale
-            red = (chi + 2.0 * _SCATTER_PRIOR_DOF) / (2.0 * (nk - 1) + 2.0 * _SCATTER_PRIOR_DOF)
-            if red > 1.0:
-                noise *= red
+        noise = c2 / sw
         out[i, 0] = lon0 + ex / kx
         out[i, 1] = lat0 + ey / ky
         out[i, 2] = math.sqrt(sb / sw + noise)
