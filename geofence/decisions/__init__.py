@@ -50,7 +50,8 @@ Fusing a trail (the bike stands still while the lock closes), :func:`fusion._fus
    ``ended_at + max_clock_skew_s`` are stale and dropped; a fix without a time
    counts as taken at ``ended_at``. If every fix is stale the check is decided
    on all of them but cannot settle (``stale_fix``).
-2. From the coordinate-wise median of the kept fixes, four passes of a Student-t
+2. From the coordinate-wise median of the kept fixes and a robust scale (the median
+   squared residual over chi-square(2)'s), two passes of a Student-t
    M-estimator (``Policy.student_nu`` = 4 degrees of freedom) with a scale ``c2`` on
    the claimed variances: each fix weighs ``w_i * min(1, (nu + 2) / (nu + r_i**2 / c2))``,
    ``w_i = 1 / sigma_i**2`` and ``r_i`` its distance from the estimate in its own

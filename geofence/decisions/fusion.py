@@ -161,10 +161,20 @@ def _fuse_work(m: int) -> tuple[np.ndarray, ...]:
     )
 
 
-_IRLS_PASSES = 4  # Student-t reweighting passes from the median (converged to < 1 mm seen)
+_IRLS_PASSES = 2  # Student-t reweighting passes from the median and its robust scale
 _SCATTER_PRIOR_DOF = 2.0  # pseudo degrees of freedom of the reported scale (see _fuse)
 _CHI2_2_MEDIAN = 2.0 * math.log(2.0)  # the median of a chi-square of 2 degrees of freedom
 _MIN_SIGMA_M = 1e-3  # no fix is trusted beyond a millimetre (accuracy_m may be tiny)
+
+
+@_jit_inline
+def _t_weight(r2, nu):
+    """A fix's Student-t weight at ``r2`` squared sigmas from the estimate, capped at 1:
+    ``min(1, (nu + 2) / (nu + r2))``, which is 1 exactly when ``r2 <= 2`` (most fixes:
+    no division)."""
+    if r2 <= 2.0:
+        return 1.0
+    return (nu + 2.0) / (nu + r2)
 
 
 @_jit_inline
@@ -172,7 +182,9 @@ def _binomial_tail(n, e, h):
     """P(X >= h) for X ~ Binomial(n, e), 0 <= e < 1, summed from the pmf's recursion."""
     if e <= 0.0:
         return 0.0
-    pk = (1.0 - e) ** n
+    pk = 1.0
+    for _ in range(n):  # (1 - e) ** n without pow: n is a trail's few fixes
+        pk *= 1.0 - e
     ratio = e / (1.0 - e)
     tail = 0.0
     for k in range(n + 1):
@@ -263,13 +275,13 @@ def _fuse(
             sx = 0.0
             sy = 0.0
             chi = 0.0
+            ic2 = 1.0 / c2
             for j in range(n):
                 if keep[j]:
                     q = (dx[j] - ex) ** 2 + (dy[j] - ey) ** 2
                     if p == 0:
                         far2 = max(far2, q)
-                    u = min(1.0, (nu + 2.0) / (nu + q * w[j] / c2))
-                    ww = w[j] * u
+                    ww = w[j] * _t_weight(q * w[j] * ic2, nu)
                     sw += ww
                     sx += ww * dx[j]
                     sy += ww * dy[j]
@@ -284,10 +296,11 @@ def _fuse(
         sb = 0.0
         se = 0.0
         sn = 0.0
+        ic2 = 1.0 / c2
         for j in range(n):
             if keep[j]:
                 q = (dx[j] - ex) ** 2 + (dy[j] - ey) ** 2
-                ww = w[j] * min(1.0, (nu + 2.0) / (nu + q * w[j] / c2))
+                ww = w[j] * _t_weight(q * w[j] * ic2, nu)
                 sw += ww
                 sb += ww * b2[j]
                 sn += ww * nar[j]

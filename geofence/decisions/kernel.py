@@ -50,7 +50,7 @@ from geofence.zoneset import KIND_NO_PARKING, KIND_PARKING
 _CANDIDATES = 4  # fenced boxes weighed for p_inside
 
 
-_SIGMAS = 5.0  # boxes farther than tolerance + 5 sigma have p < 1e-6
+_SIGMAS = 4.0  # boxes farther than tolerance + 4 sigma have p < 3.2e-5 (p_inside has 4 decimals)
 
 
 _RECT_SLACK_M = 0.05  # a rectangle's frame lies within this of the box itself
@@ -196,6 +196,8 @@ def _decide(
         acc68 = s * 1.5095921854516636
         memo[_MEMO, 0] = 0.0
         t = ended_at[i]
+        # the boxes weighed: those within _SIGMAS, and any the reject rule must see
+        reach = tol + max(_SIGMAS * s, reject_k * s, reject_margin)
         # the covering zone (a parking box beats a no-parking area)
         loc = _kernels.locate_one(
             lon[i], lat[i], levels, lmr, inv_size, table, shift, erank, ebox, ezone,
@@ -205,18 +207,18 @@ def _decide(
         # fenced boxes close enough to matter, and the most probable one
         if bnx > 0:
             if not _list_nearest(
-                x[i], y[i], 4, tol + 5.0 * s, fenced, active_from, active_to,
+                x[i], y[i], 4, reach, fenced, active_from, active_to,
                 np.nan, cand_pos, cand_dist, 0, memo,
                 bx0, by0, bcell, bnx, bny, lists, gbox, gid, gv, mx, my, rs, zrs,
             ):  # fmt: skip
                 _grid_nearest(
-                    x[i], y[i], 4, tol + 5.0 * s, fenced, active_from,
+                    x[i], y[i], 4, reach, fenced, active_from,
                     active_to, np.nan, cand_pos, cand_dist, 0, cbuf, memo,
                     bx0, by0, bcell, bnx, bny, bstart, gbox, gid, gv, mx, my, rs, zrs,
                 )  # fmt: skip
         else:
             _kernels.nearest_one(
-                lon[i], lat[i], x[i], y[i], 4, tol + 5.0 * s, fenced, active_from, active_to,
+                lon[i], lat[i], x[i], y[i], 4, reach, fenced, active_from, active_to,
                 np.nan, cand_pos, cand_dist, 0, qbox,
                 levels, inv_size, lzs, lz, table, shift, ebox, ezone, bbox, mbox, mx, my, rs,
                 zrs, perm,

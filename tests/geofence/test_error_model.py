@@ -72,7 +72,7 @@ def _fuse_slow(lon, lat, acc, at, ended_at, quality, device_class, policy, opera
         q = (f["x"] - ex) ** 2 + (f["y"] - ey) ** 2
         return f["w"] * min(1.0, (nu + 2) / (nu + q * f["w"] / c2)), q
 
-    for _ in range(4):
+    for _ in range(2):
         wq = [weight(f) for f in kept]
         info = sum(w for w, _ in wq)
         ex = sum(w * f["x"] for (w, _), f in zip(wq, kept, strict=True)) / info
