@@ -270,6 +270,9 @@ async def _poll_active(app_state: AppState) -> None:
             if not _moved(app_state.active, *versions):
                 continue
             async with app_state.swap_lock:
+                # read again under the lock: an activation through this process may have
+                # swapped meanwhile, and the versions read before would undo it
+                versions = await run_in_threadpool(store.active_versions)
                 await _follow(app_state, *versions)
         except asyncio.CancelledError:
             raise

@@ -35,7 +35,8 @@ Tables
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -48,6 +49,7 @@ __all__ = [
     "active_zone_set",
     "api_keys",
     "checks",
+    "file_lock",
     "metadata",
     "migrate",
     "policies",
@@ -246,14 +248,40 @@ def _serialise(conn: Connection) -> None:
         conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_MIGRATION_LOCK)))
 
 
+@contextlib.contextmanager
+def file_lock(engine: sa.Engine, name: str = "migrate") -> Iterator[None]:
+    """On a SQLite file, an exclusive ``flock`` named ``name`` beside it (for migrations:
+    servers on one host starting together; SQLite's DDL runs outside the driver's
+    transactions, so two processes could both see a table missing and both create
+    it); elsewhere nothing."""
+    db = engine.url.database
+    if engine.dialect.name != "sqlite" or not db or db == ":memory:":
+        yield
+        return
+    import fcntl
+
+    with open(f"{db}.{name}.lock", "a+b") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def migrate(engine: sa.Engine) -> int:
     """Create or upgrade the schema to :data:`SCHEMA_VERSION`; returns the version.
 
     Safe to call from several processes at once: each step runs in one transaction
     and re-reads the version inside it; on PostgreSQL, where several servers may
     start together on an empty database, each transaction first takes an advisory
-    lock, so the steps run once, one process at a time.
+    lock, so the steps run once, one process at a time; on a SQLite file, the whole
+    migration holds a file lock.
     """
+    with file_lock(engine):
+        return _migrate(engine)
+
+
+def _migrate(engine: sa.Engine) -> int:
     from datetime import UTC, datetime
 
     with engine.begin() as conn:

@@ -336,18 +336,8 @@ class Store:
                     c.execute(sa.select(sa.func.pg_advisory_unlock(lock_id)))
                     c.commit()
             return
-        db = self.engine.url.database
-        if self.dialect != "sqlite" or not db or db == ":memory:":
+        with t.file_lock(self.engine, name):
             yield
-            return
-        import fcntl
-
-        with open(f"{db}.{name}.lock", "a+b") as f:
-            fcntl.flock(f, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(f, fcntl.LOCK_UN)
 
     # ------------------------------------------------------------------ zone sets
     def has_zone_sets(self) -> bool:
