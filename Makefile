@@ -38,6 +38,7 @@ test: lint browser postgres
 bench: install postgres
 	$(PY) -m bench.engine
 	$(PY) -m bench.decisions
+	$(PY) -m bench.gnss
 
 # the HTTP service against a bare FastAPI endpoint (needs Debian's wrk)
 bench-http: install

@@ -26,6 +26,7 @@ compiled batch path (:func:`geofence.decide_arrays`) and reports, per fix class:
 Writes ``bench/results/decisions.json`` and prints a readable summary.
 
     python -m bench.decisions [--trips 200000] [--quick]
+    python -m bench.decisions --gnss [...]   # the GNSS scenarios: bench/gnss.py
 """
 
 from __future__ import annotations
@@ -63,8 +64,19 @@ from zones.districts import service_area  # noqa: E402
 from zones.workload import make_trip_ends  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
-ENGINE_SRC = ROOT / "geofence" / "decisions.py"
-ENGINE_SHA_AT_IMPORT = hashlib.sha256(ENGINE_SRC.read_bytes()).hexdigest()[:16]
+ENGINE_SRC = ROOT / "geofence" / "decisions"  # the engine: the package's modules
+ENGINE_FILES = sorted(p.name for p in ENGINE_SRC.glob("*.py"))
+
+
+def engine_sha(read: Any) -> str:
+    """SHA-256 (16 hex digits) over the engine's modules, ``read(name)`` each's bytes."""
+    h = hashlib.sha256()
+    for name in ENGINE_FILES:
+        h.update(name.encode() + b"\0" + hashlib.sha256(read(name)).digest())
+    return h.hexdigest()[:16]
+
+
+ENGINE_SHA_AT_IMPORT = engine_sha(lambda name: (ENGINE_SRC / name).read_bytes())
 ZONES = ROOT / "zones" / "data" / "zhuhai.geojson"
 ENDED_AT = "2026-11-26T12:00:00+08:00"
 OPERATOR = "meituan"
@@ -113,11 +125,15 @@ def git_info() -> dict[str, Any]:
         "commit": run("rev-parse", "HEAD"),
         "geofence_uncommitted": run("status", "--porcelain", "--", "geofence").splitlines(),
         "geofence_decisions_py_sha256": ENGINE_SHA_AT_IMPORT,
-        "geofence_decisions_py_committed_sha256": hashlib.sha256(
-            subprocess.run(
-                ["git", "show", "HEAD:geofence/decisions.py"], cwd=ROOT, capture_output=True
-            ).stdout
-        ).hexdigest()[:16],
+        "geofence_decisions_py_committed_sha256": engine_sha(
+            lambda name: (
+                subprocess.run(
+                    ["git", "show", f"HEAD:geofence/decisions/{name}"],
+                    cwd=ROOT,
+                    capture_output=True,
+                ).stdout
+            )
+        ),
     }
 
 
@@ -530,6 +546,11 @@ def print_matrix(title: str, m: dict[str, dict[str, int]], cols: tuple[str, ...]
 
 
 def main() -> None:
+    if "--gnss" in sys.argv[1:]:
+        from bench import gnss  # the scenario benchmark owns its own arguments
+
+        gnss.main([a for a in sys.argv[1:] if a != "--gnss"])
+        return
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--trips", type=int, default=200_000, help="trips per fix class")
     ap.add_argument("--quick", action="store_true", help="20,000 trips, no sweep (smoke run)")

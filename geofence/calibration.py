@@ -168,7 +168,7 @@ _RANGES = (
 
 # Uncalibrated defaults: conservative (see the README, "The error model", for the
 # published measurements behind each figure). rtk_fixed is trusted most; rtk_float,
-# single, estimated and fixes without a quality cannot settle a narrow box alone.
+# dgps, single, estimated and fixes without a quality cannot settle a narrow box alone.
 DEFAULT_ROWS: tuple[CalibrationRow, ...] = (
     CalibrationRow(
         quality="rtk_fixed",
@@ -190,9 +190,9 @@ DEFAULT_ROWS: tuple[CalibrationRow, ...] = (
         quality="dgps",
         accuracy_factor=2.0,
         accuracy_floor_m=1.0,
-        bias_m=0.7,
+        bias_m=1.0,
         outlier_share=0.03,
-        settles_narrow=True,
+        settles_narrow=False,  # code-phase corrections leave the receiver's own multipath
     ),
     CalibrationRow(
         quality="single",

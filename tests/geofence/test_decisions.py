@@ -15,10 +15,13 @@ from pyproj import Geod
 import geofence
 from geofence import Check, CheckError, Fix, Policy, crs, decide, decide_many
 from geofence import decisions as D
+from geofence.decisions.inputs import SIGMA_PER_R68
+from geofence.decisions.probability import _frames, _poly_p, _rect_p, _rectangles
+from geofence.decisions.tables import _tables
 
 X0, Y0 = 455_000.0, 2_460_000.0  # metres, EPSG:4547, central Zhuhai
 T = datetime(2026, 11, 26, 12, tzinfo=UTC).timestamp()
-SIGMA = D.SIGMA_PER_R68
+SIGMA = SIGMA_PER_R68
 
 
 def rotated_box(cx, cy, w, h, angle_deg):
@@ -105,7 +108,7 @@ def odd_shape(draw):
 )
 def test_p_inside_other_shapes_matches_monte_carlo(shape, dx, dy, accuracy, tol):
     ix = index_of([shape])
-    assert np.isnan(D._tables(ix, tol).rect[0, 0])  # the numeric path
+    assert np.isnan(_tables(ix, tol).rect[0, 0])  # the numeric path
     c = shapely.centroid(shape)
     check = Check(fixes=(fix_at(c.x + dx, c.y + dy, accuracy),), ended_at=T)
     d = decide(ix, check, Policy(tolerance_m=tol), T)
@@ -122,7 +125,7 @@ def prepared(geom):
     point into the polygon's frame."""
     from geofence.index import _flatten
 
-    framed, frame = D._frames(np.array([shapely.orient_polygons(geom)], dtype=object))
+    framed, frame = _frames(np.array([shapely.orient_polygons(geom)], dtype=object))
     ox, oy, cs, sn = frame[0]
 
     def to_frame(x, y):
@@ -133,7 +136,7 @@ def prepared(geom):
 
 def poly_p(geom, x, y, s):
     to_frame, vx, vy, rs, zrs = prepared(geom)
-    return D._poly_p(0, *to_frame(x, y), s, vx, vy, rs, zrs)
+    return _poly_p(0, *to_frame(x, y), s, vx, vy, rs, zrs)
 
 
 def slab_integral(geom, x, y, s, nodes=40):
@@ -179,8 +182,8 @@ def slab_integral(geom, x, y, s, nodes=40):
 def test_closed_form_equals_the_polygon_formula(w, h, angle, dx, dy, s):
     """Oracle: the rectangle's closed form against the general polygon formula."""
     box = rotated_box(X0, Y0, w, h, angle)
-    rect = D._rectangles(np.array([box], dtype=object))
-    closed = D._rect_p(X0 + dx, Y0 + dy, s, rect, 0, 0.0)
+    rect = _rectangles(np.array([box], dtype=object))
+    closed = _rect_p(X0 + dx, Y0 + dy, s, rect, 0, 0.0)
     assert abs(closed - poly_p(box, X0 + dx, Y0 + dy, s)) < 1e-9
 
 
@@ -255,7 +258,7 @@ def test_rectangle_detection_tolerates_centimetre_rounding():
     box = rotated_box(X0, Y0, 2.0, 10.0, 33.0)
     rounded = shapely.transform(lonlat(box), lambda c: np.round(c, 7))
     back = shapely.transform(rounded, lambda c: np.column_stack(crs.project(c[:, 0], c[:, 1])))
-    rect = D._rectangles(np.array([back], dtype=object))[0]
+    rect = _rectangles(np.array([back], dtype=object))[0]
     assert np.isfinite(rect).all()
     assert abs(rect[4] - 5.0) < 0.02 and abs(rect[5] - 1.0) < 0.02
 

@@ -27,6 +27,12 @@ from hypothesis import strategies as st
 import geofence
 from geofence import BeaconReading, Check, Fix, Policy, crs, decide, decide_many
 from geofence import decisions as D
+from geofence.decisions.bearings import _true_bearings, _true_bearings_one
+from geofence.decisions.fusion import _masked_median, _sort_small
+from geofence.decisions.grid import _SERVICE_CELL_DEG, _service_map
+from geofence.decisions.inputs import R_SERVICE
+from geofence.decisions.order import _morton_keys, _radix_order, _spatial_order
+from geofence.decisions.tables import _tables
 from zones.workload import make_trip_ends
 
 ZONES = Path(__file__).resolve().parents[2] / "zones" / "data" / "zhuhai.geojson"
@@ -67,7 +73,7 @@ def trips():
 
 def _with_grid(index, policy, batch, grid):
     """decide_arrays with the tables' box grid replaced by ``grid``."""
-    t = D._tables(index, policy.tolerance_m)
+    t = _tables(index, policy.tolerance_m)
     saved = t.box_grid
     object.__setattr__(t, "box_grid", grid)
     try:
@@ -78,7 +84,7 @@ def _with_grid(index, policy, batch, grid):
 
 def _without_box_grid(index, policy, batch):
     """The kernel's fallback: the index's own search (no grid)."""
-    g = D._tables(index, policy.tolerance_m).box_grid
+    g = _tables(index, policy.tolerance_m).box_grid
     lists = (g[9][0][:1], g[9][1][:0], g[9][2][:0])
     none = (0.0, 0.0, 1.0, 0, 0, g[5][:1], *(a[:0] for a in g[6:9]), lists)
     return _with_grid(index, policy, batch, none)
@@ -86,7 +92,7 @@ def _without_box_grid(index, policy, batch):
 
 def _without_lists(index, policy, batch):
     """The grid's walk alone: every cell without a list of near boxes."""
-    g = D._tables(index, policy.tolerance_m).box_grid
+    g = _tables(index, policy.tolerance_m).box_grid
     start, reach, rows = g[9]
     return _with_grid(index, policy, batch, (*g[:9], (start, np.full_like(reach, -1.0), rows)))
 
@@ -106,7 +112,7 @@ def _same(fast, slow):
 def test_box_grid_search_decides_like_the_index_search(zhuhai, trips, fc, policy):
     batch = trips[fc]
     fast = D.decide_arrays(zhuhai, batch, policy, T)
-    assert D._tables(zhuhai, policy.tolerance_m).box_grid[3] > 0  # the grid was used
+    assert _tables(zhuhai, policy.tolerance_m).box_grid[3] > 0  # the grid was used
     _same(fast, _without_box_grid(zhuhai, policy, batch))
     _same(fast, _without_lists(zhuhai, policy, batch))
     if policy.k_nearest:
@@ -116,7 +122,7 @@ def test_box_grid_search_decides_like_the_index_search(zhuhai, trips, fc, policy
 def test_most_fixes_near_boxes_have_a_list(zhuhai, trips):
     """The lists are there to be used: most trip ends fall in a cell that has one, and
     its reach holds their nearest boxes (else the walk answers: tested above)."""
-    g = D._tables(zhuhai, Policy().tolerance_m).box_grid
+    g = _tables(zhuhai, Policy().tolerance_m).box_grid
     x0, y0, cell, nx = g[:4]
     start, reach, rows = g[9]
     d = D.decide_arrays(zhuhai, trips["consumer"], Policy(), T)
@@ -219,7 +225,7 @@ def test_box_grid_search_measures_boxes_with_holes_like_the_index_search():
     batch = _one_fix_batch(lon, lat, at=np.nan, operator=None)
     policy = Policy(k_nearest=4, nearest_radius_m=100.0)
     fast = D.decide_arrays(index, batch, policy, T)
-    grid = D._tables(index, policy.tolerance_m).box_grid
+    grid = _tables(index, policy.tolerance_m).box_grid
     assert grid[3] > 0 and (grid[7][:, 3] < 0).any()  # the grid, with a box of two rings
     _same(fast, _without_box_grid(index, policy, batch))
     _same(fast, _without_lists(index, policy, batch))
@@ -255,7 +261,7 @@ def test_lists_leave_to_the_walk_what_lies_beyond_their_reach():
     )
     policy = Policy(k_nearest=3, nearest_radius_m=800.0)
     fast = D.decide_arrays(index, batch, policy, T)
-    grid = D._tables(index, policy.tolerance_m).box_grid
+    grid = _tables(index, policy.tolerance_m).box_grid
     assert (grid[9][1] >= 0).any()  # the cells have lists
     _same(fast, _without_box_grid(index, policy, batch))
     _same(fast, _without_lists(index, policy, batch))
@@ -334,11 +340,11 @@ def test_true_bearings_of_a_batch_equal_one_at_a_time_and_the_plain_formula():
     dy[:, 1] = np.where(np.arange(n) % 7 == 0, 0.0, dy[:, 1])  # due east and west
     pos = np.where(rng.random((n, k)) < 0.2, -1, 1)
     got = dx.copy()
-    D._true_bearings(lon, lat, got, dy, pos)
+    _true_bearings(lon, lat, got, dy, pos)
     assert np.isnan(got[pos < 0]).all() and not np.isnan(got[pos >= 0]).any()
     assert (got[pos >= 0] >= 0.0).all() and (got[pos >= 0] < 360.0).all()
     for i in range(0, n, 3):
-        row = D._true_bearings_one(float(lon[i]), float(lat[i]), dx[i], dy[i])
+        row = _true_bearings_one(float(lon[i]), float(lat[i]), dx[i], dy[i])
         for c in range(k):
             if pos[i, c] < 0:
                 continue
@@ -366,7 +372,7 @@ def test_masked_median_equals_numpy(values):
     keep[::3] = len(v) < 3  # drop some (never all)
     want = np.float64(np.median(v[keep])).tobytes()
     for spare in (0, 8):  # up to 8 kept values: the insertion sort, the sorting network
-        got = D._masked_median(v, keep, len(v), np.empty(len(v) + spare))
+        got = _masked_median(v, keep, len(v), np.empty(len(v) + spare))
         assert np.float64(got).tobytes() == want
 
 
@@ -374,7 +380,7 @@ def test_masked_median_equals_numpy(values):
 @given(st.lists(st.integers(0, 2**62), min_size=0, max_size=300) | st.lists(st.integers(0, 5)))
 def test_radix_order_equals_a_stable_argsort(keys):
     k = np.array(keys, np.int64)
-    np.testing.assert_array_equal(D._radix_order(k), np.argsort(k, kind="stable"))
+    np.testing.assert_array_equal(_radix_order(k), np.argsort(k, kind="stable"))
 
 
 @settings(deadline=None)  # the first example compiles the kernel
@@ -393,7 +399,7 @@ def test_morton_keys_interleave_the_cell_bits(points):
     are not finite come last."""
     x, y = (np.array(c, np.float64) for c in zip(*points, strict=True))
     keys = np.empty(len(x), np.int64)
-    D._morton_keys(x, y, 64.0, keys)
+    _morton_keys(x, y, 64.0, keys)
     finite = np.isfinite(x) & np.isfinite(y)
     if finite.any():
         a = np.minimum((x - x[finite].min()) / 64.0, 2147483647.0)
@@ -412,8 +418,8 @@ def test_spatial_order_does_not_change_decisions(zhuhai, trips, monkeypatch):
     same arrays as deciding the checks in the given order."""
     b = trips["consumer"]
     ordered = D.decide_arrays(zhuhai, b, Policy(), T)
-    assert D._spatial_order(*crs.project(ordered.lon, ordered.lat)) is not None
-    monkeypatch.setattr(D, "_SPATIAL_ORDER_MIN", len(b) + 1)
+    assert _spatial_order(*crs.project(ordered.lon, ordered.lat)) is not None
+    monkeypatch.setattr("geofence.decisions.order._SPATIAL_ORDER_MIN", len(b) + 1)
     plain = D.decide_arrays(zhuhai, b, Policy(), T)
     for f in FIELDS:
         np.testing.assert_array_equal(getattr(ordered, f), getattr(plain, f), err_msg=f)
@@ -430,7 +436,7 @@ def test_sort_small_equals_numpy_sort(values):
     """Insertion sort up to 64 values, heapsort beyond (no allocation)."""
     a = np.array(values, np.float64)
     want = np.sort(a)
-    D._sort_small(a, len(a))
+    _sort_small(a, len(a))
     np.testing.assert_array_equal(a, want)
 
 
@@ -447,21 +453,21 @@ def test_masked_median_of_non_finite_values_is_numpys(values):
     with np.errstate(invalid="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # the median of nothing
         want = np.median(v)
-    got = D._masked_median(v, keep, len(v), np.empty(len(v) + 8))
+    got = _masked_median(v, keep, len(v), np.empty(len(v) + 8))
     assert (np.isnan(got) and np.isnan(want)) or got == want
 
 
 def _assert_service_test_exact(index, lon, lat):
     d = D.decide_arrays(index, _one_fix_batch(lon, lat), Policy(), T)
     assert d.lon.tobytes() == np.asarray(lon, np.float64).tobytes()  # one fix: itself
-    outside = (d.reasons & D.R_SERVICE) != 0
+    outside = (d.reasons & R_SERVICE) != 0
     np.testing.assert_array_equal(outside, ~index.in_service_area(d.lon, d.lat))
 
 
 def test_service_map_decides_like_the_service_index(zhuhai):
     """Fixes in the map's inside and outside cells skip the exact test: on cell and tile
     sides and corners, along the coast and at random, the answer is the index's."""
-    x0, y0, inv, nx, ny, state = D._service_map(zhuhai.service_index)
+    x0, y0, inv, nx, ny, state = _service_map(zhuhai.service_index)
     assert {0, 1, 2} <= set(np.unique(state).tolist())  # every kind of cell occurs
     rng = np.random.default_rng(3)
     cell = 1.0 / inv
@@ -494,15 +500,15 @@ def test_service_map_near_tile_corners(zhuhai, lon, lat):
 def test_coarse_service_map_decides_like_the_service_index(zhuhai, monkeypatch):
     """A service area too large for the finest cells gets coarser ones, off the index's
     tile lines (none inside one tile piece: edge or outside): the answers stay the index's."""
-    monkeypatch.setattr(D, "_SERVICE_MAP_CELLS", 5000)
-    D._service_map.cache_clear()
+    monkeypatch.setattr("geofence.decisions.grid._SERVICE_MAP_CELLS", 5000)
+    _service_map.cache_clear()
     try:
-        x0, y0, inv, nx, ny, state = D._service_map(zhuhai.service_index)
-        assert 1.0 / inv > D._SERVICE_CELL_DEG and nx * ny < 6000
+        x0, y0, inv, nx, ny, state = _service_map(zhuhai.service_index)
+        assert 1.0 / inv > _SERVICE_CELL_DEG and nx * ny < 6000
         assert {0, 2} <= set(np.unique(state).tolist())
         rng = np.random.default_rng(4)
         lon = rng.uniform(x0 - 0.1, x0 + (nx + 5) / inv, 20_000)
         lat = rng.uniform(y0 - 0.1, y0 + (ny + 5) / inv, 20_000)
         _assert_service_test_exact(zhuhai, lon, lat)
     finally:
-        D._service_map.cache_clear()
+        _service_map.cache_clear()
