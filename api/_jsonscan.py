@@ -22,7 +22,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-from geofence.decisions import Q_UNKNOWN, QUALITIES
+from geofence.decisions.inputs import Q_UNKNOWN, QUALITIES
 
 __all__ = ["KEYS", "scan_batch"]
 

@@ -26,7 +26,7 @@ import orjson
 import geofence
 from api import _jsonscan
 from api.models import MAX_FIXES
-from geofence.decisions import MAX_DEVICE_CLASS, Q_UNKNOWN, QUALITIES
+from geofence.decisions.inputs import MAX_DEVICE_CLASS, Q_UNKNOWN, QUALITIES
 
 __all__ = ["check_batch", "decision_dicts", "parse_time_cached", "rounded", "scan_batch"]
 

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal, NotRequired
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, with_config
 from typing_extensions import TypedDict
 
-from geofence.decisions import MAX_DEVICE_CLASS, QUALITIES
+from geofence.decisions.inputs import MAX_DEVICE_CLASS, QUALITIES
 
 __all__ = [
     "MAX_FIXES",

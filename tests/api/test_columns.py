@@ -22,7 +22,7 @@ from pydantic import ValidationError
 import geofence
 from api import columns
 from api.models import batch_adapter
-from geofence.decisions import QUALITIES
+from geofence.decisions.inputs import QUALITIES
 
 LON, LAT = 113.5233, 22.2688
 TIMES = ["2026-11-26T08:31:05+08:00", "2026-11-26T00:31:01Z", "2026-11-26T08:31:05"]

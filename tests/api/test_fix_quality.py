@@ -13,7 +13,7 @@ import sqlalchemy as sa
 import geofence
 from api import schema
 from api.replay import replay
-from geofence.decisions import Q_UNKNOWN, QUALITIES
+from geofence.decisions.inputs import Q_UNKNOWN, QUALITIES
 
 STRIP = {"check_id", "decided_at"}
 
