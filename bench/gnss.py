@@ -192,6 +192,17 @@ SCENARIOS: tuple[Scenario, ...] = (
     ),
     Scenario(
         "understated_hp",
+        "high-precision lock, rtk_fixed, 0.3-1 m reported, true 68 % radius 1.5-2x "
+        "the reported one (per fix)",
+        "issue 14's auditor: reported accuracy understates the true error 1.5-2x; "
+        "reading: the same factor as phones, for a lock",
+        reported_m=(0.3, 1.0),
+        noise_factor=(1.5, 2.0),
+        quality="rtk_fixed",
+        device_class="lock-rtk",
+    ),
+    Scenario(
+        "wrong_fix_hp",
         "reports rtk_fixed 0.5 m, truly 1-2 m (68 %): half the variance shared by "
         "the trail, half per fix",
         "Radiodetection 2023 (receivers display cm accuracy while off by metres); "

@@ -172,9 +172,9 @@ _RANGES = (
 DEFAULT_ROWS: tuple[CalibrationRow, ...] = (
     CalibrationRow(
         quality="rtk_fixed",
-        accuracy_factor=1.5,
-        accuracy_floor_m=0.1,
-        bias_m=0.15,
+        accuracy_factor=2.0,
+        accuracy_floor_m=0.3,
+        bias_m=0.4,
         outlier_share=0.01,
         settles_narrow=True,
     ),
@@ -248,6 +248,25 @@ class Calibration:
         return cls(tuple(own) + tuple(r for r in DEFAULT_ROWS if r.key not in keys))
 
     @classmethod
+    def face_value(cls) -> Calibration:
+        """Every report taken at its word: factor 1, no floor, bias or outliers, and
+        every class may settle narrow boxes (the engine's model before calibration;
+        for tests of the probability itself, and for a fleet that measured it so)."""
+        return cls(
+            tuple(
+                CalibrationRow(
+                    quality=q,
+                    accuracy_factor=1.0,
+                    accuracy_floor_m=0.0,
+                    bias_m=0.0,
+                    outlier_share=0.0,
+                    settles_narrow=True,
+                )
+                for q in QUALITY_KEYS
+            )
+        )
+
+    @classmethod
     def from_mapping(cls, doc: Any) -> Calibration:
         """The JSON form (a list of rows) over the defaults; errors name ``calibration[i]``."""
         if not isinstance(doc, list):
@@ -301,17 +320,24 @@ class Calibration:
         Row ``c`` is for device class ``device_classes[c]``; the last row is for checks
         that name no device class. Column ``q`` is the quality code.
         """
-        return _lookup(self, operator, tuple(device_classes))
+        # cached on the instance (hashing the table for a shared cache would cost
+        # microseconds a call); bounded, as device class names come from clients
+        cache = self.__dict__.setdefault("_lookups", {})
+        key = (operator, tuple(device_classes))
+        out = cache.get(key)
+        if out is None:
+            if len(cache) >= _LOOKUP_CACHE:
+                cache.clear()
+            out = np.empty((len(key[1]) + 1, len(QUALITY_KEYS)), np.int32)
+            for c, dc in enumerate((*key[1], None)):
+                for q, quality in enumerate(QUALITY_KEYS):
+                    out[c, q] = self._match(operator, dc, quality)
+            out.setflags(write=False)
+            cache[key] = out
+        return out
 
 
-@functools.lru_cache(maxsize=256)
-def _lookup(cal: Calibration, operator: str | None, classes: tuple[str, ...]) -> np.ndarray:
-    out = np.empty((len(classes) + 1, len(QUALITY_KEYS)), np.int32)
-    for c, dc in enumerate((*classes, None)):
-        for q, quality in enumerate(QUALITY_KEYS):
-            out[c, q] = cal._match(operator, dc, quality)
-    out.setflags(write=False)
-    return out
+_LOOKUP_CACHE = 4096
 
 
 DEFAULT_CALIBRATION = Calibration()

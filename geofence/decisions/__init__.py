@@ -32,29 +32,43 @@ The modules
 - ``batch``: :func:`decide_arrays` and :func:`decide_many`.
 - ``single``: :func:`decide`, the single-check path, and its per-thread buffers.
 
-The fix model
--------------
-A fix's ``accuracy_m`` is the 68 % radius of an isotropic 2-D Gaussian, so its
-per-axis standard deviation is ``accuracy_m / 1.5096`` (``sqrt(-2 ln 0.32)``).
-A fix without accuracy gets ``Policy.default_accuracy_m``.
+The error model
+---------------
+A fix's ``accuracy_m`` is what the device claims: a 68 % radius. The policy's
+calibration (:mod:`geofence.calibration`) turns the claim of a fix of a given
+(operator, device class, quality) into a model: an isotropic 2-D Gaussian of 68 %
+radius ``max(accuracy_factor * accuracy_m, accuracy_floor_m)`` (per-axis sigma: that
+over ``sqrt(-2 ln 0.32)`` = 1.5096), an error of per-axis sigma ``bias_m`` shared by
+every fix of the trail (multipath, a correction stream's error: averaging does not
+shrink it), and a share ``outlier_share`` of fixes off by tens of metres. A fix
+without accuracy gets ``Policy.default_accuracy_m``.
 
-Fusing a trail (the bike stands still while the lock closes):
+Fusing a trail (the bike stands still while the lock closes), :func:`fusion._fuse`:
 
-1. Fixes older than ``ended_at - max_fix_age_s`` or newer than
+1. A fix at exactly the lon and lat of an earlier one is a cached fix sent again:
+   counted once. Fixes older than ``ended_at - max_fix_age_s`` or newer than
    ``ended_at + max_clock_skew_s`` are stale and dropped; a fix without a time
    counts as taken at ``ended_at``. If every fix is stale the check is decided
    on all of them but cannot settle (``stale_fix``).
-2. Start from the coordinate-wise median of the fixes (robust to a minority of
-   outliers), then twice: keep the fixes whose squared distance to the estimate
-   is within ``outlier_chi2`` of their own variance (chi-square, 2 degrees of
-   freedom; 13.8 is the 99.9 % point), and take their inverse-variance weighted
-   mean. If none is kept, the fix nearest the estimate is.
-3. The fused variance is that of a weighted mean of equicorrelated errors,
-   ``(1 - rho) / W + rho * (sum(1 / sigma_i) / W) ** 2`` with ``W = sum(1 / sigma_i**2)``
-   and ``rho = Policy.fix_correlation``: a standing phone's consecutive fixes share
-   satellites and multipath, so their errors are correlated and averaging shrinks
-   them less than for independent fixes (``rho = 0``: 1/sqrt(W); ``rho = 1``: no
-   shrinking at all).
+2. From the coordinate-wise median of the kept fixes, four passes of a Student-t
+   M-estimator (``Policy.student_nu`` = 4 degrees of freedom): each fix weighs
+   ``w_i * min(1, (nu + 2) / (nu + r_i**2))``, ``w_i = 1 / sigma_i**2`` and ``r_i`` its
+   distance from the estimate in its own sigmas; a fix tens of sigmas away weighs
+   almost nothing, with no hard cut.
+3. The fused per-axis variance is ``B + N``: ``B`` the fixes' shared-bias variance
+   (weighted like the fixes), ``N = 1 / W`` (``W`` the sum of the weights) widened by
+   the trail's own scatter when it is wider than the claimed accuracies allow (the
+   reduced chi-square of the residuals, shrunk toward 1 by 2 pseudo degrees of
+   freedom, when above 1).
+4. The fused position is itself an outlier with the probability that at least half
+   the kept fixes are (binomial in their mean ``outlier_share``): ``p_inside`` is
+   scaled by one minus that.
+5. The trail may settle a box narrower than ``Policy.narrow_box_m`` only when fixes
+   whose class may (``settles_narrow``) carry at least half its weight.
+
+A check is rejected only when no box where it may settle has ``p_inside`` above
+``reject_p`` nor lies within ``reject_sigmas`` fused sigmas (bias included) or
+``reject_margin_m`` of the widened box; otherwise it is settled or reviewed.
 
 ``p_inside`` is the probability that the true position lies in the best fenced
 box widened by ``tolerance_m`` on every side: a closed form for rectangles (a

@@ -13,7 +13,7 @@ import numpy as np
 from geofence import crs as _crs
 from geofence.decisions.bearings import _true_bearings
 from geofence.decisions.fusion import _fuse, _fuse_work
-from geofence.decisions.inputs import SIGMA_PER_R68, Check, CheckBatch, Policy
+from geofence.decisions.inputs import Q_UNKNOWN, SIGMA_PER_R68, Check, CheckBatch, Policy
 from geofence.decisions.kernel import _decide, _work_buffers
 from geofence.decisions.order import _gather_inputs, _scatter_outputs, _spatial_order
 from geofence.decisions.outputs import Decision, DecisionBatch
@@ -30,7 +30,14 @@ def decide_arrays(index: ZoneIndex, batch: CheckBatch, policy: Policy, now: floa
     """
     n = len(batch)
     t = _tables(index, policy.tolerance_m)
-    fused = np.empty((n, 5))
+    fused = np.empty((n, 7))
+    quality = batch.quality
+    if quality is None:
+        quality = np.full(batch.lon.shape, Q_UNKNOWN, np.int8)
+    device_class = batch.device_class
+    if device_class is None:
+        device_class = np.full(n, -1, np.int32)
+    cal = policy.calibration
     _fuse(
         batch.lon,
         batch.lat,
@@ -38,11 +45,14 @@ def decide_arrays(index: ZoneIndex, batch: CheckBatch, policy: Policy, now: floa
         batch.at,
         batch.n_fixes,
         batch.ended_at,
+        quality,
+        device_class,
+        cal.lookup(batch.operator, batch.device_classes),
+        cal.table,
         policy.default_accuracy_m,
         policy.max_fix_age_s,
         policy.max_clock_skew_s,
-        policy.outlier_chi2,
-        policy.fix_correlation,
+        policy.student_nu,
         fused,
         _fuse_work(batch.lon.shape[1]),
     )
@@ -92,12 +102,14 @@ def decide_arrays(index: ZoneIndex, batch: CheckBatch, policy: Policy, now: floa
             y,
             np.ascontiguousarray(fused[:, 2]),
             fused[:, 3] > 0,
+            np.ascontiguousarray(fused[:, 5]),
+            fused[:, 6] > 0,
             batch.ended_at,
             batch.heading_deg,
             batch.beacon_zone,
         )
     else:  # the kernel reads and writes the checks in that order
-        kinds: tuple[Any, ...] = (np.float64,) * 5 + (np.bool_,)
+        kinds: tuple[Any, ...] = (np.float64,) * 5 + (np.bool_, np.float64, np.bool_)
         kinds += (batch.ended_at.dtype, batch.heading_deg.dtype, batch.beacon_zone.dtype)
         ins = tuple(np.empty(n, k) for k in kinds)
         _gather_inputs(
@@ -106,7 +118,7 @@ def decide_arrays(index: ZoneIndex, batch: CheckBatch, policy: Policy, now: floa
         outs = tuple(np.empty_like(a) for a in outs)
     head, tail = _static_args(index, t, policy, batch.operator)
     near_dy = np.empty((n, k))
-    _decide(index._gtuple, *ins[:6], *head, *ins[6:], *tail, *outs, near_dy, _work_buffers())
+    _decide(index._gtuple, *ins[:8], *head, *ins[8:], *tail, *outs, near_dy, _work_buffers())
     if k:
         _true_bearings(ins[0], ins[1], outs[7], near_dy, outs[5])
     if order is not None:

@@ -1,6 +1,8 @@
 """Fusing a check's trail of fixes into one position and sigma (:func:`_fuse`).
 
-The fix model is in the package's docstring. The kernel allocates nothing (it is
+The error model is in the package's docstring; each fix's class (operator, device
+class, quality) is looked up in the policy's calibration table
+(:mod:`geofence.calibration`). The kernel allocates nothing (it is
 compiled without numba's runtime, see ``_jit``): its medians use the small sorting and
 selection networks here, on work arrays from :func:`_fuse_work`.
 """
@@ -146,101 +148,145 @@ def _masked_median(values, keep, n, tmp):
 def _fuse_work(m: int) -> tuple[np.ndarray, ...]:
     """The work arrays of :func:`_fuse` for trails of up to ``m`` fixes."""
     return (
-        np.empty(m),
-        np.empty(m),
-        np.empty(m),
-        np.empty(m, np.bool_),
-        np.empty(m, np.bool_),
+        np.empty(m),  # information weight 1 / sigma^2 of each fix's noise
+        np.empty(m),  # east offset from the last fix (m)
+        np.empty(m),  # north offset
+        np.empty(m, np.bool_),  # kept: fresh and not a repeat
+        np.empty(m, np.bool_),  # a repeat of an earlier fix
         np.empty(max(m, 8)),  # _sort8 sorts in 8 slots
+        np.empty(m),  # the shared bias's variance of each fix's class
+        np.empty(m),  # outlier share of each fix's class
+        np.empty(m),  # 1.0 where the fix's class may settle a narrow box
     )
 
 
-@_jit_borrowed
-def _fuse(lon, lat, acc, at, nfix, ended_at, default_acc, max_age, max_skew, chi2, rho, out, work):
-    """Fuse each check's trail: out columns lon, lat, sigma, stale (0/1), spread (m).
+_IRLS_PASSES = 4  # Student-t reweighting passes from the median (converged to < 1 mm seen)
+_SCATTER_PRIOR_DOF = 2.0  # pseudo degrees of freedom of the reported scale (see _fuse)
+_MIN_SIGMA_M = 1e-3  # no fix is trusted beyond a millimetre (accuracy_m may be tiny)
 
-    ``work``: :func:`_fuse_work` of at least ``lon.shape[1]`` fixes.
+
+@_jit_inline
+def _binomial_tail(n, e, h):
+    """P(X >= h) for X ~ Binomial(n, e), 0 <= e < 1, summed from the pmf's recursion."""
+    if e <= 0.0:
+        return 0.0
+    pk = (1.0 - e) ** n
+    ratio = e / (1.0 - e)
+    tail = 0.0
+    for k in range(n + 1):
+        if k >= h:
+            tail += pk
+        pk *= (n - k) / (k + 1.0) * ratio
+    return min(tail, 1.0)
+
+
+@_jit_borrowed
+def _fuse(
+    lon, lat, acc, at, nfix, ended_at, qual, dcls, lut, ctab, default_acc, max_age, max_skew,
+    nu, out, work,
+):  # fmt: skip
+    """Fuse each check's trail (see the module docstring): out columns lon, lat, sigma
+    (per axis, shared bias included), stale (0/1), spread (m), outlier share of the
+    fused position, narrow (1.0: the trail may settle a narrow box).
+
+    ``qual`` (n, m) quality codes, ``dcls`` (n,) device-class codes (-1: none),
+    ``lut`` (classes + 1, qualities) rows of ``ctab`` (rows, 5): see
+    :meth:`geofence.calibration.Calibration.lookup`. ``work``: :func:`_fuse_work` of at
+    least ``lon.shape[1]`` fixes.
     """
-    w, dx, dy, keep, usable, tmp = work
+    w, dx, dy, keep, dup, tmp, b2, eps, nar = work
+    nd = lut.shape[0] - 1
     for i in range(lon.shape[0]):
         n = nfix[i]
         lon0 = lon[i, n - 1]
         lat0 = lat[i, n - 1]
         kx = 111_320.0 * math.cos(math.radians(lat0))
         ky = 110_574.0
+        c = dcls[i]
+        if c < 0:
+            c = nd
         fresh = 0
         for j in range(n):
+            row = lut[c, qual[i, j]]
             a = acc[i, j]
             if not (a == a):
                 a = default_acc
-            s = a / 1.5095921854516636
+            s = max(ctab[row, 0] * a, ctab[row, 1]) / 1.5095921854516636
+            s = max(s, _MIN_SIGMA_M)
             w[j] = 1.0 / (s * s)
+            b2[j] = ctab[row, 2] * ctab[row, 2]
+            eps[j] = ctab[row, 3]
+            nar[j] = ctab[row, 4]
             dx[j] = (lon[i, j] - lon0) * kx
             dy[j] = (lat[i, j] - lat0) * ky
+            # a cached fix sent again (the same lon and lat) is one fix, counted once
+            rep = False
+            for k in range(j):
+                if lon[i, k] == lon[i, j] and lat[i, k] == lat[i, j]:
+                    rep = True
+                    break
+            dup[j] = rep
             t = at[i, j]
-            ok = not (t == t) or (ended_at[i] - max_age <= t <= ended_at[i] + max_skew)
+            ok = not rep and (
+                not (t == t) or (ended_at[i] - max_age <= t <= ended_at[i] + max_skew)
+            )
             keep[j] = ok
             if ok:
                 fresh += 1
         stale = fresh == 0
         if stale:
             for j in range(n):
-                keep[j] = True
-        # coordinate-wise median of the usable fixes
+                keep[j] = not dup[j]
+        # from the coordinate-wise median of the kept fixes, Student-t reweighting
         ex = _masked_median(dx, keep, n, tmp)
         ey = _masked_median(dy, keep, n, tmp)
-        # Two reweighting passes: the fixes within chi2 of the estimate (their squared
-        # distance weighted) and their weighted mean. The first pass, from the median,
-        # also finds the farthest fix (the square root of the largest square, not
-        # math.hypot, ~25 ns a check; offsets are metres, far from overflow); the
-        # second sums the kept fixes' sigma terms, as the final loop did (bit for bit:
-        # the same terms in the same order), unless a pass fell back to its nearest fix.
         far2 = 0.0
-        refold = False
-        for p in range(2):
+        for p in range(_IRLS_PASSES):
             sw = 0.0
             sx = 0.0
             sy = 0.0
-            sinv = 0.0
-            for j in range(n):
-                q = (dx[j] - ex) ** 2 + (dy[j] - ey) ** 2
-                if p == 0:
-                    far2 = max(far2, q)
-                    usable[j] = keep[j]
-                if usable[j]:
-                    keep[j] = q * w[j] <= chi2
-                    if keep[j]:
-                        sw += w[j]
-                        sx += w[j] * dx[j]
-                        sy += w[j] * dy[j]
-                        if p == 1:
-                            sinv += math.sqrt(w[j])
-            if sw == 0.0:  # rare: none kept; the nearest usable fix alone
-                refold = True
-                best_j = -1
-                best_d = np.inf
-                for j in range(n):
-                    if usable[j]:
-                        d2 = ((dx[j] - ex) ** 2 + (dy[j] - ey) ** 2) * w[j]
-                        if d2 < best_d:
-                            best_d = d2
-                            best_j = j
-                keep[best_j] = True
-                sw = w[best_j]
-                sx = w[best_j] * dx[best_j]
-                sy = w[best_j] * dy[best_j]
-            ex = sx / sw
-            ey = sy / sw
-        spread = math.sqrt(far2)
-        if refold:
-            sw = 0.0
-            sinv = 0.0
             for j in range(n):
                 if keep[j]:
-                    sw += w[j]
-                    sinv += math.sqrt(w[j])
+                    q = (dx[j] - ex) ** 2 + (dy[j] - ey) ** 2
+                    if p == 0:
+                        far2 = max(far2, q)
+                    ww = w[j] * min(1.0, (nu + 2.0) / (nu + q * w[j]))
+                    sw += ww
+                    sx += ww * dx[j]
+                    sy += ww * dy[j]
+            ex = sx / sw
+            ey = sy / sw
+        # the information of the estimate, the residuals' scatter, the classes' bias,
+        # outlier share and narrow-box licence, each weighted like its fix
+        sw = 0.0
+        chi = 0.0
+        sb = 0.0
+        se = 0.0
+        sn = 0.0
+        nk = 0
+        for j in range(n):
+            if keep[j]:
+                q = (dx[j] - ex) ** 2 + (dy[j] - ey) ** 2
+                ww = w[j] * min(1.0, (nu + 2.0) / (nu + q * w[j]))
+                sw += ww
+                chi += ww * q
+                sb += ww * b2[j]
+                sn += ww * nar[j]
+                se += eps[j]
+                nk += 1
+        noise = 1.0 / sw
+        if nk >= 2:
+            # a trail scattered wider than its accuracy allows widens the estimate: the
+            # reduced chi-square (2 axes a fix, 2 for the mean), shrunk toward 1 by
+            # _SCATTER_PRIOR_DOF pseudo degrees of freedom of the reported scale
+            red = (chi + 2.0 * _SCATTER_PRIOR_DOF) / (2.0 * (nk - 1) + 2.0 * _SCATTER_PRIOR_DOF)
+            if red > 1.0:
+                noise *= red
         out[i, 0] = lon0 + ex / kx
         out[i, 1] = lat0 + ey / ky
-        out[i, 2] = math.sqrt((1.0 - rho) / sw + rho * (sinv / sw) ** 2)
+        out[i, 2] = math.sqrt(sb / sw + noise)
         out[i, 3] = 1.0 if stale else 0.0
-        out[i, 4] = spread
+        out[i, 4] = math.sqrt(far2)
+        # the fused position is an outlier when at least half the kept fixes are
+        out[i, 5] = _binomial_tail(nk, se / nk, (nk + 1) // 2)
+        out[i, 6] = 1.0 if sn >= 0.5 * sw else 0.0

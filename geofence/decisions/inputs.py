@@ -356,6 +356,12 @@ class Check:
         return body
 
 
+# fields of the policies recorded before the error model (2026-12): the chi-square cut
+# and the fixed correlation of a trail's errors, replaced by Student-t fusion and the
+# calibration's shared bias. Read and ignored, so that recorded policies still load.
+_RETIRED_POLICY_FIELDS = frozenset({"outlier_chi2", "fix_correlation"})
+
+
 @dataclass(frozen=True)
 class Policy:
     """The settlement policy: plain values, with a stable id recorded in every decision.
@@ -365,7 +371,11 @@ class Policy:
     reject at p <= 0.05; fixes worse than 15 m cannot settle; the last fix may be
     at most 120 s old; vertical parking within 30 degrees; a road stud heard at
     -75 dBm or stronger is strong evidence (p = 0.99) for its box; up to 3 nearest
-    boxes within 300 m are returned with a rejection.
+    boxes within 300 m are returned with a rejection. Fixes are fused with Student-t
+    weights of 4 degrees of freedom; a check is rejected only when no box where it
+    may settle lies within 3 fused sigmas (shared bias included), nor within 2 m, of
+    the widened box (a wrong RTK fix or a box surveyed a metre off is not rare);
+    boxes narrower than 3 m settle only on fixes whose class may (``calibration``).
     """
 
     tolerance_m: float = 0.5
@@ -381,8 +391,9 @@ class Policy:
     nearest_radius_m: float = 300.0
     default_accuracy_m: float = 10.0
     max_trail_spread_m: float = 1000.0
-    outlier_chi2: float = 13.8
-    fix_correlation: float = 0.5
+    student_nu: float = 4.0
+    reject_sigmas: float = 3.0
+    reject_margin_m: float = 2.0
     narrow_box_m: float = 3.0
     calibration: Calibration = DEFAULT_CALIBRATION
 
@@ -400,8 +411,9 @@ class Policy:
             ("nearest_radius_m", 0 < self.nearest_radius_m <= 10_000),
             ("default_accuracy_m", self.default_accuracy_m > 0),
             ("max_trail_spread_m", self.max_trail_spread_m > 0),
-            ("outlier_chi2", self.outlier_chi2 > 0),
-            ("fix_correlation", 0 <= self.fix_correlation <= 1),
+            ("student_nu", 0.5 <= self.student_nu <= 1000),
+            ("reject_sigmas", 0 <= self.reject_sigmas <= 10),
+            ("reject_margin_m", 0 <= self.reject_margin_m <= 100),
             ("narrow_box_m", 0 <= self.narrow_box_m <= 100),
         ]
         for name, ok in checks:
@@ -427,6 +439,8 @@ class Policy:
         known = {f.name: f for f in fields(cls)}
         values: dict[str, Any] = {}
         for name, value in doc.items():
+            if name in _RETIRED_POLICY_FIELDS:
+                continue
             f = known.get(name)
             if f is None:
                 raise PolicyError(

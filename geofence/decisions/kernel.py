@@ -96,6 +96,8 @@ def _decide(
     y,
     sigma,
     stale,
+    eps,
+    narrow,
     sg,
     has_service,
     smap,
@@ -125,6 +127,10 @@ def _decide(
     k_near,
     near_radius,
     bgrid,
+    width,
+    narrow_box,
+    reject_k,
+    reject_margin,
     out_outcome,
     out_reasons,
     out_zone,
@@ -254,6 +260,9 @@ def _decide(
                 cs = pframe[q, 2]
                 sn = pframe[q, 3]
                 p = _poly_p(q, dx * cs - dy * sn, dx * sn + dy * cs, s, pvx, pvy, pring, pzone)
+            # the fused position may itself be an outlier (then it says nothing of
+            # this box: its share of p is negligible against a box's few square metres)
+            p *= 1.0 - eps[i]
             if beacon_zone[i] == z and bz_hit(
                 z, z, x[i], y[i], near_radius, inv_perm, mx, my, rs, zrs
             ):
@@ -324,7 +333,11 @@ def _decide(
         elif stale[i]:
             outcome = REVIEW
             reasons |= R_STALE
-        elif ok_p >= settle_p and (acc68 <= max_acc or beacon):
+        elif (
+            ok_p >= settle_p
+            and (acc68 <= max_acc or beacon)
+            and (narrow[i] or beacon or width[ok] >= narrow_box)
+        ):
             outcome = SETTLE
             reasons |= R_INSIDE_FENCED
             if dist == dist and dist > -acc68:
@@ -333,8 +346,9 @@ def _decide(
             # confidently in a box where this trip may not settle
             outcome = REJECT
             reasons |= best_forbid
-        elif ok_p <= reject_p and not (ok_dist <= tol + 2.0 * s):
-            # no box where it may settle within two sigmas: the evidence is clear
+        elif ok_p <= reject_p and not (ok_dist <= tol + max(reject_k * s, reject_margin)):
+            # no box where it may settle within reject_k sigmas (the shared bias
+            # included): the evidence is clear
             outcome = REJECT
             if best_forbid != 0 and best_p > reject_p:
                 reasons |= best_forbid
@@ -346,6 +360,8 @@ def _decide(
             outcome = REVIEW
             # is the fix too coarse for the box itself (even at its centre p < settle)?
             coarse = acc68 > max_acc
+            if not coarse and ok >= 0 and not narrow[i] and width[ok] < narrow_box:
+                coarse = True  # the fixes' class may not settle a box this narrow
             if not coarse and ok >= 0 and rect[ok, 0] == rect[ok, 0]:
                 coarse = _rect_p(rect[ok, 0], rect[ok, 1], s, rect, ok, tol) < settle_p
             reasons |= R_ACCURACY if coarse else R_NEAR_EDGE

@@ -112,8 +112,9 @@ _PERMUTE_AHEAD = 16
 @_jit
 def _gather_inputs(order, fused, x, y, ended_at, heading, beacon, ins):
     """The kernel's inputs in ``order``: ``ins`` = (lon, lat, x, y, sigma, stale,
-    ended_at, heading, beacon zone), ``fused`` as :func:`_fuse` wrote it."""
-    lon_o, lat_o, x_o, y_o, s_o, stale_o, t_o, h_o, b_o = ins
+    outlier share, narrow, ended_at, heading, beacon zone), ``fused`` as :func:`_fuse`
+    wrote it."""
+    lon_o, lat_o, x_o, y_o, s_o, stale_o, e_o, n_o, t_o, h_o, b_o = ins
     n = order.shape[0]
     for j in range(n):
         if j + _PERMUTE_AHEAD < n:  # measured: ~10 ns a check less (of ~33)
@@ -129,6 +130,8 @@ def _gather_inputs(order, fused, x, y, ended_at, heading, beacon, ins):
         lat_o[j] = fused[i, 1]
         s_o[j] = fused[i, 2]
         stale_o[j] = fused[i, 3] > 0
+        e_o[j] = fused[i, 5]
+        n_o[j] = fused[i, 6] > 0
         x_o[j] = x[i]
         y_o[j] = y[i]
         t_o[j] = ended_at[i]

@@ -14,7 +14,14 @@ import numpy as np
 from geofence import crs as _crs
 from geofence.decisions.bearings import _true_bearings_one
 from geofence.decisions.fusion import _fuse, _fuse_work
-from geofence.decisions.inputs import OUTCOMES, SIGMA_PER_R68, Check, Policy
+from geofence.decisions.inputs import (
+    _QUALITY_CODE,
+    OUTCOMES,
+    Q_UNKNOWN,
+    SIGMA_PER_R68,
+    Check,
+    Policy,
+)
 from geofence.decisions.kernel import _decide, _work_buffers
 from geofence.decisions.outputs import Decision, _reason_names
 from geofence.decisions.tables import _static_args, _tables, _zone_info
@@ -80,9 +87,15 @@ def decide(
         heard = [b for b in check.beacons if b.rssi >= policy.beacon_rssi_dbm and b.id in stud]
         if heard:
             bz = stud[max(heard, key=lambda b: (b.rssi, b.id)).id]
+    # the device class's row of the calibration's lookup (0), or the last row (-1)
+    dc = check.device_class
     ints = np.array([m, bz], np.int64)
+    dcls = np.array([-1 if dc is None else 0], np.int32)
+    quality = np.array(
+        [Q_UNKNOWN if f.quality is None else _QUALITY_CODE[f.quality] for f in fixes], np.int8
+    )
     ended_at = block[4 * m : 4 * m + 1]
-    fused = np.empty((1, 5))
+    fused = np.empty((1, 7))
     _fuse(
         lon,
         lat,
@@ -90,15 +103,18 @@ def decide(
         block[3 * m : 4 * m].reshape(1, m),
         ints[0:1],
         ended_at,
+        quality.reshape(1, m),
+        dcls,
+        policy.calibration.lookup(check.operator, () if dc is None else (dc,)),
+        policy.calibration.table,
         policy.default_accuracy_m,
         policy.max_fix_age_s,
         policy.max_clock_skew_s,
-        policy.outlier_chi2,
-        policy.fix_correlation,
+        policy.student_nu,
         fused,
         _single_fuse_work(m),
     )
-    f_lon, f_lat, f_sigma, _, f_spread = fused[0].tolist()
+    f_lon, f_lat, f_sigma, _, f_spread, _, _ = fused[0].tolist()
     if f_spread > policy.max_trail_spread_m:
         raise CheckError(
             f"fixes: the trail spreads over {f_spread:.0f} m "
@@ -123,6 +139,8 @@ def decide(
         np.ascontiguousarray(y, dtype=np.float64).reshape(1),
         fused[0:1, 2],
         fused[0:1, 3] > 0,
+        fused[0:1, 5],
+        fused[0:1, 6] > 0,
         *head,
         ended_at,
         block[4 * m + 1 : 4 * m + 2],

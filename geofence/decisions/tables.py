@@ -40,6 +40,7 @@ class _Tables:
     pring_start: np.ndarray
     pzone_ring_start: np.ndarray
     fenced: np.ndarray  # fenced parking boxes
+    width: np.ndarray  # each fenced box's width (m): its oriented envelope's short side
     beacon_position: Mapping[str, int]
     open_masks: dict[str | None, tuple[np.ndarray, np.ndarray]]
     box_grid: tuple[Any, ...]  # see _box_grid
@@ -79,6 +80,13 @@ def _build_tables(index: ZoneIndex, tolerance: float) -> _Tables:
         pvx = pvy = np.zeros(1)
         pring = np.zeros(1, np.int64)
         pzone = np.zeros(1, np.int64)
+    width = np.full(len(zs), np.inf)
+    width[fenced] = 2.0 * np.minimum(rect[fenced, 4], rect[fenced, 5])
+    for p in others:
+        env = shapely.oriented_envelope(zs.geometry_m[p])
+        xy = shapely.get_coordinates(env)
+        sides = np.hypot(*np.diff(xy, axis=0).T) if len(xy) > 1 else np.zeros(1)
+        width[p] = float(sides[:2].min()) if len(sides) >= 2 else 0.0
     stud: dict[str, int] = {}
     for p in np.flatnonzero(fenced):
         for b in zs.beacons[p]:
@@ -92,6 +100,7 @@ def _build_tables(index: ZoneIndex, tolerance: float) -> _Tables:
         pring_start=pring,
         pzone_ring_start=pzone,
         fenced=fenced,
+        width=width,
         beacon_position=stud,
         open_masks={},
         box_grid=_box_grid(index, fenced),
@@ -153,6 +162,10 @@ def _static_args(
         policy.k_nearest,
         policy.nearest_radius_m,
         t.box_grid,
+        t.width,
+        policy.narrow_box_m,
+        policy.reject_sigmas,
+        policy.reject_margin_m,
     )
     return head, tail
 
