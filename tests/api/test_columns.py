@@ -242,6 +242,7 @@ def test_decision_dicts_equal_the_engines_decisions(
                 "ended_at": TIMES[0],
                 "fixes": [
                     {"lon": cx + float(d) * 1e-6, "lat": cy, "accuracy_m": acc}
+                    | ({"quality": "rtk_fixed"} if acc < 1 else {})
                     for d in rng.normal(size=1 + i % 3)
                 ],
                 "heading_deg": float(i * 7 % 360),

@@ -21,7 +21,7 @@ STRIP = {"check_id", "decided_at"}
 def _with(body: dict[str, Any], qualities: list[str | None], device_class: str | None):
     out = dict(body)
     out["fixes"] = [
-        f | ({} if q is None else {"quality": q})
+        {k: v for k, v in f.items() if k != "quality"} | ({} if q is None else {"quality": q})
         for f, q in zip(body["fixes"], qualities, strict=True)
     ]
     if device_class is not None:

@@ -129,7 +129,7 @@ def test_activation_and_rollback_switch_decisions_and_replay_uses_the_recorded_p
     client, keys, make_body, store
 ):
     h, op = keys.h(keys.admin), keys.h(keys.meituan)
-    body = make_body(0, accuracy_m=2.0, n_fixes=2)
+    body = make_body(0, n_fixes=2)
     before = client.post("/v1/checks", json=body, headers=op).json()
     v2 = _post(client, keys, STRICT).json()
     r = client.post("/v1/policies/2/activate", headers=h)
@@ -237,7 +237,7 @@ def test_activation_and_rollback_under_load_on_two_servers(
     assert up.status_code == 201, up.text
     v2 = up.json()["version"]
 
-    body = make_body(0, accuracy_m=2.0, n_fixes=2)
+    body = make_body(0, n_fixes=2)
     stop = threading.Event()
     # per server: (sent, answered, status, policy version; -1: a batch of mixed versions)
     seen: dict[str, list[tuple[float, float, int, int | None]]] = {a.url: [], b.url: []}

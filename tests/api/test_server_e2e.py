@@ -55,7 +55,7 @@ def _body(feature: dict[str, Any], trip: str, **extra: Any) -> dict[str, Any]:
         "bike_id": "B-" + trip,
         "vehicle_type": "bike",
         "ended_at": ENDED_AT,
-        "fixes": [{"lon": p.x, "lat": p.y, "accuracy_m": 0.5}],
+        "fixes": [{"lon": p.x, "lat": p.y, "accuracy_m": 0.5, "quality": "rtk_fixed"}],
     } | extra
 
 
