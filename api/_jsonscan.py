@@ -3,8 +3,10 @@ request's bytes to arrays, with no Python object per check or fix.
 
 It reads only the plain form of DESIGN §6's check (the form clients send): ASCII
 strings without escapes; the fields ``trip_id``, ``bike_id``, ``vehicle_type``,
-``ended_at``, ``fixes`` and optionally ``heading_deg`` (a number or null), each once;
-fixes with ``lon``, ``lat`` and optionally ``accuracy_m`` (a number or null), each once;
+``ended_at``, ``fixes`` and optionally ``heading_deg`` (a number or null) and
+``device_class`` (a string), each once; fixes with ``lon``, ``lat`` and optionally
+``accuracy_m`` (a number or null) and ``quality`` (one of the engine's fix qualities, or
+null), each once;
 JSON numbers: those of at most 15 significant digits and a decimal exponent within
 ±22 it converts exactly (one correctly rounded IEEE operation, Clinger's fast path:
 the same double as any correct parser, orjson's included), the others (a double's
@@ -20,9 +22,11 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
+from geofence.decisions.inputs import Q_UNKNOWN, QUALITIES
+
 __all__ = ["KEYS", "scan_batch"]
 
-#: Key codes: check fields 0-5, fix fields 6-8
+#: Key codes: check fields 0-6, fix fields 7-10
 KEYS = (
     b"trip_id",
     b"bike_id",
@@ -30,19 +34,29 @@ KEYS = (
     b"ended_at",
     b"fixes",
     b"heading_deg",
+    b"device_class",
     b"lon",
     b"lat",
     b"accuracy_m",
+    b"quality",
 )
+_N_CHECK_KEYS = 7
 _KEY_BYTES = np.zeros((len(KEYS), 16), np.uint8)
 _KEY_LEN = np.array([len(k) for k in KEYS], np.int64)
 for _i, _k in enumerate(KEYS):
     _KEY_BYTES[_i, : len(_k)] = np.frombuffer(_k, np.uint8)
+#: the fix qualities, as the engine codes them (their position; Q_UNKNOWN: none)
+_QUALITY_BYTES = np.zeros((len(QUALITIES), 16), np.uint8)
+_QUALITY_LEN = np.array([len(q) for q in QUALITIES], np.int64)
+for _i, _q in enumerate(QUALITIES):
+    _QUALITY_BYTES[_i, : len(_q)] = np.frombuffer(_q.encode(), np.uint8)
 _POW10 = np.array([10.0**e for e in range(23)])  # exact doubles
 _CHECKS = np.frombuffer(b"checks", np.uint8).copy()
 
-#: Per-check span columns of the ``spans`` output: each a [start, end) byte range
-SPAN_CHECK, SPAN_TRIP, SPAN_BIKE, SPAN_VEHICLE, SPAN_ENDED = range(5)
+#: Per-check span columns of the ``spans`` output: each a [start, end) byte range (the
+#: device class's is (-1, -1) when the check names none)
+SPAN_CHECK, SPAN_TRIP, SPAN_BIKE, SPAN_VEHICLE, SPAN_ENDED, SPAN_CLASS = range(6)
+N_SPANS = 6
 
 #: bounds checked (an index error, never a write out of bounds; measured: no cost here)
 _jit = nb.njit(cache=True, nogil=True, boundscheck=True)
@@ -77,19 +91,34 @@ def _string(b: np.ndarray, i: int) -> int:
 
 
 @_jit
-def _key(b: np.ndarray, s: int, e: int, lo: int, hi: int) -> int:
-    """Code in [lo, hi) of the key between quotes ``b[s:e]``, or -1."""
+def _code(
+    b: np.ndarray, s: int, e: int, names: np.ndarray, lens: np.ndarray, lo: int, hi: int
+) -> int:
+    """Position in [lo, hi) of ``b[s:e]`` among ``names`` (zero-padded rows of lengths
+    ``lens``), or -1."""
     m = e - s
     for k in range(lo, hi):
-        if _KEY_LEN[k] == m:
+        if lens[k] == m:
             same = True
             for j in range(m):
-                if b[s + j] != _KEY_BYTES[k, j]:
+                if b[s + j] != names[k, j]:
                     same = False
                     break
             if same:
                 return k
     return -1
+
+
+@_jit
+def _key(b: np.ndarray, s: int, e: int, lo: int, hi: int) -> int:
+    """Code in [lo, hi) of the key between quotes ``b[s:e]``, or -1."""
+    return _code(b, s, e, _KEY_BYTES, _KEY_LEN, lo, hi)
+
+
+@_jit
+def _quality(b: np.ndarray, s: int, e: int) -> int:
+    """The code of the quality between quotes ``b[s:e]``, or -1 (not a quality)."""
+    return _code(b, s, e, _QUALITY_BYTES, _QUALITY_LEN, 0, len(_QUALITY_LEN))
 
 
 @_jit
@@ -253,6 +282,7 @@ def _fix(
     lon: np.ndarray,
     lat: np.ndarray,
     acc: np.ndarray,
+    qual: np.ndarray,
     num: np.ndarray,
     slow: np.ndarray,
     ns: int,
@@ -265,24 +295,47 @@ def _fix(
     if i < 0:
         return -1, 0, 0
     acc[f] = np.nan
+    qual[f] = Q_UNKNOWN
     seen = 0
+    n = len(b)
+    lo = _N_CHECK_KEYS
     while True:
-        code, i = _member(b, i, 6, 9, seen)
+        code, i = _member(b, i, lo, len(KEYS), seen)
         if code < 0:
             return -1, 0, 0
-        seen |= 1 << (code - 6)
+        seen |= 1 << (code - lo)
+        if code == lo + 3:  # quality: a string or null
+            if i + 4 <= n and b[i] == 110 and b[i + 1] == 117 and b[i + 2] == 108:
+                if b[i + 3] != 108:
+                    return -1, 0, 0
+                i += 4
+            else:
+                e = _string(b, i)
+                if e < 0:
+                    return -1, 0, 0
+                q = _quality(b, i + 1, e - 1)
+                if q < 0:
+                    return -1, 0, 0
+                qual[f] = q
+                i = e
+            more, i = _after(b, i, 125)
+            if more < 0:
+                return -1, 0, 0
+            if not more:
+                break
+            continue
         start = i
-        i = _value_end(b, i, num) if code == 8 else _number(b, i, num)
+        i = _value_end(b, i, num) if code == lo + 2 else _number(b, i, num)
         if i < 0:
             return -1, 0, 0
-        if code == 6:
+        if code == lo:
             lon[f] = num[0]
-        elif code == 7:
+        elif code == lo + 1:
             lat[f] = num[0]
         else:
             acc[f] = num[0]
         if num[1] != 0.0:
-            ns, nt = _keep(b, start, i, code - 6, f, slow, ns, text, nt)
+            ns, nt = _keep(b, start, i, code - lo, f, slow, ns, text, nt)
             if ns < 0:
                 return -1, 0, 0
         more, i = _after(b, i, 125)
@@ -303,6 +356,7 @@ def scan_batch(
     lon: np.ndarray,
     lat: np.ndarray,
     acc: np.ndarray,
+    qual: np.ndarray,
     n_fixes: np.ndarray,
     heading: np.ndarray,
     spans: np.ndarray,
@@ -310,7 +364,8 @@ def scan_batch(
     text: np.ndarray,
 ) -> tuple[int, int, int]:
     """Reads ``{"checks": [...]}`` from ``b`` into the output arrays (fixes flat, in
-    order; one row of ``n_fixes``, ``heading`` and ``spans`` per check). Returns the
+    order, ``qual`` their quality codes; one row of ``n_fixes``, ``heading`` and
+    ``spans`` per check). Returns the
     number of checks (or -1 for a body to read the general way), the number of rows of
     ``slow``: numbers left to the caller, ``(column, position)`` with column 0-3 for
     ``lon``, ``lat``, ``acc``, ``heading``, and the length of ``text``: those numbers'
@@ -346,18 +401,21 @@ def scan_batch(
         if i < 0:
             return -1, 0, 0
         heading[k] = np.nan
+        spans[k, SPAN_CLASS, 0] = -1
+        spans[k, SPAN_CLASS, 1] = -1
         seen = 0
         while True:  # the check's fields
-            code, i = _member(b, i, 0, 6, seen)
+            code, i = _member(b, i, 0, _N_CHECK_KEYS, seen)
             if code < 0:
                 return -1, 0, 0
             seen |= 1 << code
-            if code <= 3:  # trip_id, bike_id, vehicle_type, ended_at: strings
+            if code <= 3 or code == 6:  # trip_id … ended_at, device_class: strings
                 e = _string(b, i)
                 if e < 0:
                     return -1, 0, 0
-                spans[k, code + 1, 0] = i + 1
-                spans[k, code + 1, 1] = e - 1
+                col = code + 1 if code <= 3 else SPAN_CLASS
+                spans[k, col, 0] = i + 1
+                spans[k, col, 1] = e - 1
                 i = e
             elif code == 5:  # heading_deg
                 start = i
@@ -375,7 +433,7 @@ def scan_batch(
                 while i >= 0:  # the fixes (-1: not an array)
                     if m >= max_fixes or f >= len(lon):
                         return -1, 0, 0
-                    i, ns, nt = _fix(b, i, f, lon, lat, acc, num, slow, ns, text, nt)
+                    i, ns, nt = _fix(b, i, f, lon, lat, acc, qual, num, slow, ns, text, nt)
                     if i < 0:
                         return -1, 0, 0
                     f += 1

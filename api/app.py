@@ -2,15 +2,17 @@
 
 The lifespan opens the store (creating or migrating the schema), then, in the
 background so that ``/healthz`` answers at once, seeds an empty database from the
-bundled zone set, loads the active version into a :class:`geofence.ZoneIndex`,
+bundled zone set (and a store without policy versions from ``GEOFENCE_POLICY``), loads
+the active zone-set version into a :class:`geofence.ZoneIndex` with the active policy,
 warms the compiled kernels, and only then turns ``/readyz`` ready. Until then the
-``/v1`` routes answer 503. A poller re-reads the active version every
+``/v1`` routes answer 503. A poller re-reads both active versions (one query) every
 ``active_poll_seconds`` (0.5 s) so that every process sharing the database (the
 workers of ``geofence serve --workers N``, servers on other hosts) follows an
-activation made through any one of them: it builds the new index off the event loop
-while it keeps serving the old one, then swaps. Polling rather than PostgreSQL's
-LISTEN/NOTIFY: the same on SQLite, nothing lost across a reconnection or a
-failover, no connection held per process, and one primary-key read per interval.
+activation made through any one of them: it builds the new index (or reads the new
+policy) off the event loop while it keeps serving the old one, then swaps. Polling
+rather than PostgreSQL's LISTEN/NOTIFY: the same on SQLite, nothing lost across a
+reconnection or a failover, no connection held per process, and one read of two
+primary keys per interval.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from api.auth import KeyCache
 from api.metrics import AccessLog, Metrics, MetricsMiddleware
 from api.models import request_schemas
 from api.responses import JSONResponse
-from api.service import Active, Districts, build_active, policy_from, policy_params, seed
+from api.service import Active, Districts, build_active, load_policy, seed, seed_policy
 from api.settings import Settings
 from api.storage import Store
 
@@ -45,10 +47,11 @@ log = logging.getLogger("geofence.api")
 
 DESCRIPTION = """\
 Park-in-box settlement decisions for Zhuhai's shared bikes, the city's versioned
-zone sets, and the audit log of every decision.
+zone sets and decision policies, and the audit log of every decision.
 
 Every `/v1` route takes an `X-API-Key` header. Operator keys post checks and read
-their own; admin keys (the city) upload and activate zone sets and read statistics.
+their own; admin keys (the city) upload and activate zone sets and policies and read
+statistics.
 Errors are RFC 9457 problem documents (`application/problem+json`). Request bodies
 are limited to `GEOFENCE_MAX_BODY_BYTES` (64 MiB by default, 413 beyond) and a batch
 to `GEOFENCE_BATCH_LIMIT` checks (10,000; 413 beyond).
@@ -63,7 +66,6 @@ class AppState:
         self.metrics = Metrics()
         self.store: Store | None = None
         self.writer: AuditWriter | None = None
-        self.policy: Any = None
         self.active: Active | None = None
         self.districts: Districts | None = None
         self.keys: KeyCache | None = None
@@ -90,6 +92,7 @@ class AppState:
             gc.freeze()
         m = self.metrics
         m.active_version.set(active.version or 0)
+        m.active_policy_version.set(active.policy_version or 0)
         m.zones.set(len(active.zone_set))
         m.build_seconds.set(active.build_seconds)
 
@@ -184,36 +187,43 @@ class HotRoutes:
         await self.app(scope, receive, send)
 
 
-def _seed(store: Store, path: Any) -> Any:
-    """:func:`api.service.seed` under the store's setup lock (servers starting together
-    on an empty shared database seed it once)."""
+def _seed(store: Store, path: Any, policy: Any) -> Any:
+    """:func:`api.service.seed` and :func:`api.service.seed_policy` under the store's
+    setup lock (servers starting together on an empty shared database seed it once)."""
     with store.exclusive("setup"):
-        return seed(store, path)
+        return seed(store, path), seed_policy(store, policy)
 
 
 async def _load(app_state: AppState) -> None:
-    """Seed, load the active zone set, warm the kernels; then the app is ready."""
+    """Seed, load the active zone set and policy, warm the kernels; then the app is ready."""
     s = app_state.settings
     store = app_state.store
     assert store is not None
     try:
-        seeded = await run_in_threadpool(_seed, store, s.seed_file)
+        seeded, seeded_policy = await run_in_threadpool(_seed, store, s.seed_file, s.policy)
         if seeded is not None:
             log.info("seeded zone set version %d from %s", seeded[0].version, s.seed_file)
-        version = await run_in_threadpool(store.active_version)
+        if seeded_policy is not None:
+            log.info("seeded policy version %d from GEOFENCE_POLICY", seeded_policy.version)
+        version, policy_version = await run_in_threadpool(store.active_versions)
         if version is None:
             raise RuntimeError("the database has zone sets but none is active")
+        if policy_version is None:
+            raise RuntimeError("the database has policy versions but none is active")
+        policy = await run_in_threadpool(load_policy, store, policy_version)
         zs = seeded[1] if seeded is not None and seeded[0].version == version else None
         active = await run_in_threadpool(
-            build_active, store, version, app_state.policy, zone_set=zs
+            build_active, store, version, policy, policy_version=policy_version, zone_set=zs
         )
         app_state.districts = await run_in_threadpool(Districts)
         app_state.set_active(active)
         app_state.ready_at = time.time()
         app_state.metrics.ready.set(1)
         log.info(
-            "ready: zone set version %d (%d zones), index built in %.3f s, %.2f s after start",
+            "ready: zone set version %d (%d zones), policy version %d, index built in %.3f s, "
+            "%.2f s after start",
             version,
+            policy_version,
             len(active.zone_set),
             active.build_seconds,
             app_state.ready_at - app_state.started_at,
@@ -254,21 +264,49 @@ async def _poll_active(app_state: AppState) -> None:
             # interval); a database over the network: in a thread, so that an outage or
             # a slow connect cannot stall the event loop
             if store.dialect == "sqlite":
-                version = store.active_version()
+                versions = store.active_versions()
             else:
-                version = await run_in_threadpool(store.active_version)
-            if version is None or version == app_state.active.version:
+                versions = await run_in_threadpool(store.active_versions)
+            if not _moved(app_state.active, *versions):
                 continue
             async with app_state.swap_lock:
-                if app_state.active is not None and app_state.active.version == version:
-                    continue
-                active = await run_in_threadpool(build_active, store, version, app_state.policy)
-                app_state.set_active(active)
-                log.info("followed activation of zone set version %d", version)
+                # read again under the lock: an activation through this process may have
+                # swapped meanwhile, and the versions read before would undo it
+                versions = await run_in_threadpool(store.active_versions)
+                await _follow(app_state, *versions)
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception("active zone-set poll failed")
+            log.exception("active version poll failed")
+
+
+def _moved(active: Active | None, version: int | None, policy_version: int | None) -> bool:
+    """True when the store's active versions differ from the ones ``active`` decides with."""
+    if active is None:
+        return False
+    return (version is not None and version != active.version) or (
+        policy_version is not None and policy_version != active.policy_version
+    )
+
+
+async def _follow(app_state: AppState, version: int | None, policy_version: int | None) -> None:
+    """Swap to the store's active zone-set and policy versions (under the swap lock)."""
+    active = app_state.active
+    store = app_state.store
+    assert store is not None
+    if not _moved(active, version, policy_version):
+        return
+    assert active is not None
+    policy, pv = active.policy, active.policy_version
+    if policy_version is not None and policy_version != pv:
+        policy = await run_in_threadpool(load_policy, store, policy_version)
+        pv = policy_version
+    if version is not None and version != active.version:
+        new = await run_in_threadpool(build_active, store, version, policy, policy_version=pv)
+    else:
+        new = active.with_policy(policy, pv)
+    app_state.set_active(new)
+    log.info("followed activation: zone set version %s, policy version %s", new.version, pv)
 
 
 def create_app(settings: Settings, *, access_stream: BinaryIO | None = None) -> FastAPI:
@@ -293,10 +331,6 @@ def create_app(settings: Settings, *, access_stream: BinaryIO | None = None) -> 
             pool_size=settings.db_pool_size,
         )
         state.keys = KeyCache(state.store, settings.key_cache_seconds)
-        state.policy = policy_from(settings.policy)
-        await run_in_threadpool(
-            state.store.ensure_policy, state.policy.id, policy_params(state.policy)
-        )
         state.writer = _start_writer(state)
         loader = asyncio.create_task(_load(state), name="geofence-load")
         poller = asyncio.create_task(_poll_active(state), name="geofence-poll")
@@ -328,7 +362,7 @@ def create_app(settings: Settings, *, access_stream: BinaryIO | None = None) -> 
 
     errors.install(app)
 
-    from api.routes import checks, health, stats, zone_sets, zones
+    from api.routes import checks, health, policies, stats, zone_sets, zones
     from api.routes import map as map_routes
 
     app.include_router(map_routes.first)  # /v1/checks/recent, /v1/zones/density: not ids
@@ -336,6 +370,7 @@ def create_app(settings: Settings, *, access_stream: BinaryIO | None = None) -> 
     app.include_router(checks.router)
     app.include_router(zones.router)
     app.include_router(zone_sets.router)
+    app.include_router(policies.router)
     app.include_router(stats.router)
     from api.routes import standards  # /mds/geographies, /gbfs/{version}/{feed}.json: public
 

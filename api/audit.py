@@ -85,6 +85,8 @@ COLUMNS: tuple[str, ...] = (
     "ended_at",
     "decided_at",
     "decided_day",
+    "policy_version",
+    "device_class",
 )
 _TIMES = (COLUMNS.index("ended_at"), COLUMNS.index("decided_at"))
 _TEXT = (COLUMNS.index("body"), COLUMNS.index("decision"))

@@ -26,14 +26,26 @@ import orjson
 import geofence
 from api import _jsonscan
 from api.models import MAX_FIXES
+from geofence.decisions.inputs import MAX_DEVICE_CLASS, Q_UNKNOWN, QUALITIES
 
 __all__ = ["check_batch", "decision_dicts", "parse_time_cached", "rounded", "scan_batch"]
 
 _BODY_KEYS = frozenset(
-    ("trip_id", "bike_id", "vehicle_type", "ended_at", "fixes", "heading_deg", "beacons")
+    (
+        "trip_id",
+        "bike_id",
+        "vehicle_type",
+        "ended_at",
+        "fixes",
+        "heading_deg",
+        "beacons",
+        "device_class",
+    )
 )
 _REQUIRED = frozenset(("trip_id", "bike_id", "vehicle_type", "ended_at", "fixes"))
-_FIX_KEYS = frozenset(("lon", "lat", "accuracy_m", "at", "crs"))
+_FIX_KEYS = frozenset(("lon", "lat", "accuracy_m", "at", "crs", "quality"))
+#: a fix's quality -> its CheckBatch code (None: no quality, Q_UNKNOWN)
+_QUALITY_CODE: dict[Any, int] = {q: i for i, q in enumerate(QUALITIES)} | {None: Q_UNKNOWN}
 _VEHICLES = frozenset(("bike", "ebike"))
 _VEHICLE_BYTES = frozenset((b"bike", b"ebike"))
 _CRS = frozenset(("wgs84", "cgcs2000", "gcj02", "bd09"))
@@ -121,11 +133,15 @@ def _one(b: Any, operator: str | None) -> geofence.CheckBatch | None:
         heading = _number(heading, 0.0, 360.0)
         if heading is None or heading == 360.0:
             return None
+    device_class = b.get("device_class")
+    if device_class is not None and not _class_ok(device_class):
+        return None
     fixes = b["fixes"]
     nan = math.nan
     m = len(fixes)
     rows: list[list[float]] = [[], [], [], []]
     lon, lat, acc, at = rows
+    quality: list[int] | None = None
     convert: dict[str, list[int]] = {}
     for j, f in enumerate(fixes):
         if type(f) is not dict or not f.keys() <= _FIX_KEYS:
@@ -158,6 +174,14 @@ def _one(b: Any, operator: str | None) -> geofence.CheckBatch | None:
                 if crs not in _CRS:
                     return None
                 convert.setdefault(crs, []).append(j)
+            q = f.get("quality")
+            if q is not None:
+                code = _QUALITY_CODE.get(q) if type(q) is str else None
+                if code is None:
+                    return None
+                if quality is None:
+                    quality = [Q_UNKNOWN] * m
+                quality[j] = code
         else:
             at.append(nan)
     block = np.array(rows, np.float64).reshape(4, 1, m)
@@ -177,7 +201,30 @@ def _one(b: Any, operator: str | None) -> geofence.CheckBatch | None:
         heading_deg=np.array([nan if heading is None else heading], np.float64),
         beacon_zone=np.array([-1], np.int64),
         operator=operator,
+        quality=None if quality is None else np.array([quality], np.int8),
+        device_class=None if device_class is None else np.zeros(1, np.int32),
+        device_classes=() if device_class is None else (device_class,),
     )
+
+
+def _class_ok(v: Any) -> bool:
+    return type(v) is str and 0 < len(v) <= MAX_DEVICE_CLASS
+
+
+def _classes(names: Sequence[Any]) -> tuple[np.ndarray | None, tuple[str, ...]] | None:
+    """Each check's device class (None: none named) as ``(codes, classes)``: codes by
+    first appearance, -1 for none, as :meth:`geofence.CheckBatch.from_checks` numbers
+    them; ``(None, ())`` when no check names one; None if a name is not plainly valid."""
+    if names.count(None) == len(names):
+        return None, ()
+    codes: dict[str, int] = {}
+    out = np.full(len(names), -1, np.int32)
+    for i, v in enumerate(names):
+        if v is not None:
+            if not _class_ok(v):
+                return None
+            out[i] = codes.setdefault(v, len(codes))
+    return out, tuple(codes)
 
 
 def _check_batch(bodies: Sequence[Any], operator: str | None) -> geofence.CheckBatch | None:
@@ -187,6 +234,7 @@ def _check_batch(bodies: Sequence[Any], operator: str | None) -> geofence.CheckB
     ended = [0.0] * n
     heading: list[Any] = [None] * n
     fix_lists: list[Any] = [None] * n
+    names: list[Any] = [None] * n
     for i, b in enumerate(bodies):  # per check: a few dict reads
         t = _header(b)
         if t is None:
@@ -194,6 +242,10 @@ def _check_batch(bodies: Sequence[Any], operator: str | None) -> geofence.CheckB
         ended[i] = t
         heading[i] = b.get("heading_deg")
         fix_lists[i] = b["fixes"]
+        names[i] = b.get("device_class")
+    classes = _classes(names)
+    if classes is None:
+        return None
     # per fix: C loops (map) over the flat list of fix objects
     flat = list(chain.from_iterable(fix_lists))
     if set(map(type, flat)) != _DICT or not all(map(_FIX_KEYS.issuperset, flat)):
@@ -203,6 +255,13 @@ def _check_batch(bodies: Sequence[Any], operator: str | None) -> geofence.CheckB
     acc = list(map(dict.get, flat, repeat("accuracy_m")))
     ats = list(map(dict.get, flat, repeat("at")))
     crss = list(map(dict.get, flat, repeat("crs")))
+    qualities = list(map(dict.get, flat, repeat("quality")))
+    flat_quality = None
+    if qualities.count(None) != len(qualities):
+        codes = [_QUALITY_CODE.get(q, -1) if q is None or type(q) is str else -1 for q in qualities]
+        if -1 in codes:
+            return None
+        flat_quality = np.array(codes, np.int8)
     times: list[tuple[int, Any]] = []
     if ats.count(None) != len(ats):
         times = [(k, v) for k, v in enumerate(ats) if v is not None]
@@ -232,6 +291,8 @@ def _check_batch(bodies: Sequence[Any], operator: str | None) -> geofence.CheckB
         np.array(heading, np.float64),
         operator,
         other_crs,
+        flat_quality,
+        classes,
     )
 
 
@@ -245,9 +306,13 @@ def _arrays(
     heading_deg: np.ndarray,
     operator: str | None,
     other_crs: Sequence[tuple[int, Any]] = (),
+    flat_quality: np.ndarray | None = None,
+    classes: tuple[np.ndarray | None, tuple[str, ...]] = (None, ()),
 ) -> geofence.CheckBatch | None:
     """The batch of the checks' flat fix columns (NaN: absent), after the range checks
-    (None if one fails); ``other_crs``: ``(flat position, crs)`` of fixes to convert."""
+    (None if one fails); ``other_crs``: ``(flat position, crs)`` of fixes to convert;
+    ``flat_quality``: the fixes' quality codes (None: no fix has one); ``classes``: the
+    checks' device-class codes and names (see :func:`_classes`)."""
     n = len(nfix)
     ok = (
         (np.abs(flat_lon) <= 180.0).all()
@@ -264,9 +329,12 @@ def _arrays(
                 flat_lon[cells], flat_lat[cells], name
             )
     m = int(nfix.max())
+    quality = None
     if n == 1 or (nfix == m).all():
         shape = (n, m)
         grid = [a.reshape(shape) for a in (flat_lon, flat_lat, flat_acc, flat_at)]
+        if flat_quality is not None:
+            quality = flat_quality.reshape(shape)
     else:  # ragged: scatter into NaN-padded rows
         row = np.repeat(np.arange(n), nfix)
         col = np.arange(len(flat_lon)) - np.repeat(np.cumsum(nfix) - nfix, nfix)
@@ -275,6 +343,9 @@ def _arrays(
             g = np.full((n, m), np.nan)
             g[row, col] = a
             grid.append(g)
+        if flat_quality is not None:
+            quality = np.full((n, m), Q_UNKNOWN, np.int8)
+            quality[row, col] = flat_quality
     return geofence.CheckBatch(
         lon=grid[0],
         lat=grid[1],
@@ -285,6 +356,9 @@ def _arrays(
         heading_deg=heading_deg,
         beacon_zone=np.full(n, -1, np.int64),
         operator=operator,
+        quality=quality,
+        device_class=classes[0],
+        device_classes=classes[1],
     )
 
 
@@ -313,15 +387,16 @@ def scan_batch(
     cap_checks = min(limit, n_bytes // 60 + 1)  # a check takes more than 60 bytes
     cap_fixes = n_bytes // 17 + 1  # {"lon":0,"lat":0}
     lon, lat, acc = (np.empty(cap_fixes) for _ in range(3))
+    qual = np.empty(cap_fixes, np.int8)
     nfix = np.empty(cap_checks, np.int64)
     heading = np.empty(cap_checks)
-    spans = np.empty((cap_checks, 5, 2), np.int64)
+    spans = np.empty((cap_checks, _jsonscan.N_SPANS, 2), np.int64)
     slow = np.empty((n_bytes // 16 + 1, 2), np.int64)  # numbers of 16 digits or more
     text = np.empty(n_bytes + n_bytes // 16 + 1, np.uint8)
     buf = np.frombuffer(raw, np.uint8)
     try:
         n, n_slow, n_text = _jsonscan.scan_batch(
-            buf, cap_checks, MAX_FIXES, lon, lat, acc, nfix, heading, spans, slow, text
+            buf, cap_checks, MAX_FIXES, lon, lat, acc, qual, nfix, heading, spans, slow, text
         )
     except IndexError:  # pragma: no cover - the reader's bounds are checked first
         return None
@@ -336,8 +411,9 @@ def scan_batch(
         return None
     ended = np.empty(n)
     texts: list[Texts] = []
-    bounds = spans.reshape(n, 10).tolist()
-    for k, (c0, c1, t0, t1, b0, b1, v0, v1, e0, e1) in enumerate(bounds):
+    names: list[str | None] = [None] * n
+    bounds = spans.reshape(n, 2 * _jsonscan.N_SPANS).tolist()
+    for k, (c0, c1, t0, t1, b0, b1, v0, v1, e0, e1, d0, d1) in enumerate(bounds):
         if raw[v0:v1] not in _VEHICLE_BYTES:
             return None
         end = raw[e0:e1].decode()
@@ -346,8 +422,25 @@ def scan_batch(
             return None
         ended[k] = t
         texts.append((raw[t0:t1].decode(), raw[b0:b1].decode(), end, raw[c0:c1].decode()))
+        if d0 >= 0:
+            names[k] = raw[d0:d1].decode()
+    classes = _classes(names)
+    if classes is None:
+        return None
     f = int(nfix.sum())
-    batch = _arrays(lon[:f], lat[:f], acc[:f], np.full(f, np.nan), nfix, ended, heading, operator)
+    quality = qual[:f] if (qual[:f] != Q_UNKNOWN).any() else None
+    batch = _arrays(
+        lon[:f],
+        lat[:f],
+        acc[:f],
+        np.full(f, np.nan),
+        nfix,
+        ended,
+        heading,
+        operator,
+        flat_quality=quality,
+        classes=classes,
+    )
     return None if batch is None else (batch, texts)
 
 
@@ -376,11 +469,14 @@ def rounded(a: np.ndarray, ndigits: int) -> list[Any]:
 
 
 def decision_dicts(
-    decided: geofence.DecisionBatch, check_ids: Sequence[str], decided_at: str
+    decided: geofence.DecisionBatch,
+    check_ids: Sequence[str],
+    decided_at: str,
+    policy_version: int | None = None,
 ) -> list[dict[str, Any]]:
     """``[decided.decision(i, check_ids[i]).to_dict() ...]`` with ``decided_at`` already
     formatted, read from the arrays in one pass (no :class:`geofence.Decision` per check,
-    each matched zone's fields read once)."""
+    each matched zone's fields read once), and the web layer's ``policy_version``."""
     zs = decided.index.zone_set
     version, policy = zs.version, decided.policy.id
     outcomes, reason_names = geofence.OUTCOMES, geofence.REASONS
@@ -447,6 +543,7 @@ def decision_dicts(
                 "check_id": cid,
                 "decided_at": decided_at,
                 "position": {"lon": lon, "lat": lat, "accuracy_m": acc},
+                "policy_version": policy_version,
             }
         )
     return out

@@ -21,13 +21,14 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.responses import ProblemResponse
-from geofence.errors import CheckError, CRSError, GeofenceError, ZoneDataError
+from geofence.errors import CheckError, CRSError, GeofenceError, PolicyError, ZoneDataError
 
 __all__ = [
     "DOMAIN_ERRORS",
     "PROBLEM_TYPES",
     "Problem",
     "install",
+    "policy_error",
     "problem_of",
     "problem_response",
     "validation_errors",
@@ -41,6 +42,7 @@ PROBLEM_TYPES: dict[str, str] = {
     "validation": "The request does not match the schema",
     "invalid-check": "The check's evidence cannot be decided",
     "invalid-zone-set": "The zone set breaks validation rules",
+    "invalid-policy": "The policy document breaks validation rules",
     "unknown-crs": "Unknown coordinate reference system",
     "geofence-error": "The engine refused the request",
     "unauthorized": "A valid API key is required",
@@ -60,6 +62,7 @@ PROBLEM_TYPES: dict[str, str] = {
 DOMAIN_ERRORS: dict[type[GeofenceError], tuple[int, str]] = {
     CheckError: (422, "invalid-check"),
     ZoneDataError: (422, "invalid-zone-set"),
+    PolicyError: (422, "invalid-policy"),
     CRSError: (422, "unknown-crs"),
     GeofenceError: (422, "geofence-error"),
 }
@@ -175,7 +178,20 @@ def from_domain(exc: GeofenceError) -> Problem:
         err = {"pointer": field_pointer(exc.field), **err, "type": exc.rule or "invalid"}
     elif isinstance(exc, ZoneDataError):
         err = {"feature": exc.feature_id, "rule": exc.rule, **err}
+    elif isinstance(exc, PolicyError):
+        err = policy_error(exc)
     return Problem(status, slug, str(exc), errors=[err])
+
+
+def policy_error(exc: PolicyError) -> dict[str, Any]:
+    """One error of a policy document: its field (``calibration[2].bias_m``), the same
+    as a JSON Pointer, the rule broken and the message."""
+    return {
+        "field": exc.field,
+        "pointer": field_pointer(exc.field),
+        "rule": exc.rule or "invalid",
+        "message": str(exc),
+    }
 
 
 def problem_of(exc: BaseException) -> ProblemResponse | None:

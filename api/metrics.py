@@ -69,6 +69,9 @@ class Metrics:
         self.active_version = Gauge(
             "geofence_active_zone_set_version", "The zone-set version decisions use", registry=r
         )
+        self.active_policy_version = Gauge(
+            "geofence_active_policy_version", "The policy version decisions use", registry=r
+        )
         self.zones = Gauge("geofence_active_zones", "Zones in the active zone set", registry=r)
         self.build_seconds = Gauge(
             "geofence_index_build_seconds",

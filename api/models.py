@@ -14,6 +14,8 @@ from typing import Annotated, Any, Literal, NotRequired
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, with_config
 from typing_extensions import TypedDict
 
+from geofence.decisions.inputs import MAX_DEVICE_CLASS, QUALITIES
+
 __all__ = [
     "MAX_FIXES",
     "BatchRequest",
@@ -22,12 +24,16 @@ __all__ = [
     "CheckRequest",
     "Decision",
     "Fix",
+    "PolicyActivation",
+    "PolicyInfo",
+    "PolicyList",
     "Problem",
     "Stats",
     "ZoneSetCreated",
     "ZoneSetInfo",
     "ZoneSetList",
     "check_adapter",
+    "policy_document_schema",
     "request_schemas",
 ]
 
@@ -52,10 +58,12 @@ EXAMPLE_CHECK: dict[str, Any] = {
             "accuracy_m": 4.5,
             "at": "2026-11-26T08:15:29+08:00",
             "crs": "gcj02",
+            "quality": "single",
         },
     ],
     "heading_deg": 92.0,
     "beacons": [{"id": "ZH-BLE-00017", "rssi": -61}],
+    "device_class": "lock-bd-v3",
 }
 
 EXAMPLE_DECISION: dict[str, Any] = {
@@ -72,10 +80,15 @@ EXAMPLE_DECISION: dict[str, Any] = {
     "nearest": [{"zone_id": "ZH-XZ-004211", "distance_m": 0.0, "bearing_deg": 0.0}],
     "reasons": ["inside_fenced_box"],
     "zone_set_version": 3,
-    "policy": "p-3f9a1c2e",
+    "policy": "pol-3f9a1c2e0b7d",
     "check_id": "c_01JDQ6V3M8T5W2ZK9Y4R7N0B1C",
     "decided_at": "2026-11-26T00:15:30.512345Z",
+    "policy_version": 2,
 }
+
+#: a fix's quality (the engine's QUALITIES, spelled out for the schema)
+Quality = Literal["rtk_fixed", "rtk_float", "dgps", "single", "estimated"]
+assert Quality.__args__ == QUALITIES  # type: ignore[attr-defined]
 
 _STRICT = ConfigDict(strict=True, allow_inf_nan=False, extra="forbid")
 
@@ -112,6 +125,15 @@ class Fix(TypedDict):
             Field(description="Coordinate system of lon/lat (default wgs84)"),
         ]
     ]
+    quality: NotRequired[
+        Annotated[
+            Quality | None,
+            Field(
+                description="The receiver's fix quality (NMEA GGA 4, 5, 2, 1, 6); "
+                "omit it when the device reports none"
+            ),
+        ]
+    ]
 
 
 @with_config(_STRICT)
@@ -138,6 +160,16 @@ class CheckRequest(TypedDict):
         ]
     ]
     beacons: NotRequired[Annotated[list[Beacon], Field(max_length=64)]]
+    device_class: NotRequired[
+        Annotated[
+            Annotated[str, Field(min_length=1, max_length=MAX_DEVICE_CLASS)] | None,
+            Field(
+                description="The operator's name for the device model or firmware "
+                "(its error model is calibrated per class)",
+                examples=["lock-bd-v3"],
+            ),
+        ]
+    ]
 
 
 @with_config(
@@ -197,9 +229,14 @@ class Decision(BaseModel):
     nearest: list[NearestZone]
     reasons: list[str]
     zone_set_version: int | None
-    policy: str
+    policy: str = Field(description="The id of the policy that decided (a hash of its values)")
     check_id: str | None
     decided_at: str
+    policy_version: int | None = Field(
+        default=None,
+        description="The stored policy version that decided (null on checks recorded before "
+        "policies were versioned)",
+    )
 
 
 class BatchResponse(BaseModel):
@@ -222,7 +259,8 @@ class CheckRecord(BaseModel):
                     "idempotency_key": "2f1d6c1e-trip-000042",
                     "batch_id": None,
                     "zone_set_version": 3,
-                    "policy": "p-3f9a1c2e",
+                    "policy": EXAMPLE_DECISION["policy"],
+                    "policy_version": 2,
                     "decided_at": EXAMPLE_DECISION["decided_at"],
                     "request": EXAMPLE_CHECK,
                     "decision": EXAMPLE_DECISION,
@@ -239,6 +277,7 @@ class CheckRecord(BaseModel):
     batch_id: str | None
     zone_set_version: int | None
     policy: str
+    policy_version: int | None
     decided_at: str
     request: dict[str, Any]
     decision: Decision
@@ -407,3 +446,89 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     code: {"model": Problem, "content": {"application/problem+json": {}}}
     for code in (400, 401, 403, 404, 409, 413, 422, 503)
 }
+
+
+# ---------------------------------------------------------------------------- policies
+def policy_document_schema() -> dict[str, Any]:
+    """JSON Schema of a policy document (``geofence.Policy.to_mapping()``, every field
+    optional), from the policy's own fields and defaults."""
+    import dataclasses
+
+    import geofence
+    from geofence.calibration import CalibrationRow
+
+    def field_schema(f: Any, default: Any) -> dict[str, Any]:
+        if isinstance(default, bool):
+            return {"type": "boolean", "default": default}
+        if isinstance(default, int) and f.name in ("k_nearest", "trips"):
+            return {"type": "integer", "default": default}
+        if isinstance(default, int | float):
+            return {"type": "number", "default": default}
+        return {"type": "string", "default": default}
+
+    row = CalibrationRow()
+    row_schema = {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            f.name: field_schema(f, getattr(row, f.name)) for f in dataclasses.fields(row)
+        },
+    }
+    policy = geofence.Policy()
+    props: dict[str, Any] = {}
+    for f in dataclasses.fields(policy):
+        if f.name == "calibration":
+            props[f.name] = {
+                "type": "array",
+                "items": row_schema,
+                "description": "Error-model rows per (operator, device_class, quality) "
+                "over the defaults",
+            }
+        else:
+            props[f.name] = field_schema(f, getattr(policy, f.name))
+    return {
+        "title": "PolicyDocument",
+        "type": "object",
+        "additionalProperties": False,
+        "properties": props,
+        "examples": [{"settle_p": 0.75, "calibration": [{"device_class": "lock-bd-v3"}]}],
+    }
+
+
+EXAMPLE_POLICY = {
+    "version": 2,
+    "id": "pol-3f9a1c2e0b7d",
+    "prev_version": 1,
+    "created_at": "2026-11-26T02:00:00Z",
+    "source": "calibrate 2026-11",
+    "active": False,
+}
+
+
+class PolicyInfo(BaseModel):
+    """A stored policy version (immutable); ``policy`` is its document and id."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE_POLICY]})
+
+    version: int
+    id: str = Field(description="The policy id decisions record (a hash of its values)")
+    prev_version: int | None = Field(description="The version active when this one was stored")
+    created_at: str
+    source: str
+    active: bool
+    policy: dict[str, Any] | None = Field(
+        default=None, description="``{id, …Policy.to_mapping()}`` (not in the list)"
+    )
+
+
+class PolicyList(BaseModel):
+    active: int | None
+    policies: list[PolicyInfo]
+
+
+class PolicyActivation(BaseModel):
+    """The result of a policy activation (or rollback)."""
+
+    active: int
+    previous: int | None
+    policy: PolicyInfo

@@ -1,9 +1,12 @@
 """``geofence checks replay``: re-decide recorded checks, report what changes.
 
-Each recorded check is decided again from its stored body, with the policy it used
-(its parameters are stored by id) and its own ``decided_at`` as ``now``, against
-either the zone-set version it used (a determinism audit: nothing should change) or
-any other stored version (what would change if the city activated that layout).
+Each recorded check is decided again from its stored body (fix qualities and device
+class included), with the policy it used (its parameters, ``Policy.to_mapping()``, are
+stored by id; rows of earlier releases without a calibration table load with the
+default one) and its own ``decided_at`` as ``now``, against either the zone-set
+version it used (a determinism audit: nothing should change) or any other stored
+version (what would change if the city activated that layout). The replayed decision
+carries the recorded policy id and version: it was made with that policy.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from datetime import datetime
 from typing import Any
 
 import geofence
-from api.service import load_zone_set, make_index, parse_time
+from api.service import load_zone_set, make_index, parse_time, policy_of_params
 from api.storage import Store
 
 __all__ = ["Change", "ReplayReport", "differs", "replay"]
@@ -155,7 +158,7 @@ def replay(
             params = store.policy_params(pid)
             if params is None:
                 raise LookupError(f"policy {pid} is not recorded")
-            policies[pid] = geofence.Policy(**params)
+            policies[pid] = policy_of_params(params)
         return policies[pid]
 
     if version is not None and store.zone_set(version) is None:
@@ -211,7 +214,9 @@ def _replay_chunk(
             continue
         for r, d in zip(recs, new, strict=True):
             old = r["decision"]
-            nd = d.to_dict()
+            # the recorded policy decided (its id differs only for parameters recorded
+            # before policies carried their calibration table: the id hashes them all)
+            nd = d.to_dict() | {"policy": pid, "policy_version": old.get("policy_version")}
             if not differs(old, nd, ignore_version=version is not None):
                 continue
             report.transitions[f"{old['outcome']}→{nd['outcome']}"] += 1

@@ -17,18 +17,26 @@ Tables
                    Versions are assigned by the store (1, 2, …) and never edited.
 ``active_zone_set`` a single row (``id = 1``): the active version. Activation is one
                    UPDATE, so it is atomic; ``activations`` keeps the history.
-``policies``       the parameters of every decision policy ever used, by id, so a
-                   recorded decision can be replayed with the policy it used.
+``policies``       the parameters of every decision policy ever used
+                   (``Policy.to_mapping()``), by id, so a recorded decision can be
+                   replayed with the policy it used.
+``policy_versions`` one row per stored policy version (1, 2, …): its policy id, as
+                   zone sets (migration 4). Two versions may share an id (the same
+                   document stored twice).
+``active_policy``  a single row (``id = 1``): the active policy version; activation
+                   is one UPDATE; ``policy_activations`` keeps the history.
 ``checks``         the audit log: one row per decision, with the request as
-                   received and the decision as answered. ``(operator,
-                   idempotency_key)`` is unique; indexed by time, operator and
-                   time, batch, zone and time.
+                   received and the decision as answered, its policy id and version
+                   and the check's device class (migration 4, for the calibration's
+                   read-back). ``(operator, idempotency_key)`` is unique; indexed by
+                   time, operator and time, batch, zone and time.
 ``api_keys``       SHA-256 hashes of the API keys (never the keys), role, operator.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -37,12 +45,16 @@ __all__ = [
     "MIGRATIONS",
     "SCHEMA_VERSION",
     "activations",
+    "active_policy",
     "active_zone_set",
     "api_keys",
     "checks",
+    "file_lock",
     "metadata",
     "migrate",
     "policies",
+    "policy_activations",
+    "policy_versions",
     "schema_version",
     "zone_set_snapshots",
     "zone_sets",
@@ -133,11 +145,42 @@ checks = sa.Table(
     sa.Column("ended_at", _TS, nullable=True),
     sa.Column("decided_at", _TS, nullable=False),
     sa.Column("decided_day", sa.String(10), nullable=False),
+    sa.Column("policy_version", sa.Integer, nullable=True),  # migration 4
+    sa.Column("device_class", sa.String(64), nullable=True),  # migration 4
     sa.UniqueConstraint("operator", "idempotency_key", name="uq_checks_operator_idempotency"),
     sa.Index("ix_checks_decided_at", "decided_at"),
     sa.Index("ix_checks_operator_decided_at", "operator", "decided_at"),
     sa.Index("ix_checks_batch", "batch_id"),
     sa.Index("ix_checks_zone_decided_at", "zone_id", "decided_at"),  # migration 2
+)
+
+policy_versions = sa.Table(
+    "policy_versions",
+    metadata,
+    sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("policy_id", sa.String(128), sa.ForeignKey("policies.policy_id"), nullable=False),
+    sa.Column("prev_version", sa.Integer, nullable=True),
+    sa.Column("created_at", _TS, nullable=False),
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("actor", sa.String(64), nullable=True),
+)
+
+active_policy = sa.Table(
+    "active_policy",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("version", sa.Integer, sa.ForeignKey("policy_versions.version"), nullable=False),
+    sa.Column("activated_at", _TS, nullable=False),
+)
+
+policy_activations = sa.Table(
+    "policy_activations",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("version", sa.Integer, sa.ForeignKey("policy_versions.version"), nullable=False),
+    sa.Column("previous", sa.Integer, nullable=True),
+    sa.Column("activated_at", _TS, nullable=False),
+    sa.Column("actor", sa.String(64), nullable=True),
 )
 
 api_keys = sa.Table(
@@ -177,8 +220,22 @@ def _v3(conn: Connection) -> None:
     zone_set_snapshots.create(conn, checkfirst=True)
 
 
+def _v4(conn: Connection) -> None:
+    """Versioned policies (stored, activated and followed like zone sets); each recorded
+    decision's policy version and the check's device class (the calibration reads the
+    audit log back per class). Old rows keep NULL in both."""
+    for table in (policy_versions, active_policy, policy_activations):
+        table.create(conn, checkfirst=True)
+    have = {c["name"] for c in sa.inspect(conn).get_columns("checks")}
+    for name in ("policy_version", "device_class"):  # a new database has them (step 1)
+        if name not in have:
+            col = checks.c[name]
+            kind = col.type.compile(dialect=conn.dialect)
+            conn.exec_driver_sql(f"ALTER TABLE checks ADD COLUMN {name} {kind}")
+
+
 #: Ordered migration steps: step ``i`` (1-based) brings the schema to version ``i``.
-MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_v1, _v2, _v3)
+MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_v1, _v2, _v3, _v4)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -191,14 +248,40 @@ def _serialise(conn: Connection) -> None:
         conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_MIGRATION_LOCK)))
 
 
+@contextlib.contextmanager
+def file_lock(engine: sa.Engine, name: str = "migrate") -> Iterator[None]:
+    """On a SQLite file, an exclusive ``flock`` named ``name`` beside it (for migrations:
+    servers on one host starting together; SQLite's DDL runs outside the driver's
+    transactions, so two processes could both see a table missing and both create
+    it); elsewhere nothing."""
+    db = engine.url.database
+    if engine.dialect.name != "sqlite" or not db or db == ":memory:":
+        yield
+        return
+    import fcntl
+
+    with open(f"{db}.{name}.lock", "a+b") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def migrate(engine: sa.Engine) -> int:
     """Create or upgrade the schema to :data:`SCHEMA_VERSION`; returns the version.
 
     Safe to call from several processes at once: each step runs in one transaction
     and re-reads the version inside it; on PostgreSQL, where several servers may
     start together on an empty database, each transaction first takes an advisory
-    lock, so the steps run once, one process at a time.
+    lock, so the steps run once, one process at a time; on a SQLite file, the whole
+    migration holds a file lock.
     """
+    with file_lock(engine):
+        return _migrate(engine)
+
+
+def _migrate(engine: sa.Engine) -> int:
     from datetime import UTC, datetime
 
     with engine.begin() as conn:

@@ -1,8 +1,11 @@
-"""Glue between the store and the engine: the active index, seeding, ids, audit rows.
+"""Glue between the store and the engine: the active index and policy, seeding, ids,
+audit rows.
 
-The active zone set lives in one immutable :class:`Active` object held by the app;
-activating a version builds a new one (off the event loop) and swaps the reference,
-so requests in flight finish on the index they started with.
+The active zone set and the active policy live in one immutable :class:`Active` object
+held by the app; activating a zone-set version builds a new one (off the event loop),
+activating a policy version copies it with the other policy, and either swaps the
+reference, so requests in flight finish on the index and policy they started with and
+every decision names the policy version that made it.
 """
 
 from __future__ import annotations
@@ -25,8 +28,9 @@ import shapely
 
 import geofence
 from api.audit import COLUMNS
-from api.storage import Store, ZoneSetInfo, china_day
+from api.storage import PolicyInfo, Store, ZoneSetInfo, china_day
 from geofence import ZoneIndex, ZoneSet, zoneset
+from geofence.calibration import Calibration, CalibrationRow
 from zones.districts import service_area
 
 log = logging.getLogger("geofence.service")
@@ -39,13 +43,17 @@ __all__ = [
     "build_active",
     "decided_now",
     "ended_at_utc",
+    "load_policy",
     "load_zone_set",
     "new_id",
     "new_ids",
     "parse_time",
+    "policy_errors",
     "policy_from",
+    "policy_of_params",
     "policy_params",
     "seed",
+    "seed_policy",
     "store_zone_set",
     "zone_counts",
 ]
@@ -105,13 +113,111 @@ def parse_time(value: str) -> datetime:
 
 # ---------------------------------------------------------------------------- policies
 def policy_from(overrides: Mapping[str, Any] | None = None) -> Any:
-    """``geofence.Policy`` with ``overrides`` (from ``GEOFENCE_POLICY``)."""
-    return geofence.Policy(**dict(overrides or {}))
+    """``geofence.Policy`` of a policy document (``GEOFENCE_POLICY``, an upload): every
+    field optional; :class:`geofence.PolicyError` names a bad one."""
+    return geofence.Policy.from_mapping(dict(overrides or {}))
 
 
 def policy_params(policy: Any) -> dict[str, Any]:
-    """A policy's parameters as plain JSON-ready values."""
-    return orjson.loads(orjson.dumps(dataclasses.asdict(policy), option=orjson.OPT_NON_STR_KEYS))
+    """A policy's parameters as plain JSON-ready values (``Policy.to_mapping()``)."""
+    return orjson.loads(orjson.dumps(policy.to_mapping()))
+
+
+def policy_of_params(params: Mapping[str, Any]) -> Any:
+    """The policy of stored parameters: ``Policy.to_mapping()``, or the rows of earlier
+    releases (no ``calibration``, or the fields of ``dataclasses.asdict``, which wrote
+    the table as ``{"rows": [...]}``)."""
+    doc = dict(params)
+    cal = doc.get("calibration")
+    if isinstance(cal, Mapping) and set(cal) == {"rows"}:
+        doc["calibration"] = cal["rows"]
+    return geofence.Policy.from_mapping(doc)
+
+
+def policy_errors(doc: Any) -> list[geofence.PolicyError]:
+    """Every error of a policy document that can be told apart, not only the first
+    (which is all :meth:`geofence.Policy.from_mapping` reports); [] for a valid one.
+
+    Each field is tried alone over the defaults, then a field whose range check failed
+    alone is tried beside the fields that passed (``reject_p`` and ``settle_p`` are
+    judged together), and those together; each calibration row field by field, then
+    the table (rows for the same key).
+    """
+    try:
+        geofence.Policy.from_mapping(doc)
+        return []
+    except geofence.PolicyError as exc:
+        first = exc
+    if not isinstance(doc, Mapping):
+        return [first]
+    errs: list[geofence.PolicyError] = []
+    good: dict[str, Any] = {}
+    suspect: dict[str, Any] = {}
+    for name, value in doc.items():
+        found = _calibration_errors(value) if name == "calibration" else []
+        if not found:
+            try:
+                geofence.Policy.from_mapping({name: value})
+                good[name] = value
+                continue
+            except geofence.PolicyError as exc:
+                if exc.rule == "range":
+                    suspect[name] = value
+                    continue
+                found = [exc]
+        errs += found
+    for name, value in suspect.items():
+        try:
+            geofence.Policy.from_mapping(good | {name: value})
+            good[name] = value
+        except geofence.PolicyError as exc:
+            errs.append(exc)
+    try:
+        geofence.Policy.from_mapping(good)
+    except geofence.PolicyError as exc:
+        errs.append(exc)
+    unique = {(e.field, e.rule): e for e in reversed(errs)}
+    return list(reversed(unique.values())) or [first]
+
+
+def _calibration_errors(value: Any) -> list[geofence.PolicyError]:
+    """The errors of a policy's ``calibration`` (see :func:`policy_errors`)."""
+    try:
+        Calibration.from_mapping(value)
+        return []
+    except geofence.PolicyError as exc:
+        if not isinstance(value, list):
+            return [exc]
+        first = exc
+    errs: list[geofence.PolicyError] = []
+    for i, row in enumerate(value):
+        where = f"calibration[{i}]"
+        parts = [{k: v} for k, v in row.items()] if isinstance(row, Mapping) else [row]
+        for part in parts:
+            try:
+                CalibrationRow.from_mapping(part, where)
+            except geofence.PolicyError as exc:
+                errs.append(exc)
+    return errs or [first]
+
+
+def seed_policy(store: Store, overrides: Mapping[str, Any] | None) -> PolicyInfo | None:
+    """With no policy version stored yet, store the policy of ``overrides``
+    (``GEOFENCE_POLICY``) as version 1 and activate it; None when one exists."""
+    if store.has_policy_versions():
+        return None
+    policy = policy_from(overrides)
+    return store.add_policy(
+        policy_params(policy), policy.id, source="GEOFENCE_POLICY", activate=True, actor="seed"
+    )
+
+
+def load_policy(store: Store, version: int) -> Any:
+    """The stored policy ``version``; ``KeyError`` when there is none."""
+    info = store.policy_version(version)
+    if info is None or info.params is None:
+        raise KeyError(version)
+    return policy_of_params(info.params)
 
 
 # ---------------------------------------------------------------------------- zone sets
@@ -222,6 +328,11 @@ class Active:
     bounds: np.ndarray  # (n, 4) lon/lat bounds per zone, for bbox queries
     build_seconds: float
     loaded_at: float
+    policy_version: int | None = None  # the stored version of ``policy``
+
+    def with_policy(self, policy: Any, version: int | None) -> Active:
+        """The same index with another policy (a policy activation: nothing to build)."""
+        return dataclasses.replace(self, policy=policy, policy_version=version)
 
     @property
     def zone_set(self) -> ZoneSet:
@@ -263,9 +374,15 @@ def make_index(zone_set: ZoneSet) -> ZoneIndex:
 
 
 def build_active(
-    store: Store, version: int, policy: Any, *, zone_set: ZoneSet | None = None
+    store: Store,
+    version: int,
+    policy: Any,
+    *,
+    policy_version: int | None = None,
+    zone_set: ZoneSet | None = None,
 ) -> Active:
-    """Load version ``version`` from the store, build its index and warm it (blocking)."""
+    """Load version ``version`` from the store, build its index and warm it (blocking);
+    it decides with ``policy`` (stored as ``policy_version``)."""
     t0 = time.perf_counter()
     zs = zone_set if zone_set is not None else load_zone_set(store, version)
     index = make_index(zs)
@@ -277,6 +394,7 @@ def build_active(
         bounds=bounds,
         build_seconds=time.perf_counter() - t0,
         loaded_at=time.time(),
+        policy_version=policy_version,
     )
 
 
@@ -346,6 +464,8 @@ def audit_values(
         ended_at_utc(body.get("ended_at")),
         decided_at,
         decided_day or china_day(decided_at),
+        decision.get("policy_version"),
+        body.get("device_class"),
     )
 
 

@@ -24,7 +24,9 @@ variable                             default                        meaning
                                                                     queued)
 ``GEOFENCE_COMMIT_MAX_ROWS``         ``20000``                      rows per commit at most
 ``GEOFENCE_POLICY``                  ``{}``                         JSON overrides of
-                                                                    ``geofence.Policy`` fields
+                                                                    ``geofence.Policy`` fields:
+                                                                    policy version 1, stored
+                                                                    on the first start only
 ``GEOFENCE_SEED_FILE``               bundled ``zhuhai.geojson``     seeds an empty database
 ``GEOFENCE_KEY_CACHE_SECONDS``       ``1.0``                        how long a verified key is
                                                                     trusted before re-reading it

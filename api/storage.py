@@ -1,4 +1,4 @@
-"""The store: zone-set versions, the active pointer, the audit log, policies, API keys.
+"""The store: zone-set and policy versions, their active pointers, the audit log, API keys.
 
 SQLAlchemy Core over SQLite (WAL mode, a file under ``var/``) or PostgreSQL; the
 URL is the only difference. Every method is synchronous and thread-safe (one
@@ -29,6 +29,7 @@ __all__ = [
     "CHINA_STANDARD_TIME",
     "ROLES",
     "ApiKey",
+    "PolicyInfo",
     "Store",
     "ZoneSetInfo",
     "as_utc",
@@ -217,6 +218,84 @@ def _zs_from_row(r: Any, active: int | None, report: str | None = None) -> ZoneS
     )
 
 
+@dataclass(frozen=True, slots=True)
+class PolicyInfo:
+    """A stored policy version; ``params`` is ``Policy.to_mapping()`` (when read)."""
+
+    version: int
+    policy_id: str
+    prev_version: int | None
+    created_at: datetime
+    source: str
+    active: bool
+    params: Mapping[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "version": self.version,
+            "id": self.policy_id,
+            "prev_version": self.prev_version,
+            "created_at": rfc3339(self.created_at),
+            "source": self.source,
+            "active": self.active,
+        }
+        if self.params is not None:
+            d["policy"] = {"id": self.policy_id, **self.params}
+        return d
+
+
+def _policy_from_row(r: Any, active: int | None, params: str | None = None) -> PolicyInfo:
+    return PolicyInfo(
+        version=r.version,
+        policy_id=r.policy_id,
+        prev_version=r.prev_version,
+        created_at=as_utc(r.created_at),  # type: ignore[arg-type]
+        source=r.source,
+        active=r.version == active,
+        params=orjson.loads(params) if params is not None else None,
+    )
+
+
+def _point(
+    c: Connection,
+    pointer: sa.Table,
+    versions: sa.Table,
+    history: sa.Table,
+    version: int,
+    *,
+    actor: str | None,
+    now: datetime,
+) -> int | None:
+    """Point the single-row table ``pointer`` at ``version`` of ``versions`` on ``c`` and
+    record it in ``history``; the previous version (zone sets and policies alike).
+
+    Raises ``KeyError`` when ``versions`` has no such version.
+    """
+    # Lock the pointer first: a no-op UPDATE takes the row lock on PostgreSQL (held
+    # to commit, like SELECT … FOR UPDATE) and the write lock on SQLite, so two
+    # concurrent activations (from two processes) are serialised and each records
+    # the version it really replaced.
+    locked = c.execute(
+        sa.update(pointer).where(pointer.c.id == 1).values(version=pointer.c.version)
+    ).rowcount
+    exists = c.execute(sa.select(versions.c.version).where(versions.c.version == version)).first()
+    if exists is None:
+        raise KeyError(version)
+    prev = None
+    if locked:
+        prev = c.execute(sa.select(pointer.c.version).where(pointer.c.id == 1)).scalar()
+    if prev is None:
+        c.execute(sa.insert(pointer).values(id=1, version=version, activated_at=now))
+    else:
+        c.execute(
+            sa.update(pointer).where(pointer.c.id == 1).values(version=version, activated_at=now)
+        )
+    c.execute(
+        sa.insert(history).values(version=version, previous=prev, activated_at=now, actor=actor)
+    )
+    return prev
+
+
 class Store:
     """The database behind the service. Build with :meth:`open` (migrates the schema)."""
 
@@ -257,18 +336,8 @@ class Store:
                     c.execute(sa.select(sa.func.pg_advisory_unlock(lock_id)))
                     c.commit()
             return
-        db = self.engine.url.database
-        if self.dialect != "sqlite" or not db or db == ":memory:":
+        with t.file_lock(self.engine, name):
             yield
-            return
-        import fcntl
-
-        with open(f"{db}.{name}.lock", "a+b") as f:
-            fcntl.flock(f, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(f, fcntl.LOCK_UN)
 
     # ------------------------------------------------------------------ zone sets
     def has_zone_sets(self) -> bool:
@@ -300,46 +369,63 @@ class Store:
         transaction.
         """
         doc = document.decode("utf-8") if isinstance(document, bytes) else document
-        rep = orjson.dumps(report).decode()
+        values = {
+            "source": source,
+            "checksum": checksum,
+            "report": orjson.dumps(report).decode(),
+            "document": doc,
+            **{k: counts[k] for k in ("n_zones", "n_parking", "n_fenced", "n_no_parking")},
+        }
+        version, active, now = self._add_version(
+            t.zone_sets, t.active_zone_set, t.activations, values, activate=activate, actor=actor
+        )
+        return ZoneSetInfo(
+            version=version,
+            prev_version=active,
+            created_at=now,
+            source=source,
+            checksum=checksum,
+            active=activate,
+            report=report,
+            **counts,
+        )
+
+    def _add_version(
+        self,
+        versions: sa.Table,
+        pointer: sa.Table,
+        history: sa.Table,
+        values: Mapping[str, Any],
+        *,
+        activate: bool,
+        actor: str | None,
+    ) -> tuple[int, int | None, datetime]:
+        """Insert a row of ``values`` into ``versions`` under the next version number
+        (retried when a concurrent upload takes it), ``prev_version`` the one active;
+        with ``activate`` it becomes active in the same transaction. Returns
+        ``(version, previously active version, created_at)``."""
         for _attempt in range(20):
             now = datetime.now(UTC)
             try:
                 with self.engine.begin() as c:
-                    top = c.execute(sa.select(sa.func.max(t.zone_sets.c.version))).scalar()
+                    top = c.execute(sa.select(sa.func.max(versions.c.version))).scalar()
                     active = c.execute(
-                        sa.select(t.active_zone_set.c.version).where(t.active_zone_set.c.id == 1)
+                        sa.select(pointer.c.version).where(pointer.c.id == 1)
                     ).scalar()
                     version = (top or 0) + 1
                     c.execute(
-                        sa.insert(t.zone_sets).values(
-                            version=version,
-                            prev_version=active,
-                            created_at=now,
-                            source=source,
-                            checksum=checksum,
-                            n_zones=counts["n_zones"],
-                            n_parking=counts["n_parking"],
-                            n_fenced=counts["n_fenced"],
-                            n_no_parking=counts["n_no_parking"],
-                            report=rep,
-                            document=doc,
+                        sa.insert(versions).values(
+                            version=version, prev_version=active, created_at=now, **values
                         )
                     )
                     if activate:
-                        self._activate(c, version, actor=actor, now=now)
+                        _point(c, pointer, versions, history, version, actor=actor, now=now)
             except sa.exc.IntegrityError:  # another upload took this version number
                 continue
-            return ZoneSetInfo(
-                version=version,
-                prev_version=active,
-                created_at=now,
-                source=source,
-                checksum=checksum,
-                active=activate,
-                report=report,
-                **counts,
-            )
-        raise RuntimeError("could not assign a zone-set version (too many concurrent uploads)")
+            return version, active, now
+        raise RuntimeError(
+            f"could not assign a version in {versions.name} (too many concurrent uploads)"
+        )
 
     def zone_sets(self) -> list[ZoneSetInfo]:
         """Every stored version, newest first."""
@@ -400,39 +486,9 @@ class Store:
     def _activate(
         self, c: Connection, version: int, *, actor: str | None, now: datetime
     ) -> int | None:
-        # Lock the pointer first: a no-op UPDATE takes the row lock on PostgreSQL (held
-        # to commit, like SELECT … FOR UPDATE) and the write lock on SQLite, so two
-        # concurrent activations (from two processes) are serialised and each records
-        # the version it really replaced.
-        locked = c.execute(
-            sa.update(t.active_zone_set)
-            .where(t.active_zone_set.c.id == 1)
-            .values(version=t.active_zone_set.c.version)
-        ).rowcount
-        exists = c.execute(
-            sa.select(t.zone_sets.c.version).where(t.zone_sets.c.version == version)
-        ).first()
-        if exists is None:
-            raise KeyError(version)
-        prev = None
-        if locked:
-            prev = c.execute(
-                sa.select(t.active_zone_set.c.version).where(t.active_zone_set.c.id == 1)
-            ).scalar()
-        if prev is None:
-            c.execute(sa.insert(t.active_zone_set).values(id=1, version=version, activated_at=now))
-        else:
-            c.execute(
-                sa.update(t.active_zone_set)
-                .where(t.active_zone_set.c.id == 1)
-                .values(version=version, activated_at=now)
-            )
-        c.execute(
-            sa.insert(t.activations).values(
-                version=version, previous=prev, activated_at=now, actor=actor
-            )
+        return _point(
+            c, t.active_zone_set, t.zone_sets, t.activations, version, actor=actor, now=now
         )
-        return prev
 
     def activations(self, limit: int = 100) -> list[dict[str, Any]]:
         """The activation history, newest first."""
@@ -486,6 +542,101 @@ class Store:
                 sa.select(t.policies.c.params).where(t.policies.c.policy_id == policy_id)
             ).scalar()
         return None if p is None else orjson.loads(p)
+
+    # ------------------------------------------------------------------ policy versions
+    def has_policy_versions(self) -> bool:
+        with self.engine.connect() as c:
+            return c.execute(sa.select(t.policy_versions.c.version).limit(1)).first() is not None
+
+    def active_policy_version(self) -> int | None:
+        """The active policy version, or None before the first one is stored."""
+        with self.engine.connect() as c:
+            return c.execute(
+                sa.select(t.active_policy.c.version).where(t.active_policy.c.id == 1)
+            ).scalar()
+
+    def active_versions(self) -> tuple[int | None, int | None]:
+        """``(active zone-set version, active policy version)`` in one read (the poll)."""
+        zs = (
+            sa.select(t.active_zone_set.c.version)
+            .where(t.active_zone_set.c.id == 1)
+            .scalar_subquery()
+        )
+        pol = sa.select(t.active_policy.c.version).where(t.active_policy.c.id == 1)
+        with self.engine.connect() as c:
+            r = c.execute(sa.select(zs.label("zs"), pol.scalar_subquery().label("pol"))).first()
+        return (None, None) if r is None else (r.zs, r.pol)
+
+    def add_policy(
+        self,
+        params: Mapping[str, Any],
+        policy_id: str,
+        *,
+        source: str,
+        activate: bool = False,
+        actor: str | None = None,
+    ) -> PolicyInfo:
+        """Store a policy (``Policy.to_mapping()`` and its id) as a new version; the store
+        assigns the version. With ``activate`` (the first start's seed) it becomes active
+        in the same transaction."""
+        self.ensure_policy(policy_id, params)
+        version, active, now = self._add_version(
+            t.policy_versions,
+            t.active_policy,
+            t.policy_activations,
+            {"policy_id": policy_id, "source": source, "actor": actor},
+            activate=activate,
+            actor=actor,
+        )
+        return PolicyInfo(
+            version=version,
+            policy_id=policy_id,
+            prev_version=active,
+            created_at=now,
+            source=source,
+            active=activate,
+            params=dict(params),
+        )
+
+    def policy_versions(self) -> list[PolicyInfo]:
+        """Every stored policy version, newest first (without their parameters)."""
+        pv = t.policy_versions
+        with self.engine.connect() as c:
+            active = c.execute(
+                sa.select(t.active_policy.c.version).where(t.active_policy.c.id == 1)
+            ).scalar()
+            rows = c.execute(sa.select(pv).order_by(pv.c.version.desc())).all()
+        return [_policy_from_row(r, active) for r in rows]
+
+    def policy_version(self, version: int) -> PolicyInfo | None:
+        """One stored policy version with its parameters, or None."""
+        pv = t.policy_versions
+        with self.engine.connect() as c:
+            active = c.execute(
+                sa.select(t.active_policy.c.version).where(t.active_policy.c.id == 1)
+            ).scalar()
+            r = c.execute(
+                sa.select(pv, t.policies.c.params)
+                .join(t.policies, t.policies.c.policy_id == pv.c.policy_id)
+                .where(pv.c.version == version)
+            ).first()
+        return None if r is None else _policy_from_row(r, active, r.params)
+
+    def activate_policy(self, version: int, *, actor: str | None = None) -> int | None:
+        """Make policy ``version`` the active one (atomic); returns the previous one.
+
+        Raises ``KeyError`` when no such version is stored.
+        """
+        with self.engine.begin() as c:
+            return _point(
+                c,
+                t.active_policy,
+                t.policy_versions,
+                t.policy_activations,
+                version,
+                actor=actor,
+                now=datetime.now(UTC),
+            )
 
     # ------------------------------------------------------------------ the audit log
     def insert_checks(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -554,10 +705,14 @@ class Store:
         since: datetime | None = None,
         until: datetime | None = None,
         operator: str | None = None,
+        device_class: str | None = None,
         chunk: int = 5000,
     ) -> Iterator[dict[str, Any]]:
-        """Audit-log records decided in ``[since, until)``, oldest first, in chunks."""
+        """Audit-log records decided in ``[since, until)``, oldest first, in chunks
+        (of one operator, one device class, when given)."""
         conds = []
+        if device_class is not None:
+            conds.append(t.checks.c.device_class == device_class)
         if since is not None:
             conds.append(t.checks.c.decided_at >= since.astimezone(UTC))
         if until is not None:
@@ -718,6 +873,7 @@ def _check_record(r: Any) -> dict[str, Any]:
         "batch_id": r.batch_id,
         "zone_set_version": r.zone_set_version,
         "policy": r.policy_id,
+        "policy_version": r.policy_version,
         "decided_at": rfc3339(as_utc(r.decided_at)),
         "request": orjson.loads(r.body),
         "decision": orjson.loads(r.decision),

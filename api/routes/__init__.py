@@ -6,7 +6,7 @@ from fastapi import Request
 
 from api.errors import Problem
 
-__all__ = ["app_state", "ready_state"]
+__all__ = ["app_state", "ready_state", "store_of"]
 
 
 def app_state(request: Request):  # -> api.app.AppState (not imported: no cycle)
@@ -25,3 +25,11 @@ def ready_state(request: Request):
             headers={"Retry-After": "1"},
         )
     return st
+
+
+def store_of(request: Request):  # -> api.storage.Store
+    """The app's store, or 503 before it is open."""
+    st = request.app.state.geofence
+    if st.store is None:
+        raise Problem(503, "not-ready", "the service is starting")
+    return st.store

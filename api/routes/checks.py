@@ -144,10 +144,12 @@ def _decide_one(
         check = geofence.Check.from_mapping(body, operator=op)
         d = geofence.decide(active.index, check, active.policy, now, check_id=check_id)
         decision = d.to_dict()
+        decision["policy_version"] = active.policy_version
         district = None if decision["zone"] else st.districts.of_fixes(body["fixes"])
         return body, decision, district
     decision = geofence.decide_arrays(active.index, batch, active.policy, now)
     out = decision.decision(0, check_id).to_dict()
+    out["policy_version"] = active.policy_version
     district = None
     if out["zone"] is None:
         last = int(batch.n_fixes[0]) - 1
@@ -276,13 +278,16 @@ def _decide_batch_now(
     ids = new_ids(n)
     decided_at = datetime.fromtimestamp(now, UTC)
     stamp = decided_at.isoformat().replace("+00:00", "Z")
-    dicts = columns.decision_dicts(decided, ids, stamp)
+    dicts = columns.decision_dicts(decided, ids, stamp, active.policy_version)
     last = batch.n_fixes - 1
     rows_n = np.arange(n)
     districts = st.districts.of_points(batch.lon[rows_n, last], batch.lat[rows_n, last])
     batch_id = new_id("b_")
     decisions = list(map(orjson.dumps, dicts))  # once: the rows and the response
     version, policy = decided.index.zone_set.version, decided.policy.id
+    policy_version = active.policy_version
+    classes = batch.device_classes
+    class_of = [None] * n if batch.device_class is None else batch.device_class.tolist()
     day = china_day(decided_at)
     rows = [
         (
@@ -302,8 +307,12 @@ def _decide_batch_now(
             ended_at_utc(ended),
             decided_at,
             day,
+            policy_version,
+            None if c is None or c < 0 else classes[c],
         )
-        for i, ((trip, bike, ended, body_json), d) in enumerate(zip(texts, dicts, strict=True))
+        for i, ((trip, bike, ended, body_json), d, c) in enumerate(
+            zip(texts, dicts, class_of, strict=True)
+        )
         for zone in (d["zone"],)
     ]
     payload = b'{"results":[' + b",".join(decisions) + b"]}"
@@ -347,7 +356,7 @@ def _decide_batch_slow(
         decisions = geofence.decide_many(active.index, checks, active.policy, decided_now(), ids)
     except geofence.CheckError as exc:
         raise _batch_problem(exc, len(checks)) from None
-    dicts = [d.to_dict() for d in decisions]
+    dicts = [d.to_dict() | {"policy_version": active.policy_version} for d in decisions]
     districts = st.districts
     rows = [
         audit_values(

@@ -8,7 +8,7 @@ activating an older version.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request
 from starlette.concurrency import run_in_threadpool
@@ -17,7 +17,7 @@ from api.auth import admin
 from api.errors import Problem
 from api.models import PROBLEM_RESPONSES, Activation, ZoneSetCreated, ZoneSetInfo, ZoneSetList
 from api.responses import GeoJSONResponse, JSONResponse
-from api.routes import app_state, ready_state
+from api.routes import ready_state, store_of
 from api.service import build_active, store_zone_set
 from geofence.errors import ZoneDataError
 
@@ -39,13 +39,6 @@ _UPLOAD_BODY = {
 }
 
 
-def _store(request: Request) -> Any:
-    st = app_state(request)
-    if st.store is None:
-        raise Problem(503, "not-ready", "the service is starting")
-    return st.store
-
-
 @router.post(
     "",
     status_code=201,
@@ -62,7 +55,7 @@ async def upload_zone_set(
         Query(max_length=500, description="Where the file came from (default: its metadata)"),
     ] = None,
 ) -> JSONResponse:
-    store = _store(request)
+    store = store_of(request)
     ctype = request.headers.get("content-type", "application/json").split(";")[0].strip()
     if ctype not in ("application/json", "application/geo+json"):
         raise Problem(
@@ -107,7 +100,7 @@ async def upload_zone_set(
     summary="Every stored version, newest first, and the active one",
 )
 async def list_zone_sets(request: Request, who: admin) -> JSONResponse:
-    store = _store(request)
+    store = store_of(request)
     infos = await run_in_threadpool(store.zone_sets)
     active = next((i.version for i in infos if i.active), None)
     return JSONResponse({"active": active, "zone_sets": [i.to_dict() for i in infos]})
@@ -135,7 +128,7 @@ async def active_zone_set(request: Request, who: admin) -> JSONResponse:
     summary="One version's metadata and validation report",
 )
 async def get_zone_set(request: Request, who: admin, version: Version) -> JSONResponse:
-    store = _store(request)
+    store = store_of(request)
     info = await run_in_threadpool(store.zone_set, version)
     if info is None:
         raise Problem(404, "not-found", f"no zone set version {version}")
@@ -148,7 +141,7 @@ async def get_zone_set(request: Request, who: admin, version: Version) -> JSONRe
     summary="One version's FeatureCollection, as stored",
 )
 async def get_zone_set_geojson(request: Request, who: admin, version: Version) -> GeoJSONResponse:
-    store = _store(request)
+    store = store_of(request)
     doc = await run_in_threadpool(store.zone_set_document, version)
     if doc is None:
         raise Problem(404, "not-found", f"no zone set version {version}")
@@ -170,7 +163,10 @@ async def activate_zone_set(request: Request, who: admin, version: Version) -> J
         if st.active.version == version:
             new = st.active
         else:
-            new = await run_in_threadpool(build_active, st.store, version, st.policy)
+            old = st.active
+            new = await run_in_threadpool(
+                build_active, st.store, version, old.policy, policy_version=old.policy_version
+            )
         previous = await run_in_threadpool(st.store.activate, version, actor=who.key_id)
         st.set_active(new)
         st.metrics.activations.inc()

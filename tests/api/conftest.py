@@ -223,7 +223,9 @@ def inside_point(feature: dict[str, Any]) -> tuple[float, float]:
 @pytest.fixture
 def make_body(small_fc: dict[str, Any]) -> Callable[..., dict[str, Any]]:
     """A check body: ``at=i`` puts the bike inside zone ``i`` of the small set;
-    ``lonlat=(lon, lat)`` anywhere."""
+    ``lonlat=(lon, lat)`` anywhere. The fixes are a high-precision lock's (0.5 m,
+    ``quality`` ``rtk_fixed``: the error model lets only such fixes settle a narrow
+    box); ``quality=None`` for a device that reports none."""
 
     def make(
         at: int | None = 0,
@@ -233,6 +235,7 @@ def make_body(small_fc: dict[str, Any]) -> Callable[..., dict[str, Any]]:
         trip: str = "T-1",
         crs: str | None = None,
         n_fixes: int = 1,
+        quality: str | None = "rtk_fixed",
         **extra: Any,
     ) -> dict[str, Any]:
         if lonlat is None:
@@ -241,6 +244,8 @@ def make_body(small_fc: dict[str, Any]) -> Callable[..., dict[str, Any]]:
         fix: dict[str, Any] = {"lon": lonlat[0], "lat": lonlat[1], "accuracy_m": accuracy_m}
         if crs is not None:
             fix["crs"] = crs
+        if quality is not None:
+            fix["quality"] = quality
         body = {
             "trip_id": trip,
             "bike_id": "B-" + trip,

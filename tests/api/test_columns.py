@@ -22,6 +22,7 @@ from pydantic import ValidationError
 import geofence
 from api import columns
 from api.models import batch_adapter
+from geofence.decisions.inputs import QUALITIES
 
 LON, LAT = 113.5233, 22.2688
 TIMES = ["2026-11-26T08:31:05+08:00", "2026-11-26T00:31:01Z", "2026-11-26T08:31:05"]
@@ -54,6 +55,13 @@ def _same(a: geofence.CheckBatch, b: geofence.CheckBatch) -> None:
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
     np.testing.assert_array_equal(a.beacon_zone, b.beacon_zone)
     assert a.operator == b.operator
+    for name in ("quality", "device_class"):  # None when no check has one
+        x, y = getattr(a, name), getattr(b, name)
+        assert (x is None) == (y is None), name
+        if x is not None:
+            assert x.dtype == y.dtype, name
+            np.testing.assert_array_equal(x, y, err_msg=name)
+    assert a.device_classes == b.device_classes
 
 
 numbers = st.one_of(
@@ -66,8 +74,10 @@ fix = st.fixed_dictionaries(
         "at": st.sampled_from([*TIMES, "yesterday", ""]) | st.none(),
         "crs": st.sampled_from(["wgs84", "cgcs2000", "gcj02", "bd09", "GCJ02", "utm"]),
         "extra": st.just(1),
+        "quality": st.sampled_from([*QUALITIES, "RTK_FIXED", "fixed", "", 4]) | st.none(),
     },
 )
+CLASSES = ["lock-bd-v3", "app-android", "x" * 64]
 body = st.fixed_dictionaries(
     {
         "trip_id": st.sampled_from(["T-1", "", "x" * 300]),
@@ -79,6 +89,7 @@ body = st.fixed_dictionaries(
     optional={
         "heading_deg": st.floats(-10, 400, allow_nan=False) | st.none() | st.just(360),
         "beacons": st.just([]) | st.just([{"id": "S-1", "rssi": -60.0}]),
+        "device_class": st.sampled_from([*CLASSES, "", "x" * 65, 7]) | st.none(),
     },
 )
 
@@ -89,6 +100,7 @@ valid_fix = st.fixed_dictionaries(
         "accuracy_m": st.floats(0.01, 10_000) | st.integers(1, 50) | st.none(),
         "at": st.sampled_from(TIMES[:2]) | st.none(),
         "crs": st.sampled_from(["wgs84", "cgcs2000", "gcj02", "bd09"]),
+        "quality": st.sampled_from(QUALITIES) | st.none(),
     },
 )
 valid_body = st.fixed_dictionaries(
@@ -102,6 +114,7 @@ valid_body = st.fixed_dictionaries(
     optional={
         "heading_deg": st.floats(0, 359.9) | st.integers(0, 359) | st.none(),
         "beacons": st.just([]),
+        "device_class": st.sampled_from(CLASSES) | st.none(),
     },
 )
 
@@ -167,6 +180,11 @@ def test_plain_bodies_take_the_fast_path(index: geofence.ZoneIndex) -> None:
         {"fixes": [{"lon": LON, "lat": LAT, "accuracy_m": 0}]},
         {"fixes": [{"lon": LON, "lat": LAT, "crs": "GCJ02"}]},
         {"fixes": [{"lon": LON, "lat": LAT, "speed": 3}]},
+        {"fixes": [{"lon": LON, "lat": LAT, "quality": "rtk"}]},
+        {"fixes": [{"lon": LON, "lat": LAT, "quality": 4}]},
+        {"device_class": ""},
+        {"device_class": "x" * 65},
+        {"device_class": ["lock"]},
         {"operator": "someone"},
     ],
 )
@@ -224,6 +242,7 @@ def test_decision_dicts_equal_the_engines_decisions(
                 "ended_at": TIMES[0],
                 "fixes": [
                     {"lon": cx + float(d) * 1e-6, "lat": cy, "accuracy_m": acc}
+                    | ({"quality": "rtk_fixed"} if acc < 1 else {})
                     for d in rng.normal(size=1 + i % 3)
                 ],
                 "heading_deg": float(i * 7 % 360),
@@ -234,9 +253,10 @@ def test_decision_dicts_equal_the_engines_decisions(
     assert batch is not None
     decided = geofence.decide_arrays(index, batch, geofence.Policy(), 1.8e9)
     ids = [f"c_{i}" for i in range(len(bodies))]
-    fast = columns.decision_dicts(decided, ids, "STAMP")
+    fast = columns.decision_dicts(decided, ids, "STAMP", 7)
     slow = [
-        decided.decision(i, ids[i]).to_dict() | {"decided_at": "STAMP"} for i in range(len(ids))
+        decided.decision(i, ids[i]).to_dict() | {"decided_at": "STAMP", "policy_version": 7}
+        for i in range(len(ids))
     ]
     assert fast == slow
     assert {d["outcome"] for d in fast} >= {"settle", "reject"}
@@ -283,7 +303,10 @@ def test_the_reader_accepts_only_what_check_batch_accepts_and_builds_the_same_ar
 
 plain_fix = st.fixed_dictionaries(
     {"lon": st.floats(113.0, 114.0) | st.integers(113, 114), "lat": st.floats(21.9, 22.5)},
-    optional={"accuracy_m": st.floats(0.01, 10_000) | st.integers(1, 50) | st.none()},
+    optional={
+        "accuracy_m": st.floats(0.01, 10_000) | st.integers(1, 50) | st.none(),
+        "quality": st.sampled_from(QUALITIES) | st.none(),
+    },
 )
 plain_body = st.fixed_dictionaries(
     {
@@ -293,7 +316,13 @@ plain_body = st.fixed_dictionaries(
         "ended_at": st.sampled_from(TIMES[:2]),
         "fixes": st.lists(plain_fix, min_size=1, max_size=50),
     },
-    optional={"heading_deg": st.floats(0, 359.9) | st.integers(0, 359) | st.none()},
+    optional={
+        "heading_deg": st.floats(0, 359.9) | st.integers(0, 359) | st.none(),
+        "device_class": st.text(st.characters(min_codepoint=32, max_codepoint=126), min_size=1).map(
+            lambda s: s.replace('"', "'").replace("\\", "/")[:64]
+        )
+        | st.sampled_from(CLASSES),
+    },
 )
 
 
@@ -359,6 +388,14 @@ def test_the_reader_reads_numbers_as_orjson_does_or_declines(
         b'"ended_at":"2026-11-26T00:31:01Z","fixes":[{"lon":113.5}]}]}',
         b'{"checks":[{"trip_id":"T","bike_id":"B","vehicle_type":"bike",'
         b'"ended_at":"2026-11-26T00:31:01Z","fixes":[{"lon":113.5,"lat":22.2,"at":null}]}]}',
+        b'{"checks":[{"trip_id":"T","bike_id":"B","vehicle_type":"bike",'
+        b'"ended_at":"2026-11-26T00:31:01Z","fixes":[{"lon":113.5,"lat":22.2,"quality":"rtk"}]}]}',
+        b'{"checks":[{"trip_id":"T","bike_id":"B","vehicle_type":"bike",'
+        b'"ended_at":"2026-11-26T00:31:01Z","fixes":[{"lon":113.5,"lat":22.2,"quality":nul}]}]}',
+        b'{"checks":[{"trip_id":"T","bike_id":"B","vehicle_type":"bike","device_class":"",'
+        b'"ended_at":"2026-11-26T00:31:01Z","fixes":[{"lon":113.5,"lat":22.2}]}]}',
+        b'{"checks":[{"trip_id":"T","bike_id":"B","vehicle_type":"bike","device_class":null,'
+        b'"ended_at":"2026-11-26T00:31:01Z","fixes":[{"lon":113.5,"lat":22.2}]}]}',
         b'{"checks":[{"trip_id":"T","bike_id":"B","vehicle_type":"bike",'
         b'"ended_at":"2026-11-26T00:31:01Z","fixes":[{"lon":113.5,"lat":22.',
     ],

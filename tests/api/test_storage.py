@@ -42,6 +42,8 @@ def _row(i: int, *, operator: str = "meituan", key: str | None = None, **kw: Any
         "ended_at": decided,
         "decided_at": decided,
         "decided_day": china_day(decided),
+        "policy_version": 1,
+        "device_class": None,
     }
     row.update(kw)
     return row
