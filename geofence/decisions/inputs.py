@@ -394,7 +394,7 @@ class Policy:
     student_nu: float = 4.0
     reject_sigmas: float = 3.0
     reject_margin_m: float = 2.0
-    centre_p: float = 0.95
+    centre_p: float = 0.9
     narrow_box_m: float = 3.0
     calibration: Calibration = DEFAULT_CALIBRATION
 
