@@ -87,7 +87,8 @@ def _body(lon: float, lat: float, trip: str, accuracy_m: float = 0.5) -> dict[st
         "bike_id": "B-" + trip,
         "vehicle_type": "bike",
         "ended_at": ENDED_AT,
-        "fixes": [{"lon": lon, "lat": lat, "accuracy_m": accuracy_m}],
+        # a high-precision lock's fix: the error model lets only such fixes settle a box
+        "fixes": [{"lon": lon, "lat": lat, "accuracy_m": accuracy_m, "quality": "rtk_fixed"}],
     }
 
 
