@@ -9,12 +9,22 @@ models are only documentation: routes return JSON built by the engine.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any, Literal, NotRequired
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, with_config
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    TypeAdapter,
+    WithJsonSchema,
+    with_config,
+)
 from typing_extensions import TypedDict
 
 from geofence.decisions.inputs import MAX_DEVICE_CLASS, QUALITIES
+from geofence.rfc3339 import parse_rfc3339
 
 __all__ = [
     "MAX_FIXES",
@@ -28,6 +38,7 @@ __all__ = [
     "PolicyInfo",
     "PolicyList",
     "Problem",
+    "QueryTime",
     "Stats",
     "ZoneSetCreated",
     "ZoneSetInfo",
@@ -94,6 +105,8 @@ _STRICT = ConfigDict(strict=True, allow_inf_nan=False, extra="forbid")
 
 Lon = Annotated[float, Field(ge=-180.0, le=180.0, description="Longitude, degrees")]
 Lat = Annotated[float, Field(ge=-90.0, le=90.0, description="Latitude, degrees")]
+
+
 Id = Annotated[str, Field(min_length=1, max_length=256)]
 Time = Annotated[
     str,
@@ -103,6 +116,21 @@ Time = Annotated[
         description="RFC 3339 time with a UTC offset",
         examples=["2026-11-26T08:15:30+08:00"],
     ),
+]
+
+
+def _query_time(value: Any) -> datetime:
+    if not isinstance(value, str):
+        raise ValueError("expected an RFC 3339 time string")  # pragma: no cover
+    return parse_rfc3339(value)
+
+
+#: a time in a query string: RFC 3339 as the bodies' times (:mod:`geofence.rfc3339`),
+#: its UTC instant in the years 0001-9999 (the stores compare in UTC)
+QueryTime = Annotated[
+    datetime,
+    PlainValidator(_query_time),
+    WithJsonSchema({"type": "string", "format": "date-time"}),
 ]
 
 
