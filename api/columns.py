@@ -80,7 +80,7 @@ def parse_time_cached(value: str) -> float | None:
 
 
 def _text_ok(v: Any) -> bool:
-    return type(v) is str and 0 < len(v) <= 256
+    return type(v) is str and 0 < len(v) <= 256 and "\x00" not in v
 
 
 def check_batch(bodies: Sequence[Any], operator: str | None) -> geofence.CheckBatch | None:
@@ -208,7 +208,7 @@ def _one(b: Any, operator: str | None) -> geofence.CheckBatch | None:
 
 
 def _class_ok(v: Any) -> bool:
-    return type(v) is str and 0 < len(v) <= MAX_DEVICE_CLASS
+    return type(v) is str and 0 < len(v) <= MAX_DEVICE_CLASS and "\x00" not in v
 
 
 def _classes(names: Sequence[Any]) -> tuple[np.ndarray | None, tuple[str, ...]] | None:

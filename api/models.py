@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal, NotRequired
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -107,7 +108,17 @@ Lon = Annotated[float, Field(ge=-180.0, le=180.0, description="Longitude, degree
 Lat = Annotated[float, Field(ge=-90.0, le=90.0, description="Latitude, degrees")]
 
 
-Id = Annotated[str, Field(min_length=1, max_length=256)]
+def _storable(value: str) -> str:
+    # PostgreSQL text cannot hold U+0000: refused here, on both backends, so that one
+    # request's text never fails the group commit it shares with others
+    if "\x00" in value:
+        raise ValueError("contains U+0000 (NUL), which the store cannot hold")
+    return value
+
+
+#: text the store keeps as received (ids, device classes)
+Text = Annotated[str, AfterValidator(_storable)]
+Id = Annotated[Text, Field(min_length=1, max_length=256)]
 Time = Annotated[
     str,
     Field(
@@ -190,7 +201,7 @@ class CheckRequest(TypedDict):
     beacons: NotRequired[Annotated[list[Beacon], Field(max_length=64)]]
     device_class: NotRequired[
         Annotated[
-            Annotated[str, Field(min_length=1, max_length=MAX_DEVICE_CLASS)] | None,
+            Annotated[Text, Field(min_length=1, max_length=MAX_DEVICE_CLASS)] | None,
             Field(
                 description="The operator's name for the device model or firmware "
                 "(its error model is calibrated per class)",

@@ -89,8 +89,8 @@ fix = st.fixed_dictionaries(
 CLASSES = ["lock-bd-v3", "app-android", "x" * 64]
 body = st.fixed_dictionaries(
     {
-        "trip_id": st.sampled_from(["T-1", "", "x" * 300]),
-        "bike_id": st.just("B-1"),
+        "trip_id": st.sampled_from(["T-1", "", "x" * 300, "T\x00"]),
+        "bike_id": st.sampled_from(["B-1", "\x00"]),
         "vehicle_type": st.sampled_from(["bike", "ebike", "car"]),
         "ended_at": st.sampled_from([*TIMES, *HOSTILE_TIMES, "soon"]),
         "fixes": st.lists(fix, min_size=0, max_size=6),
@@ -98,7 +98,7 @@ body = st.fixed_dictionaries(
     optional={
         "heading_deg": st.floats(-10, 400, allow_nan=False) | st.none() | st.just(360),
         "beacons": st.just([]) | st.just([{"id": "S-1", "rssi": -60.0}]),
-        "device_class": st.sampled_from([*CLASSES, "", "x" * 65, 7]) | st.none(),
+        "device_class": st.sampled_from([*CLASSES, "", "x" * 65, 7, "a\x00"]) | st.none(),
     },
 )
 

@@ -1,13 +1,14 @@
 """Issue 19: valid-looking input that once answered 500 or failed others' checks.
 
 Times at the ends of the calendar (no UTC datetime), times RFC 3339 does not allow
-or does (the leap second), a vanishing
+or does (the leap second), text PostgreSQL cannot store (U+0000), a vanishing
 accuracy: each answered 422 naming the field, or decided; never a 500, and never
 another request's failure. Both backends (the ``client`` fixture).
 """
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -109,6 +110,44 @@ def test_a_vanishing_accuracy_is_decided(client, keys, make_body):
     r = client.post("/v1/checks", json=body, headers=keys.h(keys.meituan))
     assert r.status_code == 200, r.text
     assert r.json()["outcome"] in ("settle", "reject", "review")
+
+
+def _nul_bodies(make_body) -> list[tuple[dict[str, Any], str]]:
+    out = []
+    for field in ("trip_id", "bike_id", "device_class"):
+        out.append((make_body(0, trip=f"T-nul-{field}", **{field: "x\x00y"}), f"/{field}"))
+    b = make_body(0, trip="T-nul-beacon", beacons=[{"id": "ZH-BLE\x00", "rssi": -60}])
+    out.append((b, "/beacons/0/id"))
+    return out
+
+
+def test_text_the_store_cannot_hold_is_a_422_naming_the_field(client, keys, make_body, store):
+    h = keys.h(keys.meituan)
+    for body, pointer in _nul_bodies(make_body):
+        r = client.post("/v1/checks", json=body, headers=h)
+        assert r.status_code == 422, r.text
+        assert _pointers(r) == [pointer]
+        r = client.post("/v1/checks/batch", json={"checks": [make_body(1), body]}, headers=h)
+        assert r.status_code == 422, r.text
+        assert _pointers(r) == ["/checks/1" + pointer]
+    assert store.count_checks() == 0
+
+
+def test_one_nul_request_among_honest_ones_fails_only_itself(client, keys, make_body, store):
+    h = keys.h(keys.meituan)
+    bad = _nul_bodies(make_body)
+    honest = [make_body(k % 20, trip=f"T-honest-{k}") for k in range(40)]
+    jobs = [(b, True) for b in honest] + [(b, False) for b, _ in bad]
+    jobs = jobs[::2] + jobs[1::2]  # the NUL ones among the honest ones
+
+    def post(job: tuple[dict[str, Any], bool]) -> tuple[int, bool]:
+        return client.post("/v1/checks", json=job[0], headers=h).status_code, job[1]
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(post, jobs))
+    assert all(code == 200 for code, ok in results if ok)
+    assert all(code == 422 for code, ok in results if not ok)
+    assert store.count_checks() == len(honest)
 
 
 @pytest.mark.parametrize(
