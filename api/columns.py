@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from datetime import datetime
 from itertools import chain, repeat
 from operator import itemgetter
 from typing import Any
@@ -27,6 +26,7 @@ import geofence
 from api import _jsonscan
 from api.models import MAX_FIXES
 from geofence.decisions.inputs import MAX_DEVICE_CLASS, Q_UNKNOWN, QUALITIES
+from geofence.rfc3339 import parse_rfc3339
 
 __all__ = ["check_batch", "decision_dicts", "parse_time_cached", "rounded", "scan_batch"]
 
@@ -59,7 +59,8 @@ _times: dict[str, float | None] = {}
 
 
 def parse_time_cached(value: str) -> float | None:
-    """POSIX seconds of an RFC 3339 time with an offset, or None (not one, too long).
+    """POSIX seconds of an RFC 3339 time (:func:`geofence.rfc3339.parse_rfc3339`, as the
+    slow path reads it), or None (not one, too long).
 
     Trip ends share few distinct times (one a second at most per client clock): the
     parses are cached, up to 4,096 of them.
@@ -69,8 +70,7 @@ def parse_time_cached(value: str) -> float | None:
         if not 0 < len(value) <= 64:
             return None
         try:
-            dt = datetime.fromisoformat(value)
-            t = None if dt.tzinfo is None else dt.timestamp()
+            t = parse_rfc3339(value).timestamp()
         except ValueError:
             t = None
         if len(_times) >= 4096:
@@ -80,7 +80,7 @@ def parse_time_cached(value: str) -> float | None:
 
 
 def _text_ok(v: Any) -> bool:
-    return type(v) is str and 0 < len(v) <= 256
+    return type(v) is str and 0 < len(v) <= 256 and "\x00" not in v
 
 
 def check_batch(bodies: Sequence[Any], operator: str | None) -> geofence.CheckBatch | None:
@@ -208,7 +208,7 @@ def _one(b: Any, operator: str | None) -> geofence.CheckBatch | None:
 
 
 def _class_ok(v: Any) -> bool:
-    return type(v) is str and 0 < len(v) <= MAX_DEVICE_CLASS
+    return type(v) is str and 0 < len(v) <= MAX_DEVICE_CLASS and "\x00" not in v
 
 
 def _classes(names: Sequence[Any]) -> tuple[np.ndarray | None, tuple[str, ...]] | None:

@@ -9,12 +9,23 @@ models are only documentation: routes return JSON built by the engine.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any, Literal, NotRequired
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, with_config
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    TypeAdapter,
+    WithJsonSchema,
+    with_config,
+)
 from typing_extensions import TypedDict
 
 from geofence.decisions.inputs import MAX_DEVICE_CLASS, QUALITIES
+from geofence.rfc3339 import parse_rfc3339
 
 __all__ = [
     "MAX_FIXES",
@@ -28,6 +39,7 @@ __all__ = [
     "PolicyInfo",
     "PolicyList",
     "Problem",
+    "QueryTime",
     "Stats",
     "ZoneSetCreated",
     "ZoneSetInfo",
@@ -94,7 +106,19 @@ _STRICT = ConfigDict(strict=True, allow_inf_nan=False, extra="forbid")
 
 Lon = Annotated[float, Field(ge=-180.0, le=180.0, description="Longitude, degrees")]
 Lat = Annotated[float, Field(ge=-90.0, le=90.0, description="Latitude, degrees")]
-Id = Annotated[str, Field(min_length=1, max_length=256)]
+
+
+def _storable(value: str) -> str:
+    # PostgreSQL text cannot hold U+0000: refused here, on both backends, so that one
+    # request's text never fails the group commit it shares with others
+    if "\x00" in value:
+        raise ValueError("contains U+0000 (NUL), which the store cannot hold")
+    return value
+
+
+#: text the store keeps as received (ids, device classes)
+Text = Annotated[str, AfterValidator(_storable)]
+Id = Annotated[Text, Field(min_length=1, max_length=256)]
 Time = Annotated[
     str,
     Field(
@@ -103,6 +127,21 @@ Time = Annotated[
         description="RFC 3339 time with a UTC offset",
         examples=["2026-11-26T08:15:30+08:00"],
     ),
+]
+
+
+def _query_time(value: Any) -> datetime:
+    if not isinstance(value, str):
+        raise ValueError("expected an RFC 3339 time string")  # pragma: no cover
+    return parse_rfc3339(value)
+
+
+#: a time in a query string: RFC 3339 as the bodies' times (:mod:`geofence.rfc3339`),
+#: its UTC instant in the years 0001-9999 (the stores compare in UTC)
+QueryTime = Annotated[
+    datetime,
+    PlainValidator(_query_time),
+    WithJsonSchema({"type": "string", "format": "date-time"}),
 ]
 
 
@@ -162,7 +201,7 @@ class CheckRequest(TypedDict):
     beacons: NotRequired[Annotated[list[Beacon], Field(max_length=64)]]
     device_class: NotRequired[
         Annotated[
-            Annotated[str, Field(min_length=1, max_length=MAX_DEVICE_CLASS)] | None,
+            Annotated[Text, Field(min_length=1, max_length=MAX_DEVICE_CLASS)] | None,
             Field(
                 description="The operator's name for the device model or firmware "
                 "(its error model is calibrated per class)",

@@ -31,6 +31,7 @@ from api.audit import COLUMNS
 from api.storage import PolicyInfo, Store, ZoneSetInfo, china_day
 from geofence import ZoneIndex, ZoneSet, zoneset
 from geofence.calibration import Calibration, CalibrationRow
+from geofence.rfc3339 import parse_rfc3339
 from zones.districts import service_area
 
 log = logging.getLogger("geofence.service")
@@ -104,11 +105,9 @@ def decided_now() -> float:
 
 
 def parse_time(value: str) -> datetime:
-    """An RFC 3339 time (``Z`` or an offset) as an aware datetime; ValueError otherwise."""
-    dt = datetime.fromisoformat(value)
-    if dt.tzinfo is None:
-        raise ValueError(f"{value!r} has no UTC offset")
-    return dt
+    """An RFC 3339 time (``Z`` or an offset) as an aware datetime whose UTC instant is in
+    the years 0001-9999; ValueError otherwise (:func:`geofence.rfc3339.parse_rfc3339`)."""
+    return parse_rfc3339(value)
 
 
 # ---------------------------------------------------------------------------- policies

@@ -27,7 +27,6 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.staticfiles import StaticFiles
-from pydantic import AwareDatetime
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import FileResponse, Response
 
@@ -35,7 +34,7 @@ from api import hotspots as hs
 from api import mapdata
 from api.auth import admin, any_role
 from api.errors import Problem
-from api.models import PROBLEM_RESPONSES
+from api.models import PROBLEM_RESPONSES, QueryTime
 from api.responses import GeoJSONResponse, JSONResponse
 from api.routes import app_state, ready_state
 from api.routes.zones import _bbox
@@ -143,7 +142,7 @@ async def recent_checks(
     request: Request,
     who: admin,
     since: Annotated[
-        AwareDatetime | None,
+        QueryTime | None,
         Query(description="RFC 3339: only checks decided at or after this time"),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
@@ -163,12 +162,10 @@ async def hotspots(
     request: Request,
     who: admin,
     from_: Annotated[
-        AwareDatetime | None,
+        QueryTime | None,
         Query(alias="from", description="RFC 3339, inclusive (default: 7 days before 'to')"),
     ] = None,
-    to: Annotated[
-        AwareDatetime | None, Query(description="RFC 3339, exclusive (default: now)")
-    ] = None,
+    to: Annotated[QueryTime | None, Query(description="RFC 3339, exclusive (default: now)")] = None,
     radius_m: Annotated[
         float, Query(gt=0, le=500, description="DBSCAN radius between trip ends (metres)")
     ] = 15.0,

@@ -5,12 +5,11 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
-from pydantic import AwareDatetime
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import admin
 from api.errors import Problem
-from api.models import PROBLEM_RESPONSES, Stats
+from api.models import PROBLEM_RESPONSES, QueryTime, Stats
 from api.responses import JSONResponse
 from api.routes import app_state
 
@@ -33,11 +32,11 @@ async def stats(
         Query(description="day = calendar day in China Standard Time (UTC+8)"),
     ] = "operator",
     from_: Annotated[
-        AwareDatetime | None,
+        QueryTime | None,
         Query(alias="from", description="RFC 3339, inclusive", examples=["2026-11-01T00:00:00Z"]),
     ] = None,
     to: Annotated[
-        AwareDatetime | None,
+        QueryTime | None,
         Query(description="RFC 3339, exclusive", examples=["2026-12-01T00:00:00+08:00"]),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=100_000, description="Groups at most")] = 1000,

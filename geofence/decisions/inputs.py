@@ -25,6 +25,7 @@ from geofence.calibration import DEFAULT_CALIBRATION, Calibration
 from geofence.decisions.tables import _tables
 from geofence.errors import CheckError, PolicyError
 from geofence.index import ZoneIndex
+from geofence.rfc3339 import parse_rfc3339
 
 SIGMA_PER_R68 = math.sqrt(-2.0 * math.log(1.0 - 0.68))  # 68 % radius / per-axis sigma
 
@@ -115,16 +116,11 @@ def _time(value: Any, field_name: str) -> float:
             rule="type",
         )
     try:
-        t = datetime.fromisoformat(value)
-    except ValueError:
+        return parse_rfc3339(value).timestamp()
+    except ValueError as exc:
         raise CheckError(
-            f"{field_name}: not an RFC 3339 time: {value!r}", field=field_name, rule="format"
+            f"{field_name}: {exc}: {value[:80]!r}", field=field_name, rule="format"
         ) from None
-    if t.tzinfo is None:
-        raise CheckError(
-            f"{field_name}: the time has no UTC offset: {value!r}", field=field_name, rule="format"
-        )
-    return t.timestamp()
 
 
 def _rfc3339(t: float) -> str:

@@ -26,6 +26,15 @@ from geofence.decisions.inputs import QUALITIES
 
 LON, LAT = 113.5233, 22.2688
 TIMES = ["2026-11-26T08:31:05+08:00", "2026-11-26T00:31:01Z", "2026-11-26T08:31:05"]
+#: issue 19: no UTC datetime, not RFC 3339, a leap second (accepted)
+HOSTILE_TIMES = [
+    "0001-01-01T00:00:00+08:00",
+    "9999-12-31T23:59:59-08:00",
+    "2026-11-26 08:31:05+08:00",
+    "2026-W48-4T08:31:05+08:00",
+    "2026-11-26T08:31+08:00",
+    "2026-12-31T23:59:60Z",
+]
 PLAIN = {
     "trip_id": "T-1",
     "bike_id": "B-1",
@@ -71,7 +80,7 @@ fix = st.fixed_dictionaries(
     {"lon": st.floats(113.0, 114.0) | numbers, "lat": st.floats(21.9, 22.5) | numbers},
     optional={
         "accuracy_m": st.floats(0, 20_000, allow_nan=False) | numbers,
-        "at": st.sampled_from([*TIMES, "yesterday", ""]) | st.none(),
+        "at": st.sampled_from([*TIMES, *HOSTILE_TIMES, "yesterday", ""]) | st.none(),
         "crs": st.sampled_from(["wgs84", "cgcs2000", "gcj02", "bd09", "GCJ02", "utm"]),
         "extra": st.just(1),
         "quality": st.sampled_from([*QUALITIES, "RTK_FIXED", "fixed", "", 4]) | st.none(),
@@ -80,16 +89,16 @@ fix = st.fixed_dictionaries(
 CLASSES = ["lock-bd-v3", "app-android", "x" * 64]
 body = st.fixed_dictionaries(
     {
-        "trip_id": st.sampled_from(["T-1", "", "x" * 300]),
-        "bike_id": st.just("B-1"),
+        "trip_id": st.sampled_from(["T-1", "", "x" * 300, "T\x00"]),
+        "bike_id": st.sampled_from(["B-1", "\x00"]),
         "vehicle_type": st.sampled_from(["bike", "ebike", "car"]),
-        "ended_at": st.sampled_from([*TIMES, "soon"]),
+        "ended_at": st.sampled_from([*TIMES, *HOSTILE_TIMES, "soon"]),
         "fixes": st.lists(fix, min_size=0, max_size=6),
     },
     optional={
         "heading_deg": st.floats(-10, 400, allow_nan=False) | st.none() | st.just(360),
         "beacons": st.just([]) | st.just([{"id": "S-1", "rssi": -60.0}]),
-        "device_class": st.sampled_from([*CLASSES, "", "x" * 65, 7]) | st.none(),
+        "device_class": st.sampled_from([*CLASSES, "", "x" * 65, 7, "a\x00"]) | st.none(),
     },
 )
 
@@ -103,12 +112,14 @@ valid_fix = st.fixed_dictionaries(
         "quality": st.sampled_from(QUALITIES) | st.none(),
     },
 )
+#: text the store can hold (no U+0000, no lone surrogates)
+STORABLE = st.characters(exclude_categories=("Cs",), exclude_characters="\x00")
 valid_body = st.fixed_dictionaries(
     {
-        "trip_id": st.text(min_size=1, max_size=20),
+        "trip_id": st.text(STORABLE, min_size=1, max_size=20),
         "bike_id": st.just("B-1"),
         "vehicle_type": st.sampled_from(["bike", "ebike"]),
-        "ended_at": st.sampled_from(TIMES[:2]),
+        "ended_at": st.sampled_from([*TIMES[:2], HOSTILE_TIMES[-1]]),
         "fixes": st.lists(valid_fix, min_size=1, max_size=8),
     },
     optional={
@@ -313,7 +324,7 @@ plain_body = st.fixed_dictionaries(
         "trip_id": st.text(st.characters(min_codepoint=32, max_codepoint=126), min_size=1),
         "bike_id": st.just("B-1"),
         "vehicle_type": st.sampled_from(["bike", "ebike"]),
-        "ended_at": st.sampled_from(TIMES[:2]),
+        "ended_at": st.sampled_from([*TIMES[:2], HOSTILE_TIMES[-1]]),
         "fixes": st.lists(plain_fix, min_size=1, max_size=50),
     },
     optional={
