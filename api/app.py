@@ -27,7 +27,6 @@ from collections.abc import AsyncIterator
 from typing import Any, BinaryIO
 
 from fastapi import FastAPI, Request
-from fastapi.openapi.utils import get_openapi
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -35,7 +34,8 @@ from api import errors
 from api.audit import AuditWriter
 from api.auth import KeyCache
 from api.metrics import AccessLog, Metrics, MetricsMiddleware
-from api.models import request_schemas
+from api.openapi import build as build_openapi
+from api.openapi import operation_id
 from api.responses import JSONResponse
 from api.service import Active, Districts, build_active, load_policy, seed, seed_policy
 from api.settings import Settings
@@ -52,9 +52,13 @@ zone sets and decision policies, and the audit log of every decision.
 Every `/v1` route takes an `X-API-Key` header. Operator keys post checks and read
 their own; admin keys (the city) upload and activate zone sets and policies and read
 statistics.
-Errors are RFC 9457 problem documents (`application/problem+json`). Request bodies
+Each operation states the role it needs (`x-role`; public routes have `security: []`).
+Errors are RFC 9457 problem documents (`application/problem+json`, schema `Problem`);
+each `type` links to a page that explains it (`/problems/{type}`). Request bodies
 are limited to `GEOFENCE_MAX_BODY_BYTES` (64 MiB by default, 413 beyond) and a batch
 to `GEOFENCE_BATCH_LIMIT` checks (10,000; 413 beyond).
+
+Interactive docs: `/docs` (Swagger UI, served by this server: it works offline).
 """
 
 
@@ -354,6 +358,9 @@ def create_app(settings: Settings, *, access_stream: BinaryIO | None = None) -> 
         description=DESCRIPTION,
         lifespan=lifespan,
         default_response_class=JSONResponse,
+        generate_unique_id_function=operation_id,
+        docs_url=None,  # api.routes.docs: Swagger UI from the project, not a CDN
+        redoc_url=None,
         # no OpenTelemetry: the service exports Prometheus metrics (/metrics); FastAPI's
         # built-in telemetry otherwise asks the OTel providers on every request
         telemetry={"tracing": False, "metrics": False, "logs": False},
@@ -375,6 +382,9 @@ def create_app(settings: Settings, *, access_stream: BinaryIO | None = None) -> 
     from api.routes import standards  # /mds/geographies, /gbfs/{version}/{feed}.json: public
 
     app.include_router(standards.router)
+    from api.routes import docs
+
+    docs.install(app)
     map_routes.install(app)  # /map, its files, the map's other data routes
 
     app.add_middleware(
@@ -384,17 +394,9 @@ def create_app(settings: Settings, *, access_stream: BinaryIO | None = None) -> 
     app.add_middleware(MetricsMiddleware, metrics=state.metrics, log=access)
 
     def openapi() -> dict[str, Any]:
-        if app.openapi_schema:
-            return app.openapi_schema
-        schema = get_openapi(
-            title=app.title,
-            version=app.version,
-            description=app.description,
-            routes=app.routes,
-        )
-        schema.setdefault("components", {}).setdefault("schemas", {}).update(request_schemas())
-        app.openapi_schema = schema
-        return schema
+        if app.openapi_schema is None:
+            app.openapi_schema = build_openapi(app, settings)
+        return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app

@@ -24,7 +24,7 @@ from pydantic import (
 )
 from typing_extensions import TypedDict
 
-from geofence.decisions.inputs import MAX_DEVICE_CLASS, QUALITIES
+from geofence.decisions.inputs import MAX_DEVICE_CLASS, OUTCOMES, QUALITIES, REASONS
 from geofence.rfc3339 import parse_rfc3339
 
 __all__ = [
@@ -95,6 +95,7 @@ EXAMPLE_DECISION: dict[str, Any] = {
     "policy": "pol-3f9a1c2e0b7d",
     "check_id": "c_01JDQ6V3M8T5W2ZK9Y4R7N0B1C",
     "decided_at": "2026-11-26T00:15:30.512345Z",
+    "position": {"lon": 113.5714327, "lat": 22.2734871, "accuracy_m": 3.71},
     "policy_version": 2,
 }
 
@@ -254,23 +255,52 @@ class NearestZone(BaseModel):
     bearing_deg: float | None = Field(description="From the fix to that point, from true north")
 
 
+#: a decision's outcome and reason codes (the engine's, spelled out for the schema)
+Outcome = Literal["settle", "reject", "review"]
+Reason = Literal[
+    "inside_fenced_box",
+    "inside_unfenced_box",
+    "outside_all_boxes",
+    "in_no_parking_zone",
+    "accuracy_too_poor",
+    "near_edge",
+    "zone_inactive",
+    "operator_not_allowed",
+    "heading_mismatch",
+    "beacon_match",
+    "outside_service_area",
+    "stale_fix",
+]
+assert Outcome.__args__ == OUTCOMES  # type: ignore[attr-defined]
+assert Reason.__args__ == REASONS  # type: ignore[attr-defined]
+
+
+class Position(BaseModel):
+    """Where the engine put the bike: the fused position of the fixes, WGS-84."""
+
+    lon: float
+    lat: float
+    accuracy_m: float = Field(description="68 % horizontal radius of the fused position, metres")
+
+
 class Decision(BaseModel):
     """A settlement decision (DESIGN §3)."""
 
     model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE_DECISION]})
 
-    outcome: Literal["settle", "reject", "review"]
+    outcome: Outcome
     zone: ZoneRef | None
     p_inside: float = Field(description="Probability that the bike is in a fenced box")
     distance_m: float | None = Field(
         description="Signed distance to the matched box's edge, negative inside"
     )
     nearest: list[NearestZone]
-    reasons: list[str]
+    reasons: list[Reason]
     zone_set_version: int | None
     policy: str = Field(description="The id of the policy that decided (a hash of its values)")
     check_id: str | None
-    decided_at: str
+    decided_at: datetime
+    position: Position
     policy_version: int | None = Field(
         default=None,
         description="The stored policy version that decided (null on checks recorded before "
@@ -317,8 +347,8 @@ class CheckRecord(BaseModel):
     zone_set_version: int | None
     policy: str
     policy_version: int | None
-    decided_at: str
-    request: dict[str, Any]
+    decided_at: datetime
+    request: dict[str, Any] = Field(description="The check as received (a CheckRequest)")
     decision: Decision
 
 
@@ -343,7 +373,7 @@ class ZoneSetInfo(BaseModel):
 
     version: int
     prev_version: int | None = Field(description="The version active when this one was uploaded")
-    created_at: str
+    created_at: datetime
     source: str
     checksum: str = Field(description="SHA-256 over the zones' ids, attributes and geometries")
     n_zones: int
@@ -351,7 +381,19 @@ class ZoneSetInfo(BaseModel):
     n_fenced: int
     n_no_parking: int
     active: bool
-    report: dict[str, Any] | None = None
+    report: dict[str, Any] | None = Field(
+        default=None, description="zones.validate report (one version's metadata only)"
+    )
+
+
+class ActiveZoneSet(ZoneSetInfo):
+    """The active version, and how long this server took to build its index."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [EXAMPLE_ZONE_SET | {"active": True, "build_seconds": 0.31}]}
+    )
+
+    build_seconds: float = Field(description="Seconds this server took to build the index")
 
 
 class ZoneSetCreated(ZoneSetInfo):
@@ -439,14 +481,34 @@ class Stats(BaseModel):
     )
 
     group_by: Literal["operator", "district", "zone", "day"]
-    from_: str | None = Field(alias="from")
-    to: str | None
+    from_: datetime | None = Field(alias="from")
+    to: datetime | None
     groups: list[StatsRow]
     total: StatsTotal
 
 
+class ProblemError(BaseModel):
+    """One broken field, header, feature or rule of a problem's ``errors``."""
+
+    pointer: str | None = Field(
+        default=None,
+        description="JSON Pointer into the body (`/fixes/0/lat`), or `query:NAME`, "
+        "`path:NAME`, `header:NAME`",
+    )
+    type: str | None = Field(default=None, description="The rule broken (pydantic's error type)")
+    message: str
+    field: str | None = Field(default=None, description="A policy document's field")
+    feature: str | None = Field(default=None, description="A zone set's feature id")
+    rule: str | None = Field(default=None, description="The zone-set or policy rule broken")
+
+
 class Problem(BaseModel):
-    """An RFC 9457 problem document (every 4xx and 5xx)."""
+    """An RFC 9457 problem document (every 4xx and 5xx, `application/problem+json`).
+
+    ``type`` is a relative reference to a page that explains the problem
+    (`/problems/{slug}`, listed under the `problems` tag); ``about:blank`` for a plain
+    HTTP status (an unknown route, a method not allowed).
+    """
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -468,23 +530,242 @@ class Problem(BaseModel):
         }
     )
 
-    type: str
+    type: str = Field(examples=["/problems/validation"])
     title: str
-    status: int
+    status: int = Field(ge=400, le=599)
     detail: str
-    errors: list[dict[str, Any]] | None = None
+    instance: str | None = None
+    errors: list[ProblemError] | None = None
+    report: dict[str, Any] | None = Field(
+        default=None, description="invalid-zone-set: the full validation report"
+    )
 
 
 class Health(BaseModel):
-    status: str
+    status: Literal["ok", "ready"]
     zone_set_version: int | None = None
 
 
-#: ``responses=`` for routes: every error is a problem document.
-PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
-    code: {"model": Problem, "content": {"application/problem+json": {}}}
-    for code in (400, 401, 403, 404, 409, 413, 422, 503)
+# ------------------------------------------------------------------ GeoJSON and the map
+class Feature(BaseModel):
+    """A GeoJSON Feature (RFC 7946), WGS-84."""
+
+    type: Literal["Feature"]
+    id: str | None = None
+    geometry: dict[str, Any] | None = Field(description="A GeoJSON geometry")
+    properties: dict[str, Any] | None
+
+
+class ZoneProperties(BaseModel):
+    """A zone's properties (DESIGN §3)."""
+
+    kind: Literal["parking", "no_parking"]
+    fenced: bool
+    district: str
+    name: str
+    capacity: int
+    operators: list[str]
+    heading_deg: float | None
+    beacons: list[str]
+    active_from: datetime | None
+    active_to: datetime | None
+    zone_set_version: int | None = Field(default=None, description="GET /v1/zones/{id} only")
+    distance_m: float | None = Field(default=None, description="/v1/zones/nearest only")
+    bearing_deg: float | None = Field(default=None, description="/v1/zones/nearest only")
+
+
+class ZoneFeature(Feature):
+    """A zone of the active set."""
+
+    id: str  # type: ignore[assignment]
+    properties: ZoneProperties  # type: ignore[assignment]
+
+
+class ZoneCollection(BaseModel):
+    """Zones of the active set (a GeoJSON FeatureCollection)."""
+
+    type: Literal["FeatureCollection"]
+    zone_set_version: int | None
+    numberMatched: int = Field(description="Zones matching the query")
+    numberReturned: int = Field(description="Zones in this answer")
+    features: list[ZoneFeature]
+
+
+class NearestQuery(BaseModel):
+    lon: float
+    lat: float
+    crs: Literal["wgs84", "cgcs2000", "gcj02", "bd09"]
+    wgs84: list[float] = Field(description="The point in WGS-84, [lon, lat]")
+
+
+class NearestCollection(BaseModel):
+    """The zones nearest a point, nearest first (a GeoJSON FeatureCollection)."""
+
+    type: Literal["FeatureCollection"]
+    zone_set_version: int | None
+    query: NearestQuery
+    features: list[ZoneFeature]
+
+
+class Density(BaseModel):
+    """Zones per grid cell: each cell is a row of ``columns``."""
+
+    zone_set_version: int | None
+    cell_deg: float
+    bbox: list[float]
+    columns: list[str]
+    cells: list[list[float]]
+    total: int
+
+
+class Counts(BaseModel):
+    checks: int
+    settle: int
+    reject: int
+    review: int
+    in_box_rate: float | None = Field(description="settle / checks")
+
+
+class DayCounts(Counts):
+    day: str = Field(description="Calendar day in China Standard Time, YYYY-MM-DD")
+
+
+class ZoneStats(Counts):
+    """A zone's checks over the last ``days`` days."""
+
+    zone_id: str
+    zone: dict[str, Any] = Field(description="The zone's id, zone set version and properties")
+    from_: datetime | None = Field(alias="from")
+    to: datetime | None
+    days: float
+    by_day: list[DayCounts]
+
+
+class RecentCheck(BaseModel):
+    check_id: str
+    operator: str
+    outcome: Outcome
+    reasons: list[Reason]
+    zone_id: str | None
+    district: str | None
+    decided_at: datetime
+    lon: float | None
+    lat: float | None
+    accuracy_m: float | None
+
+
+class RecentChecks(BaseModel):
+    """The newest decisions, newest first, as points (the fused position)."""
+
+    now: datetime
+    since: datetime | None
+    checks: list[RecentCheck]
+
+
+class SeriesLine(BaseModel):
+    key: str | None
+    checks: int
+    in_box_rate: float | None
+    points: list[DayCounts]
+
+
+class Series(BaseModel):
+    """In-box rate per group and per China Standard Time day."""
+
+    group_by: Literal["operator", "district"]
+    days: list[str]
+    series: list[SeriesLine]
+
+
+class HotspotParameters(BaseModel):
+    from_: datetime | None = Field(alias="from")
+    to: datetime | None
+    days: float
+    radius_m: float
+    min_count: int
+    rejected_trip_ends: int
+    zone_set_version: int | None
+
+
+class Hotspots(BaseModel):
+    """Clusters of rejected trip ends, each a Feature with a proposed box."""
+
+    type: Literal["FeatureCollection"]
+    parameters: HotspotParameters
+    features: list[Feature]
+
+
+class FeatureCollection(BaseModel):
+    """A GeoJSON FeatureCollection (RFC 7946), WGS-84."""
+
+    type: Literal["FeatureCollection"]
+    features: list[Feature]
+
+
+class ZoneSetDocument(FeatureCollection):
+    """A stored zone set: the GeoJSON FeatureCollection as uploaded (DESIGN §3)."""
+
+
+class MdsDocument(BaseModel):
+    """An MDS 2.0 Geography answer, as the official reference defines it
+    (`zones/schemas/mds-2.0/reference/geography.yaml`)."""
+
+    version: str
+    data: dict[str, Any] | None = None
+    geographies: list[dict[str, Any]] | None = None
+    geography: dict[str, Any] | None = None
+
+
+class MdsError(BaseModel):
+    """MDS's error object (the MDS routes answer it, not a problem document)."""
+
+    error: str
+    error_description: str
+    error_details: list[str]
+
+
+class GbfsFile(BaseModel):
+    """A GBFS 3.0 or 2.3 file (the official GBFS JSON schemas define ``data``)."""
+
+    last_updated: int | str = Field(description="POSIX time (2.3) or RFC 3339 (3.0)")
+    ttl: int
+    version: str
+    data: dict[str, Any]
+
+
+#: an error's description per status, for the document
+_STATUS_TEXT: dict[int, str] = {
+    400: "The body is not JSON (malformed-json)",
+    401: "No API key, or an unknown or revoked one (unauthorized)",
+    403: "This key's role may not use this route (forbidden)",
+    404: "Not found (not-found)",
+    409: "A concurrent request holds the Idempotency-Key; retry (idempotency-conflict)",
+    413: "The body or the batch is over its limit (body-too-large, batch-too-large)",
+    415: "The body's media type or encoding is not accepted (unsupported-media-type)",
+    422: "The request breaks the schema or a rule (validation and the types it names)",
+    429: "Too many requests for this key: wait `Retry-After` seconds",
+    503: "The service is starting or cannot record decisions (not-ready, unavailable)",
 }
+
+PROBLEM_JSON = "application/problem+json"
+
+
+def problems(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` of a route: the errors it really answers, each a problem document
+    (the keyed routes' 401, 403 and 429 are added by :mod:`api.openapi` from the role)."""
+    return {
+        code: {
+            "description": _STATUS_TEXT[code],
+            "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+        for code in codes
+    }
+
+
+#: ``responses=`` for routes: every error is a problem document.
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = problems(
+    400, 401, 403, 404, 409, 413, 422, 503
+)
 
 
 # ---------------------------------------------------------------------------- policies
@@ -552,7 +833,7 @@ class PolicyInfo(BaseModel):
     version: int
     id: str = Field(description="The policy id decisions record (a hash of its values)")
     prev_version: int | None = Field(description="The version active when this one was stored")
-    created_at: str
+    created_at: datetime
     source: str
     active: bool
     policy: dict[str, Any] | None = Field(

@@ -29,12 +29,12 @@ from api.audit import CONFLICT, WriterClosed
 from api.auth import SECURITY, any_role, operator_of
 from api.errors import Problem, from_domain, from_pydantic
 from api.models import (
-    PROBLEM_RESPONSES,
     BatchResponse,
     CheckRecord,
     Decision,
     batch_adapter,
     check_adapter,
+    problems,
 )
 from api.responses import JSONResponse, dumps
 from api.routes import ready_state
@@ -160,7 +160,7 @@ def _decide_one(
 @router.post(
     "",
     response_model=Decision,
-    responses=PROBLEM_RESPONSES,
+    responses=problems(400, 409, 413, 415, 422, 503),
     openapi_extra=_hot_route("CheckRequest"),
     summary="Decide one trip-end check (settle, reject or review) and record it",
 )
@@ -378,7 +378,7 @@ def _decide_batch_slow(
 @router.post(
     "/batch",
     response_model=BatchResponse,
-    responses=PROBLEM_RESPONSES,
+    responses=problems(400, 409, 413, 415, 422, 503),
     openapi_extra=_hot_route("BatchRequest"),
     summary="Decide up to 10,000 checks, recorded all or none; results in request order",
 )
@@ -406,7 +406,7 @@ async def post_batch(request: Request) -> Response:
 @router.get(
     "/{check_id}",
     response_model=CheckRecord,
-    responses=PROBLEM_RESPONSES,
+    responses=problems(404, 422, 503),
     summary="The recorded check and decision (operators: their own checks only)",
 )
 async def get_check(

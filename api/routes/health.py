@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from api.errors import Problem
-from api.models import PROBLEM_RESPONSES, Health
+from api.models import Health, problems
 from api.routes import app_state
 
 __all__ = ["router"]
@@ -27,7 +27,7 @@ async def healthz() -> dict[str, str]:
 @router.get(
     "/readyz",
     response_model=Health,
-    responses={503: PROBLEM_RESPONSES[503]},
+    responses=problems(503),
     summary="Readiness: the active zone set is loaded and the kernels are warm",
 )
 async def readyz(request: Request) -> dict[str, object]:
@@ -47,7 +47,12 @@ async def readyz(request: Request) -> dict[str, object]:
     "/metrics",
     summary="Prometheus metrics",
     response_class=Response,
-    responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}},
+    responses={
+        200: {
+            "content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}},
+            "description": "Prometheus text exposition format",
+        }
+    },
 )
 async def metrics(request: Request) -> Response:
     st = app_state(request)

@@ -34,7 +34,16 @@ from api import hotspots as hs
 from api import mapdata
 from api.auth import admin, any_role
 from api.errors import Problem
-from api.models import PROBLEM_RESPONSES, QueryTime
+from api.models import (
+    Density,
+    FeatureCollection,
+    Hotspots,
+    QueryTime,
+    RecentChecks,
+    Series,
+    ZoneStats,
+    problems,
+)
 from api.responses import GeoJSONResponse, JSONResponse
 from api.routes import app_state, ready_state
 from api.routes.zones import _bbox
@@ -45,8 +54,6 @@ STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 
 first = APIRouter()
 router = APIRouter()
-
-_GEOJSON = {200: {"content": {"application/geo+json": {}}, "description": "GeoJSON"}}
 
 
 def _store(request: Request):  # -> api.storage.Store
@@ -69,7 +76,8 @@ async def map_page() -> FileResponse:
 @router.get(
     "/map/districts.geojson",
     tags=["map"],
-    responses=_GEOJSON,
+    response_model=FeatureCollection,
+    response_class=GeoJSONResponse,
     summary="Zhuhai's district outlines, WGS-84 (the map's base layer; public)",
 )
 async def districts() -> Response:
@@ -85,7 +93,8 @@ async def districts() -> Response:
 @first.get(
     "/v1/zones/density",
     tags=["zones"],
-    responses=PROBLEM_RESPONSES,
+    response_model=Density,
+    responses=problems(422, 503),
     summary="Zones of the active set per grid cell (fenced, unfenced, no-parking)",
 )
 async def zone_density(
@@ -110,7 +119,8 @@ async def zone_density(
 @router.get(
     "/v1/zones/{zone_id}/stats",
     tags=["zones"],
-    responses=PROBLEM_RESPONSES,
+    response_model=ZoneStats,
+    responses=problems(404, 422, 503),
     summary="A zone's checks, outcomes and in-box rate over the last days",
 )
 async def zone_stats(
@@ -135,7 +145,8 @@ async def zone_stats(
 @first.get(
     "/v1/checks/recent",
     tags=["checks"],
-    responses=PROBLEM_RESPONSES,
+    response_model=RecentChecks,
+    responses=problems(422, 503),
     summary="The newest decisions as points (fused position, outcome, operator)",
 )
 async def recent_checks(
@@ -155,7 +166,9 @@ async def recent_checks(
 @router.get(
     "/v1/stats/hotspots",
     tags=["stats"],
-    responses={**_GEOJSON, **PROBLEM_RESPONSES},
+    response_model=Hotspots,
+    response_class=GeoJSONResponse,
+    responses=problems(422, 503),
     summary="Clusters of rejected trip ends, and a proposed box for each (GeoJSON)",
 )
 async def hotspots(
@@ -191,7 +204,8 @@ async def hotspots(
 @router.get(
     "/v1/stats/series",
     tags=["stats"],
-    responses=PROBLEM_RESPONSES,
+    response_model=Series,
+    responses=problems(422, 503),
     summary="In-box rate per operator or district and per day (China Standard Time)",
 )
 async def stats_series(

@@ -20,11 +20,11 @@ from starlette.concurrency import run_in_threadpool
 from api.auth import admin
 from api.errors import Problem, policy_error
 from api.models import (
-    PROBLEM_RESPONSES,
     PolicyActivation,
     PolicyInfo,
     PolicyList,
     policy_document_schema,
+    problems,
 )
 from api.responses import JSONResponse
 from api.routes import ready_state, store_of
@@ -50,7 +50,7 @@ _UPLOAD_BODY = {
     "",
     status_code=201,
     response_model=PolicyInfo,
-    responses=PROBLEM_RESPONSES,
+    responses=problems(400, 413, 415, 422, 503),
     openapi_extra=_UPLOAD_BODY,
     summary="Store a policy document as a new inactive version",
 )
@@ -93,7 +93,7 @@ async def upload_policy(
 @router.get(
     "",
     response_model=PolicyList,
-    responses=PROBLEM_RESPONSES,
+    responses=problems(503),
     summary="Every stored policy version, newest first, and the active one",
 )
 async def list_policies(request: Request, who: admin) -> JSONResponse:
@@ -106,7 +106,7 @@ async def list_policies(request: Request, who: admin) -> JSONResponse:
 @router.get(
     "/active",
     response_model=PolicyInfo,
-    responses=PROBLEM_RESPONSES,
+    responses=problems(404, 503),
     summary="The active policy version (the one this server decides with)",
 )
 async def active_policy(request: Request, who: admin) -> JSONResponse:
@@ -123,7 +123,7 @@ async def active_policy(request: Request, who: admin) -> JSONResponse:
 @router.get(
     "/{version}",
     response_model=PolicyInfo,
-    responses=PROBLEM_RESPONSES,
+    responses=problems(404, 422, 503),
     summary="One policy version and its document",
 )
 async def get_policy(request: Request, who: admin, version: Version) -> JSONResponse:
@@ -137,7 +137,7 @@ async def get_policy(request: Request, who: admin, version: Version) -> JSONResp
 @router.post(
     "/{version}/activate",
     response_model=PolicyActivation,
-    responses=PROBLEM_RESPONSES,
+    responses=problems(404, 422, 503),
     summary="Make a policy version active, atomically (also rollback)",
 )
 async def activate_policy(request: Request, who: admin, version: Version) -> JSONResponse:

@@ -42,6 +42,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from api.errors import Problem
+from api.models import GbfsFile, problems
 from api.routes import app_state, ready_state
 from zones.export._common import read_zones
 from zones.export.gbfs import FEEDS, STATUS_MAX_TTL, VERSIONS, build_feeds
@@ -170,20 +171,32 @@ async def _mds(request: Request) -> _Cache:
     return cache
 
 
+_MDS_ERROR = {"application/json": {"schema": {"$ref": "#/components/schemas/MdsError"}}}
 _MDS_RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {"content": {MEDIA_TYPE: {}}, "description": "MDS 2.0 (official reference)"},
-    404: {"description": "Not found (MDS error object)"},
-    406: {"description": "MDS version in Accept header is unsupported or invalid"},
+    200: {
+        "content": {MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/MdsDocument"}}},
+        "description": "MDS 2.0 (official reference)",
+    },
+    304: {"description": "Not modified (If-None-Match)"},
+    404: {"description": "Not found (MDS error object)", "content": _MDS_ERROR},
+    406: {
+        "description": "MDS version in Accept header is unsupported or invalid",
+        "content": _MDS_ERROR,
+    },
+    503: problems(503)[503],
 }
 
 
 @router.get(
     "/mds/geographies",
+    response_class=Response,
     responses=_MDS_RESPONSES,
     summary="MDS 2.0 Geography: every geography ever published, retired ones too (public)",
 )
 @router.get(
     "/mds/geographies.json",
+    operation_id="mds_geographies_json",
+    response_class=Response,
     responses=_MDS_RESPONSES,
     summary="MDS 2.0 Geography: the same as the flat file geographies.json (public)",
 )
@@ -204,7 +217,12 @@ async def mds_geographies(request: Request) -> Response:
 
 @router.get(
     "/mds/geographies/{geography_id}",
-    responses={**_MDS_RESPONSES, 400: {"description": "geography_id is not a UUID"}},
+    response_class=Response,
+    responses={
+        **_MDS_RESPONSES,
+        400: {"description": "geography_id is not a UUID", "content": _MDS_ERROR},
+        **problems(422),
+    },
     summary="MDS 2.0 Geography: one geography by its UUID (public)",
 )
 async def mds_geography(
@@ -245,7 +263,8 @@ def _last_updated(activated: datetime, parsed: _Parsed, now: datetime) -> dateti
 @router.get(
     "/gbfs/{version}/{feed}.json",
     summary="GBFS 3.0 / 2.3 feeds of the active zone set (public; start at gbfs.json)",
-    responses={404: {"description": "no such GBFS version or file"}},
+    response_model=GbfsFile,
+    responses={304: {"description": "Not modified (If-None-Match)"}, **problems(404, 422, 503)},
 )
 async def gbfs_feed(
     request: Request,

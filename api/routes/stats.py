@@ -9,7 +9,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.auth import admin
 from api.errors import Problem
-from api.models import PROBLEM_RESPONSES, QueryTime, Stats
+from api.models import QueryTime, Stats, problems
 from api.responses import JSONResponse
 from api.routes import app_state
 
@@ -21,7 +21,7 @@ router = APIRouter(prefix="/v1/stats", tags=["stats"])
 @router.get(
     "",
     response_model=Stats,
-    responses=PROBLEM_RESPONSES,
+    responses=problems(422, 503),
     summary="Checks, settle/reject/review counts and in-box rate per group over a time range",
 )
 async def stats(

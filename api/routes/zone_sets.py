@@ -15,7 +15,15 @@ from starlette.concurrency import run_in_threadpool
 
 from api.auth import admin
 from api.errors import Problem
-from api.models import PROBLEM_RESPONSES, Activation, ZoneSetCreated, ZoneSetInfo, ZoneSetList
+from api.models import (
+    Activation,
+    ActiveZoneSet,
+    ZoneSetCreated,
+    ZoneSetDocument,
+    ZoneSetInfo,
+    ZoneSetList,
+    problems,
+)
 from api.responses import GeoJSONResponse, JSONResponse
 from api.routes import ready_state, store_of
 from api.service import build_active, store_zone_set
@@ -43,7 +51,7 @@ _UPLOAD_BODY = {
     "",
     status_code=201,
     response_model=ZoneSetCreated,
-    responses=PROBLEM_RESPONSES,
+    responses=problems(400, 413, 415, 422, 503),
     openapi_extra=_UPLOAD_BODY,
     summary="Upload a zone set: validated, stored as a new inactive version",
 )
@@ -96,7 +104,7 @@ async def upload_zone_set(
 @router.get(
     "",
     response_model=ZoneSetList,
-    responses=PROBLEM_RESPONSES,
+    responses=problems(503),
     summary="Every stored version, newest first, and the active one",
 )
 async def list_zone_sets(request: Request, who: admin) -> JSONResponse:
@@ -108,8 +116,8 @@ async def list_zone_sets(request: Request, who: admin) -> JSONResponse:
 
 @router.get(
     "/active",
-    response_model=ZoneSetInfo,
-    responses=PROBLEM_RESPONSES,
+    response_model=ActiveZoneSet,
+    responses=problems(503),
     summary="The active version (the one this server decides with)",
 )
 async def active_zone_set(request: Request, who: admin) -> JSONResponse:
@@ -124,7 +132,7 @@ async def active_zone_set(request: Request, who: admin) -> JSONResponse:
 @router.get(
     "/{version}",
     response_model=ZoneSetInfo,
-    responses=PROBLEM_RESPONSES,
+    responses=problems(404, 422, 503),
     summary="One version's metadata and validation report",
 )
 async def get_zone_set(request: Request, who: admin, version: Version) -> JSONResponse:
@@ -137,7 +145,9 @@ async def get_zone_set(request: Request, who: admin, version: Version) -> JSONRe
 
 @router.get(
     "/{version}/geojson",
-    responses={200: {"content": {"application/geo+json": {}}}, **PROBLEM_RESPONSES},
+    response_model=ZoneSetDocument,
+    response_class=GeoJSONResponse,
+    responses=problems(404, 422, 503),
     summary="One version's FeatureCollection, as stored",
 )
 async def get_zone_set_geojson(request: Request, who: admin, version: Version) -> GeoJSONResponse:
@@ -151,7 +161,7 @@ async def get_zone_set_geojson(request: Request, who: admin, version: Version) -
 @router.post(
     "/{version}/activate",
     response_model=Activation,
-    responses=PROBLEM_RESPONSES,
+    responses=problems(404, 422, 503),
     summary="Make a version active: build its index, then swap atomically (also rollback)",
 )
 async def activate_zone_set(request: Request, who: admin, version: Version) -> JSONResponse:

@@ -12,7 +12,7 @@ from pyproj import Geod
 
 from api.auth import any_role
 from api.errors import Problem
-from api.models import PROBLEM_RESPONSES
+from api.models import NearestCollection, ZoneCollection, ZoneFeature, problems
 from api.responses import GeoJSONResponse
 from api.routes import ready_state
 from geofence import crs as gcrs
@@ -22,8 +22,6 @@ __all__ = ["router"]
 router = APIRouter(prefix="/v1/zones", tags=["zones"])
 
 _GEOD = Geod(ellps="WGS84")
-
-_GEOJSON = {200: {"content": {"application/geo+json": {}}, "description": "GeoJSON"}}
 
 CRS = Literal["wgs84", "cgcs2000", "gcj02", "bd09"]
 
@@ -54,7 +52,9 @@ def _bbox(text: str) -> tuple[float, float, float, float]:
 
 @router.get(
     "",
-    responses={**_GEOJSON, **PROBLEM_RESPONSES},
+    response_model=ZoneCollection,
+    response_class=GeoJSONResponse,
+    responses=problems(422, 503),
     summary="Zones of the active set in a bounding box (GeoJSON FeatureCollection)",
 )
 async def list_zones(
@@ -93,7 +93,9 @@ async def list_zones(
 
 @router.get(
     "/nearest",
-    responses={**_GEOJSON, **PROBLEM_RESPONSES},
+    response_model=NearestCollection,
+    response_class=GeoJSONResponse,
+    responses=problems(422, 503),
     summary="The k zones nearest a point, with distance and bearing (GeoJSON)",
 )
 async def nearest_zones(
@@ -144,7 +146,9 @@ async def nearest_zones(
 
 @router.get(
     "/{zone_id}",
-    responses={**_GEOJSON, **PROBLEM_RESPONSES},
+    response_model=ZoneFeature,
+    response_class=GeoJSONResponse,
+    responses=problems(404, 422, 503),
     summary="One zone of the active set (GeoJSON Feature)",
 )
 async def get_zone(
