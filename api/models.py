@@ -127,6 +127,7 @@ Time = Annotated[
         max_length=64,
         description="RFC 3339 time with a UTC offset",
         examples=["2026-11-26T08:15:30+08:00"],
+        json_schema_extra={"format": "date-time"},
     ),
 ]
 
@@ -669,7 +670,7 @@ class SeriesLine(BaseModel):
     points: list[DayCounts]
 
 
-class Series(BaseModel):
+class StatsSeries(BaseModel):
     """In-box rate per group and per China Standard Time day."""
 
     group_by: Literal["operator", "district"]

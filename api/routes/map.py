@@ -40,7 +40,7 @@ from api.models import (
     Hotspots,
     QueryTime,
     RecentChecks,
-    Series,
+    StatsSeries,
     ZoneStats,
     problems,
 )
@@ -204,7 +204,7 @@ async def hotspots(
 @router.get(
     "/v1/stats/series",
     tags=["stats"],
-    response_model=Series,
+    response_model=StatsSeries,
     responses=problems(422, 503),
     summary="In-box rate per operator or district and per day (China Standard Time)",
 )

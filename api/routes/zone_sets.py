@@ -40,8 +40,8 @@ _UPLOAD_BODY = {
         "required": True,
         "description": "A GeoJSON FeatureCollection of zones (DESIGN §3), WGS-84",
         "content": {
-            "application/geo+json": {"schema": {"type": "object"}},
-            "application/json": {"schema": {"type": "object"}},
+            "application/geo+json": {"schema": {"$ref": "#/components/schemas/ZoneSetDocument"}},
+            "application/json": {"schema": {"$ref": "#/components/schemas/ZoneSetDocument"}},
         },
     }
 }
