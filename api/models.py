@@ -432,8 +432,9 @@ class Activation(BaseModel):
     zone_set: ZoneSetInfo
 
 
-class StatsRow(BaseModel):
-    key: str | None
+class Counts(BaseModel):
+    """Checks and their outcomes."""
+
     checks: int
     settle: int
     reject: int
@@ -441,12 +442,12 @@ class StatsRow(BaseModel):
     in_box_rate: float | None = Field(description="settle / checks")
 
 
-class StatsTotal(BaseModel):
-    checks: int
-    settle: int
-    reject: int
-    review: int
-    in_box_rate: float | None
+class StatsRow(Counts):
+    key: str | None
+
+
+class StatsTotal(Counts):
+    """Every group's counts together."""
 
 
 class Stats(BaseModel):
@@ -619,14 +620,6 @@ class Density(BaseModel):
     total: int
 
 
-class Counts(BaseModel):
-    checks: int
-    settle: int
-    reject: int
-    review: int
-    in_box_rate: float | None = Field(description="settle / checks")
-
-
 class DayCounts(Counts):
     day: str = Field(description="Calendar day in China Standard Time, YYYY-MM-DD")
 
@@ -761,12 +754,6 @@ def problems(*codes: int) -> dict[int | str, dict[str, Any]]:
         }
         for code in codes
     }
-
-
-#: ``responses=`` for routes: every error is a problem document.
-PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = problems(
-    400, 401, 403, 404, 409, 413, 422, 503
-)
 
 
 # ---------------------------------------------------------------------------- policies
