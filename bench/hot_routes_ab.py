@@ -50,6 +50,28 @@ def base_tree(commit: str, into: Path) -> Path:
     return into
 
 
+def _tree_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) of ``pid`` and its descendants (the audit writer)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    parent: dict[int, int] = {}
+    cpu: dict[int, float] = {}
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parent[int(d.name)] = int(fields[1])
+        cpu[int(d.name)] = (int(fields[11]) + int(fields[12])) / tick
+    family, grew = {pid}, True
+    while grew:
+        more = {p for p, pp in parent.items() if pp in family} - family
+        grew = bool(more)
+        family |= more
+    return sum(cpu.get(p, 0.0) for p in family)
+
+
 def start(tree: Path, workdir: Path, port: int) -> tuple[Any, dict[str, str]]:
     workdir.mkdir(parents=True, exist_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("GEOFENCE_")}
@@ -83,10 +105,12 @@ def main() -> None:
     rounds: list[dict[str, Any]] = []
     try:
         servers = {}
+        pids = {}
         for name, tree in trees.items():
             port = bh.free_port()
-            _proc, keys = start(tree, work / f"db-{name}", port)
+            proc, keys = start(tree, work / f"db-{name}", port)
             servers[name] = (f"http://127.0.0.1:{port}", keys["meituan"])
+            pids[name] = proc.proc.pid
         bodies_file = work / "bodies.jsonl"
         bodies_file.write_text(
             "\n".join(json.dumps(b) for b in bh.check_bodies(2000, 3, seed=1)) + "\n"
@@ -100,13 +124,19 @@ def main() -> None:
             row: dict[str, Any] = {"order": "".join(order)}
             for name in order:
                 url, key = servers[name]
+                c0 = _tree_cpu_s(pids[name])
                 w = bh.run_wrk(url, "/v1/checks", key, bodies_file, lua, args.duration)
+                c1 = _tree_cpu_s(pids[name])
                 b = bh.run_batches(url, key, 1000, 10, 5, 1)
+                c2 = _tree_cpu_s(pids[name])
                 row[name] = {
                     "checks_rps": w["rps"],
                     "checks_p99_ms": w.get("p99_ms"),
+                    # server CPU per request: far less moved by the other load than rps
+                    "cpu_us_per_check": round((c1 - c0) / w["requests"] * 1e6, 1),
                     "batch_median_s": b["median_batch_s"],
                     "batch_fixes_per_s": b["fixes_per_s"],
+                    "cpu_ms_per_batch": round((c2 - c1) / (b["batches"] + 1) * 1e3, 1),
                 }
             print(json.dumps(row), flush=True)
             rounds.append(row)
@@ -118,7 +148,13 @@ def main() -> None:
     def med(name: str, k: str) -> float:
         return statistics.median(r[name][k] for r in rounds)
 
-    keys = ("checks_rps", "batch_median_s", "batch_fixes_per_s")
+    keys = (
+        "checks_rps",
+        "cpu_us_per_check",
+        "batch_median_s",
+        "batch_fixes_per_s",
+        "cpu_ms_per_batch",
+    )
     summary = {n: {k: med(n, k) for k in keys} for n in ("A", "B")}
     result = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -127,7 +163,8 @@ def main() -> None:
         "B": f"api/ of {head}{' + uncommitted changes' if dirty else ''} (after)",
         "method": f"{args.rounds} interleaved rounds (ABBA...); per round and server: wrk "
         f"{args.duration} s on POST /v1/checks (16 connections, 2,000 distinct 3-fix "
-        "bodies), then 5 batches of 1,000 checks x 10 fixes; medians over the rounds",
+        "bodies), then 5 batches of 1,000 checks x 10 fixes (+1 warm-up); the server's CPU "
+        "time (process and children, /proc) per check and per batch; medians over the rounds",
         "median": summary,
         "B_over_A": {k: round(summary["B"][k] / summary["A"][k], 3) for k in keys},
         "rounds": rounds,
