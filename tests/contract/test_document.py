@@ -158,6 +158,7 @@ def test_docs_work_offline(http: httpx.Client) -> None:
     page = http.get("/docs")
     assert page.status_code == 200
     assert "http://" not in page.text and "https://" not in page.text  # nothing off-site
+    assert '"validatorUrl": null' in page.text  # no badge from an online validator
     for asset in ("swagger-ui-bundle.js", "swagger-ui.css", "favicon-32x32.png"):
         assert f"/docs/static/{asset}" in page.text
         r = http.get(f"/docs/static/{asset}")
