@@ -9,8 +9,9 @@ off; ReDoc is not served (one viewer is enough, and it would be another 1 MB ven
 Every problem document's ``type`` is a relative link, ``/problems/{slug}``; it answers
 a short HTML page: the title, what happened, the fields to read and what to do. The
 slugs are :data:`api.errors.PROBLEM_TYPES`; :data:`EXPLAIN` holds the text of each (a
-test holds the two to the same keys). The route is in the OpenAPI document with the
-slugs as an enum, so the types are listed there too.
+test holds every type to its text; the types of branches not yet merged are there too).
+The route is in the OpenAPI document with the slugs as an enum, so the types are listed
+there too.
 """
 
 from __future__ import annotations
@@ -106,6 +107,37 @@ EXPLAIN: dict[str, tuple[str, str]] = {
         "The body's `Content-Type` (or `Content-Encoding`) is not one the route takes "
         "(HTTP 415); `detail` names it.",
         "Send `application/json` (zone sets: `application/geo+json` too).",
+    ),
+    # the types of the habits and harden branches (issue 15 items 4-8; merged separately)
+    "malformed-body": (
+        "The body cannot be decoded (HTTP 400): for example a `Content-Encoding: gzip` "
+        "body that is not gzip.",
+        "Send the body as its `Content-Encoding` header says (gzip or none).",
+    ),
+    "stale-cursor": (
+        "The page `cursor` no longer applies (HTTP 422): it is malformed, or was made for "
+        "another query or another zone-set version.",
+        "Start again from the first page (no `cursor`), then follow the `next` links.",
+    ),
+    "too-many-requests": (
+        "This key (or this client, before its key is verified) is over its rate limit "
+        "(HTTP 429). `Retry-After` says how many seconds to wait; the `RateLimit` and "
+        "`RateLimit-Policy` headers state the quota.",
+        "Wait `Retry-After` seconds, then retry; spread requests, or send batches.",
+    ),
+    "client-disconnected": (
+        "The client closed the connection before its request was read whole; nothing "
+        "was decided or recorded.",
+        "Retry with the same `Idempotency-Key`.",
+    ),
+    "request-timeout": (
+        "The request did not arrive in time (HTTP 408); the connection is closed.",
+        "Send the request whole without pauses; retry.",
+    ),
+    "too-many-connections": (
+        "The server holds as many connections as it takes (HTTP 503); the new one is "
+        "refused at once.",
+        "Retry after `Retry-After` seconds; reuse keep-alive connections.",
     ),
     "not-ready": (
         "The service is starting: the zone index is loading (HTTP 503, `Retry-After`).",
