@@ -1,22 +1,17 @@
 """Issue 19 limits, on both backends (the ``client`` fixture): per-key rate limits,
 capped problem documents, hot-spot bounds, zone-set size rules through the API, 503s
 without the driver's text, and a row that fails its group commit failing only its own
-request."""
+request (that one is in test_storage.py, beside the other group-commit tests)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import orjson
 import pytest
 import sqlalchemy as sa
 
-from api.audit import COMMITTED, AuditWriter
 from api.ratelimit import Meter, Policy
-from api.storage import Store, china_day
 
 
 # ---------------------------------------------------------------------------- rate limits
@@ -141,47 +136,3 @@ def test_a_503_does_not_repeat_the_driver_text(client, keys, make_body, store) -
     assert r.status_code == 503
     detail = r.json()["detail"]
     assert detail == "the audit log could not record the decision; retry"
-
-
-def _row(i: int, **kw: Any) -> tuple[Any, ...]:
-    decided = datetime(2026, 11, 26, 1, 0, tzinfo=UTC) + timedelta(seconds=i)
-    row = {
-        "check_id": f"c_{i:08d}",
-        "operator": "meituan",
-        "trip_id": f"T-{i}",
-        "bike_id": f"B-{i}",
-        "idempotency_key": None,
-        "batch_id": None,
-        "body": "{}",
-        "decision": "{}",
-        "outcome": "settle",
-        "zone_id": "Z1",
-        "district": "香洲区",
-        "zone_set_version": 1,
-        "policy_id": "pol-test",
-        "ended_at": decided,
-        "decided_at": decided,
-        "decided_day": china_day(decided),
-        "policy_version": 1,
-        "device_class": None,
-    } | kw
-    return tuple(row.values())
-
-
-def test_a_row_that_fails_its_group_commit_fails_only_its_own_request(store: Store) -> None:
-    url = store.engine.url.render_as_string(hide_password=False)
-
-    async def main() -> list[Any]:
-        w = AuditWriter(url)
-        try:
-            jobs = [w.write([_row(i)]) for i in range(20)]
-            # an integer no database column holds: the driver refuses the row
-            jobs.insert(10, w.write([_row(100), _row(101, policy_version=2**70)]))
-            return await asyncio.gather(*jobs, return_exceptions=True)
-        finally:
-            await w.aclose()
-
-    results = asyncio.run(main())
-    assert results[:10] + results[11:] == [COMMITTED] * 20
-    assert isinstance(results[10], Exception)
-    assert store.count_checks() == 20
