@@ -49,6 +49,7 @@ variable                             default                        meaning
 **hardening (issue 19)**
 ``GEOFENCE_MAX_FIXES``               ``50``                         fixes per check (counted
                                                                     before parsing; at most 50)
+``GEOFENCE_MAX_CHECK_BYTES``         ``262144`` (256 KiB)           a single check's body (413)
 ``GEOFENCE_MAX_PROBLEM_ERRORS``      ``100``                        error items of a problem
                                                                     document (the rest counted)
 ``GEOFENCE_HEADER_TIMEOUT_S``        ``10``                         a request's line and headers
@@ -141,6 +142,7 @@ class Settings(BaseSettings):
 
     # hardening against hostile input and load (issue 19): every bound a setting
     max_fixes: int = Field(50, ge=1, le=50)
+    max_check_bytes: int = Field(256 * 1024, ge=1024)
     max_problem_errors: int = Field(100, ge=1, le=10_000)
     header_timeout_s: float = Field(10.0, gt=0.0)
     body_timeout_s: float = Field(60.0, gt=0.0)

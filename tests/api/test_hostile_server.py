@@ -227,7 +227,10 @@ def test_amplification_probes_answer_small_and_fast(server: Server, small_fc) ->
     assert status == 422 and size < 50_000
     assert len(doc["errors"]) == 100
     assert doc["errors_omitted"] == 10_000 * 5 - 100  # five required fields each
-    unknown_keys = orjson.dumps({f"k{i}": 1 for i in range(100_000)})
+    unknown_keys = orjson.dumps({f"k{i}": 1 for i in range(100_000)})  # 1.2 MB
+    status, size, doc = _size_and_status(server, "/v1/checks", unknown_keys, "meituan")
+    assert status == 413 and size < 2000 and "GEOFENCE_MAX_CHECK_BYTES" in doc["detail"]
+    unknown_keys = orjson.dumps({f"k{i}": 1 for i in range(10_000)})  # 110 KB
     status, size, doc = _size_and_status(server, "/v1/checks", unknown_keys, "meituan")
     assert status == 422 and size < 2000
     assert doc["errors"][0]["type"] == "too_many_members"
