@@ -37,6 +37,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -251,48 +252,32 @@ def probes(server: Server, seconds: float) -> dict[str, Callable[[], list[tuple[
                 k += 1
         return out
 
-    return {
-        "1 MB of empty checks (333,000)": lambda: _loop(
-            lambda: _post(server, "/v1/checks/batch", empty_1mb, "hellobike"), seconds
-        ),
-        "300 KB of empty checks (100,000)": lambda: _loop(
-            lambda: _post(server, "/v1/checks/batch", empty_300kb, "hellobike"), seconds
-        ),
-        "10,000 empty checks": lambda: _loop(
-            lambda: _post(server, "/v1/checks/batch", empty_10k, "hellobike"), seconds
-        ),
-        "100,000 unknown keys": lambda: _loop(
-            lambda: _post(server, "/v1/checks", unknown_keys, "hellobike"), seconds
-        ),
-        "1,000,000 fixes": lambda: _loop(
-            lambda: _post(server, "/v1/checks", million_fixes, "hellobike"), seconds
-        ),
-        "333,000 empty features": lambda: _loop(
-            lambda: _post(server, "/v1/zone-sets", empty_features, "admin"), seconds
-        ),
-        "10 MB zone id": lambda: _loop(
-            lambda: _post(server, "/v1/zone-sets", long_id, "admin"), seconds
-        ),
-        "failed keys, 4 clients": lambda: _in_threads(failed_keys, 4),
-        "2,000 idle connections": lambda: _sockets(server, 2000, 12.0, trickle=False),
-        "200 slowloris connections": lambda: _sockets(server, 200, 12.0, trickle=True),
-        "hot spots, defaults": lambda: _loop(
-            lambda: _get(server, "/v1/stats/hotspots", "admin"), seconds
-        ),
-        "hot spots, radius_m 1e-300": lambda: _loop(
-            lambda: _get(server, "/v1/stats/hotspots", "admin", radius_m="1e-300"), seconds
-        ),
-        "hot spots, radius_m 20 (max)": lambda: _loop(
-            lambda: _get(server, "/v1/stats/hotspots", "admin", radius_m=20), seconds
-        ),
-        "/v1/zones world bbox, 4 clients": lambda: _in_threads(
-            lambda: _loop(
-                lambda: _get(server, "/v1/zones", "hellobike", bbox="-180,-90,180,90", limit=10000),
-                seconds,
-            ),
-            4,
-        ),
+    posts = {  # name: (route, body, key)
+        "1 MB of empty checks (333,000)": ("/v1/checks/batch", empty_1mb, "hellobike"),
+        "300 KB of empty checks (100,000)": ("/v1/checks/batch", empty_300kb, "hellobike"),
+        "10,000 empty checks": ("/v1/checks/batch", empty_10k, "hellobike"),
+        "100,000 unknown keys": ("/v1/checks", unknown_keys, "hellobike"),
+        "1,000,000 fixes": ("/v1/checks", million_fixes, "hellobike"),
+        "333,000 empty features": ("/v1/zone-sets", empty_features, "admin"),
+        "10 MB zone id": ("/v1/zone-sets", long_id, "admin"),
     }
+    gets = {  # name: (route, key, query)
+        "hot spots, defaults": ("/v1/stats/hotspots", "admin", {}),
+        "hot spots, radius_m 1e-300": ("/v1/stats/hotspots", "admin", {"radius_m": "1e-300"}),
+        "hot spots, radius_m 20 (max)": ("/v1/stats/hotspots", "admin", {"radius_m": 20}),
+    }
+    world = {"bbox": "-180,-90,180,90", "limit": 10_000}
+    out: dict[str, Callable[[], list[tuple[int, int]]]] = {}
+    for name, (path, body, who) in posts.items():
+        out[name] = partial(_loop, partial(_post, server, path, body, who), seconds)
+    out["failed keys, 4 clients"] = partial(_in_threads, failed_keys, 4)
+    out["2,000 idle connections"] = partial(_sockets, server, 2000, 12.0, trickle=False)
+    out["200 slowloris connections"] = partial(_sockets, server, 200, 12.0, trickle=True)
+    for name, (path, who, query) in gets.items():
+        out[name] = partial(_loop, partial(_get, server, path, who, **query), seconds)
+    zones = partial(_loop, partial(_get, server, "/v1/zones", "hellobike", **world), seconds)
+    out["/v1/zones world bbox, 4 clients"] = partial(_in_threads, zones, 4)
+    return out
 
 
 def seed_rejects(server: Server, n: int) -> float:
