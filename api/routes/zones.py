@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 from typing import Annotated, Any, Literal
 
 import numpy as np
@@ -84,9 +85,7 @@ async def list_zones(
 
     features = _FEATURES.get(id(zs))
     if features is None or features[0] is not zs:
-        features = (zs, await run_in_threadpool(_feature_texts, zs))
-        _FEATURES.clear()
-        _FEATURES[id(zs)] = features
+        features = await run_in_threadpool(_feature_texts, zs)
     head = dumps(
         {
             "type": "FeatureCollection",
@@ -104,10 +103,19 @@ async def list_zones(
 #: a page of 10,000 is then a join of bytes (building the dicts for each request held
 #: the GIL 0.5 s a page and stalled every check, in a worker thread or not)
 _FEATURES: dict[int, tuple[Any, list[bytes]]] = {}
+_BUILDING = threading.Lock()
 
 
-def _feature_texts(zs: Any) -> list[bytes]:
-    return [dumps(zs.feature(i)) for i in range(len(zs))]
+def _feature_texts(zs: Any) -> tuple[Any, list[bytes]]:
+    """``(zs, its features' JSON)``, built once: concurrent first requests wait for the
+    one build (a thread waiting on the lock does not hold the GIL)."""
+    with _BUILDING:
+        hit = _FEATURES.get(id(zs))
+        if hit is None or hit[0] is not zs:
+            hit = (zs, [dumps(zs.feature(i)) for i in range(len(zs))])
+            _FEATURES.clear()
+            _FEATURES[id(zs)] = hit
+        return hit
 
 
 @router.get(
