@@ -136,3 +136,22 @@ def test_a_503_does_not_repeat_the_driver_text(client, keys, make_body, store) -
     assert r.status_code == 503
     detail = r.json()["detail"]
     assert detail == "the audit log could not record the decision; retry"
+
+
+def test_a_single_check_body_over_its_limit_is_413_declared_or_streamed(
+    client_for, settings_for, keys, make_body
+) -> None:
+    c = client_for(settings_for(max_check_bytes=2048))
+    h = keys.h(keys.meituan) | {"content-type": "application/json"}
+    body = make_body(0, n_fixes=30)
+    data = orjson.dumps(body)
+    assert len(data) > 2048
+    r = c.post("/v1/checks", content=data, headers=h)
+    assert r.status_code == 413 and "GEOFENCE_MAX_CHECK_BYTES" in r.json()["detail"]
+
+    def chunks():  # no Content-Length: counted while streaming
+        for i in range(0, len(data), 500):
+            yield data[i : i + 500]
+
+    assert c.post("/v1/checks", content=chunks(), headers=h).status_code == 413
+    assert c.post("/v1/checks", json=make_body(0, n_fixes=3), headers=h).status_code == 200
