@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-import time
 from pathlib import Path
 from typing import Any
 
@@ -351,14 +350,12 @@ def test_table_limit() -> None:
 
 
 # ---------------------------------------------------------------------------- the bundled set
-def test_bundled_zone_set_validates_fast_and_clean() -> None:
-    validate(CORPUS / "valid.geojson")  # warm imports and the service-area cache
-    t0 = time.perf_counter()
+def test_bundled_zone_set_validates_clean() -> None:
+    # How long it takes is the upload bench's business (bench/http.py), not a timed
+    # assertion on a shared machine.
     report = validate(BUNDLED)
-    elapsed = time.perf_counter() - t0
     assert report.errors == [], report.errors[:5]
     assert report.n_features >= 18_000
-    assert elapsed <= 5.0, f"validating {report.n_features} zones took {elapsed:.2f} s"
 
 
 def test_bundled_overlap_is_caught() -> None:
