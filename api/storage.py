@@ -29,6 +29,7 @@ __all__ = [
     "CHINA_STANDARD_TIME",
     "ROLES",
     "ApiKey",
+    "Idempotent",
     "PolicyInfo",
     "Store",
     "ZoneSetInfo",
@@ -141,6 +142,23 @@ class ApiKey:
             "created_at": rfc3339(self.created_at),
             "revoked_at": rfc3339(self.revoked_at),
         }
+
+
+@dataclass(frozen=True, slots=True)
+class Idempotent:
+    """What an idempotency key recorded: a single check (``batch_id`` None) or a batch's
+    checks in request order, as JSON texts (the bodies as received, the decisions as
+    answered)."""
+
+    batch_id: str | None
+    bodies: list[str]
+    decisions: list[str]
+
+    def body_values(self) -> list[Any]:
+        return [orjson.loads(b) for b in self.bodies]
+
+    def decision_values(self) -> list[Any]:
+        return [orjson.loads(d) for d in self.decisions]
 
 
 def _key_from_row(r: Any) -> ApiKey:
@@ -644,46 +662,41 @@ class Store:
         if rows:
             conn.execute(sa.insert(t.checks), list(rows))
 
-    def find_idempotent(
-        self, operator: str, key: str
-    ) -> tuple[dict[str, Any], dict[str, Any]] | None:
-        """``(body, decision)`` of ``operator``'s check with this idempotency key, or None."""
-        with self.engine.connect() as c:
-            r = c.execute(
-                sa.select(t.checks.c.body, t.checks.c.decision).where(
-                    t.checks.c.operator == operator, t.checks.c.idempotency_key == key
-                )
-            ).first()
-        return None if r is None else (orjson.loads(r.body), orjson.loads(r.decision))
+    def find_idempotent(self, operator: str, key: str) -> Idempotent | None:
+        """What ``operator`` recorded under this idempotency key, or None.
 
-    def find_idempotent_batch(self, operator: str, key: str) -> list[dict[str, Any]] | None:
-        """The recorded decisions of a batch sent with this key, in order, or None.
-
-        A batch's rows carry the keys ``key/0``, ``key/1``, … and one ``batch_id``: the
-        first row is found by its exact key (the unique index), the others by that
-        batch id (indexed). Exact comparisons only, no ``LIKE`` pattern, so the result
-        is the same on every backend and collation (case-sensitive, ``%`` and ``_``
-        taken literally).
+        One key space per operator across ``POST /v1/checks`` and ``/v1/checks/batch``:
+        a single check's row carries the key itself; a batch's first row carries the
+        key too and its others ``key/1``, ``key/2``, … (a key has no ``/``), so the
+        unique index on ``(operator, idempotency_key)`` refuses a key's second use on
+        either route, race-free. The first row is found by its exact key, a batch's
+        others by its ``batch_id`` (indexed). Exact comparisons only, no ``LIKE``
+        pattern, so the result is the same on every backend and collation
+        (case-sensitive, ``%`` and ``_`` taken literally).
         """
-        prefix = key + "/"
+        c_ = t.checks.c
         with self.engine.connect() as c:
             first = c.execute(
-                sa.select(t.checks.c.batch_id).where(
-                    t.checks.c.operator == operator, t.checks.c.idempotency_key == prefix + "0"
+                sa.select(c_.batch_id, c_.body, c_.decision).where(
+                    c_.operator == operator, c_.idempotency_key == key
                 )
             ).first()
-            if first is None or first.batch_id is None:
+            if first is None:
                 return None
+            if first.batch_id is None:
+                return Idempotent(None, [first.body], [first.decision])
             rows = c.execute(
-                sa.select(t.checks.c.idempotency_key, t.checks.c.decision).where(
-                    t.checks.c.batch_id == first.batch_id, t.checks.c.operator == operator
+                sa.select(c_.idempotency_key, c_.body, c_.decision).where(
+                    c_.batch_id == first.batch_id, c_.operator == operator
                 )
             ).all()
-        found: dict[int, str] = {}
-        for k, d in rows:
+        prefix = key + "/"
+        found: dict[int, tuple[str, str]] = {0: (first.body, first.decision)}
+        for k, b, d in rows:
             if k is not None and k.startswith(prefix) and k[len(prefix) :].isdigit():
-                found[int(k[len(prefix) :])] = d
-        return [orjson.loads(found[i]) for i in sorted(found)]
+                found[int(k[len(prefix) :])] = (b, d)
+        ordered = [found[i] for i in sorted(found)]
+        return Idempotent(first.batch_id, [b for b, _ in ordered], [d for _, d in ordered])
 
     def get_check(self, check_id: str) -> dict[str, Any] | None:
         """One audit-log record, or None."""

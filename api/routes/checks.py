@@ -39,7 +39,7 @@ from api.models import (
 from api.responses import JSONResponse, dumps
 from api.routes import ready_state
 from api.service import audit_values, decided_now, ended_at_utc, new_id, new_ids
-from api.storage import china_day
+from api.storage import Idempotent, china_day
 
 __all__ = ["router"]
 
@@ -102,20 +102,65 @@ async def _record(st: Any, rows: list[tuple[Any, ...]]) -> str:
         ) from None
 
 
-def _replayed(prior: tuple[Mapping[str, Any], Mapping[str, Any]], body: Mapping[str, Any]) -> Any:
-    prior_body, prior_decision = prior
-    if dict(prior_body) != dict(body):
-        raise Problem(
-            422,
-            "idempotency-conflict",
-            "this Idempotency-Key was already used for a different check body",
+def _row_key(key: str | None, i: int) -> str | None:
+    """The idempotency key of a batch's check ``i``: the key itself for the first (so a
+    key is one claim across the single and batch routes), ``key/i`` for the others."""
+    if key is None:
+        return None
+    return key if i == 0 else f"{key}/{i}"
+
+
+def _conflict(detail: str) -> Problem:
+    return Problem(422, "idempotency-conflict", detail)
+
+
+def _replayed(prior: Idempotent, body: Mapping[str, Any]) -> Any:
+    """The first decision of a single check's key (a retry), or 422 when the key was
+    used for a batch or for another body."""
+    if prior.batch_id is not None:
+        raise _conflict(
+            "this Idempotency-Key was already used for a batch (POST /v1/checks/batch); "
+            "a key is one request's, across both routes"
         )
+    if prior.body_values()[0] != dict(body):
+        raise _conflict("this Idempotency-Key was already used for a different check body")
+    decision = prior.decision_values()[0]
     return JSONResponse(
-        prior_decision,
+        decision,
         headers={
             "Idempotent-Replayed": "true",
-            "Location": f"/v1/checks/{prior_decision.get('check_id')}",
+            "Location": f"/v1/checks/{decision.get('check_id')}",
         },
+    )
+
+
+def _replayed_batch(prior: Idempotent, raw: bytes) -> Response:
+    """A batch retry's recorded results (in order), or 422 when the key was used for a
+    single check or for another batch (other checks, other order, another count)."""
+    if prior.batch_id is None:
+        raise _conflict(
+            "this Idempotency-Key was already used for a single check (POST /v1/checks); "
+            "a key is one request's, across both routes"
+        )
+    try:
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        doc = None
+    checks = doc.get("checks") if type(doc) is dict else None
+    if type(checks) is not list:
+        try:  # the same error as without a key: 400 or 422 naming the field
+            batch_adapter.validate_json(raw)
+        except ValidationError as exc:
+            raise from_pydantic(exc) from None
+    if checks != prior.body_values():
+        raise _conflict(
+            f"this Idempotency-Key was already used for a different batch "
+            f"({len(prior.bodies)} checks recorded)"
+        )
+    return Response(
+        b'{"results":[' + ",".join(prior.decisions).encode() + b"]}",
+        media_type="application/json",
+        headers={"Idempotent-Replayed": "true"},
     )
 
 
@@ -295,7 +340,7 @@ def _decide_batch_now(
             op,
             trip,
             bike,
-            None if key is None else f"{key}/{i}",
+            _row_key(key, i),
             batch_id,
             body_json,
             decisions[i].decode(),
@@ -365,7 +410,7 @@ def _decide_batch_slow(
             body=bodies[i],
             body_json=orjson.dumps(bodies[i]).decode(),
             decision=dicts[i],
-            idempotency_key=None if key is None else f"{key}/{i}",
+            idempotency_key=_row_key(key, i),
             batch_id=batch_id,
             district=None if dicts[i].get("zone") else districts.of_fixes(bodies[i]["fixes"]),
         )
@@ -388,15 +433,15 @@ async def post_batch(request: Request) -> Response:
     key = _idempotency_key(request.headers.get("idempotency-key"))
     raw = await _read_json(request)
     if key is not None:
-        prior = await run_in_threadpool(st.store.find_idempotent_batch, who.operator, key)
+        prior = await run_in_threadpool(st.store.find_idempotent, who.operator, key)
         if prior is not None:
-            return JSONResponse({"results": prior}, headers={"Idempotent-Replayed": "true"})
+            return _replayed_batch(prior, raw)
     rows, payload, outcomes = await run_in_threadpool(_decide_batch, st, raw, who.operator, key)
-    if await _record(st, rows) == CONFLICT:
-        prior = await run_in_threadpool(st.store.find_idempotent_batch, who.operator, key)
+    if await _record(st, rows) == CONFLICT:  # the key was taken meanwhile
+        prior = await run_in_threadpool(st.store.find_idempotent, who.operator, key)
         if prior is None:  # pragma: no cover
             raise Problem(409, "idempotency-conflict", "retry: a concurrent request holds the key")
-        return JSONResponse({"results": prior}, headers={"Idempotent-Replayed": "true"})
+        return _replayed_batch(prior, raw)
     for outcome, n in outcomes.items():
         st.metrics.decided(outcome, n)
     request.state.n_checks = len(rows)
