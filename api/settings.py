@@ -111,6 +111,16 @@ class Settings(BaseSettings):
     feed_ttl_seconds: int = Field(3600, ge=0)
     feed_base_url: str | None = None
 
+    # ---- HTTP habits (issue 15: api.habits) --------------------------------------------
+    #: browser origins allowed to call the API (CORS), comma-separated
+    #: (``https://ops.example.com,https://map.example.com``); empty: CORS off
+    cors_origins: str = ""
+    cors_max_age_seconds: int = Field(600, ge=0, le=86_400)
+
+    def cors_origin_list(self) -> list[str]:
+        """The configured CORS origins (``*`` allowed: any origin)."""
+        return [o.strip().rstrip("/") for o in self.cors_origins.split(",") if o.strip()]
+
     def feed_meta(self) -> Any:
         """The feeds' publisher (a checked ``zones.export.gbfs.FeedMeta``)."""
         from zones.export.gbfs import SYSTEM_NAME, FeedMeta

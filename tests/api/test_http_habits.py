@@ -7,14 +7,20 @@ Every test over a database runs on SQLite and on PostgreSQL (the ``client`` fixt
 
 from __future__ import annotations
 
+import gzip
+import io
+import tracemalloc
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 import sqlalchemy as sa
+from fastapi.testclient import TestClient
 
 from api import schema
+from api.app import create_app
 from api.storage import Store
+from tests.api.conftest import wait_ready
 
 BATCH = "/v1/checks/batch"
 
@@ -109,3 +115,182 @@ def test_migration_5_renames_old_batch_keys(database_url: str) -> None:
         assert both is not None and both.batch_id is None
     finally:
         s.close()
+
+
+# ---------------------------------------------------------------------------- request bodies
+def _gz(obj: Any) -> bytes:
+    return gzip.compress(orjson.dumps(obj))
+
+
+def test_gzip_bodies_are_decided_as_plain_ones(client, keys, make_body, store):
+    h = keys.h(keys.meituan) | {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+    plain = client.post("/v1/checks", json=make_body(2), headers=keys.h(keys.meituan)).json()
+    r = client.post("/v1/checks", content=_gz(make_body(2)), headers=h)
+    assert r.status_code == 200, r.text
+    assert r.json()["outcome"] == plain["outcome"] and r.json()["zone"] == plain["zone"]
+    batch = _batch(make_body, 40)
+    raw = orjson.dumps(batch)
+    body = gzip.compress(raw)
+    r = client.post(BATCH, content=body, headers=h)
+    assert r.status_code == 200, r.text
+    assert len(r.json()["results"]) == 40
+    assert store.get_check(r.json()["results"][3]["check_id"])["request"] == batch["checks"][3]
+    # two gzip members are one body (RFC 1952); identity is no coding
+    two = gzip.compress(raw[:100]) + gzip.compress(raw[100:])
+    assert client.post(BATCH, content=two, headers=h).status_code == 200
+    r = client.post(
+        "/v1/checks",
+        json=make_body(1),
+        headers=keys.h(keys.meituan) | {"Content-Encoding": "identity"},
+    )
+    assert r.status_code == 200
+    # the zone-set upload takes gzip too
+    fc = {"type": "FeatureCollection", "features": []}
+    r = client.post(
+        "/v1/zone-sets",
+        content=_gz(fc),
+        headers=keys.h(keys.admin) | {"Content-Encoding": "gzip"},
+    )
+    assert r.status_code in (201, 422), r.text
+    assert r.json().get("type") != "/problems/malformed-json"
+
+
+def test_other_encodings_are_415_and_bad_gzip_400(client, keys, make_body, store):
+    h = keys.h(keys.meituan) | {"Content-Type": "application/json"}
+    for coding in ("br", "deflate", "gzip, br", "zstd"):
+        r = client.post("/v1/checks", json=make_body(0), headers=h | {"Content-Encoding": coding})
+        assert r.status_code == 415, (coding, r.text)
+        assert r.headers["content-type"] == "application/problem+json"
+        assert coding.split(", ")[-1] in r.json()["detail"]
+    gz = _gz(make_body(0))
+    for bad in (gz[:-9], b"not gzip at all", gz + b"trailing"):
+        r = client.post("/v1/checks", content=bad, headers=h | {"Content-Encoding": "gzip"})
+        assert r.status_code == 400, r.text
+        assert r.json()["type"] == "/problems/malformed-body"
+    assert store.count_checks() == 0
+
+
+def test_a_gzip_bomb_is_413_with_bounded_memory(settings_for, client_for, keys):
+    client = client_for(settings_for(max_body_bytes=1 << 20))
+    bomb = gzip.compress(b"[" + b" " * (64 << 20) + b"]", 9)  # 64 MiB of spaces: ~64 KiB
+    assert len(bomb) < (1 << 20)
+    tracemalloc.start()
+    try:
+        r = client.post(
+            BATCH,
+            content=bomb,
+            headers=keys.h(keys.meituan)
+            | {"Content-Type": "application/json", "Content-Encoding": "gzip"},
+        )
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert r.status_code == 413, r.text
+    assert "decodes to more than" in r.json()["detail"]
+    assert peak < 16 << 20, peak  # never the 64 MiB
+
+
+# ---------------------------------------------------------------------------- paths, methods
+def test_a_trailing_slash_is_the_same_route_never_a_redirect(client, keys, make_body, store):
+    h = keys.h(keys.meituan)
+    r = client.post("/v1/checks/", json=make_body(0), headers=h, follow_redirects=False)
+    assert r.status_code == 200, r.text
+    r = client.post(BATCH + "/", json=_batch(make_body, 2), headers=h, follow_redirects=False)
+    assert r.status_code == 200, r.text
+    assert store.count_checks() == 3
+    for path in ("/healthz/", "/v1/zones/", "/v1/zone-sets/"):
+        r = client.get(path, headers=keys.h(keys.admin), follow_redirects=False)
+        assert r.status_code == 200, (path, r.status_code)
+    r = client.get("/v1/nothing/", headers=h, follow_redirects=False)
+    assert r.status_code == 404 and "/v1/nothing" in r.json()["detail"]
+
+
+def test_head_answers_every_get_route_without_a_body(client, keys):
+    paths = [p for p, ops in client.get("/openapi.json").json()["paths"].items() if "get" in ops]
+    paths = [p for p in paths if "{" not in p] + ["/openapi.json", "/docs"]
+    assert len(paths) > 10
+    h = keys.h(keys.admin)
+    for path in paths:
+        query = {"bbox": "113.0,21.8,114.4,22.6"} if path == "/v1/zones/density" else None
+        got = client.get(path, headers=h, params=query)
+        head = client.head(path, headers=h, params=query)
+        assert head.status_code == got.status_code, (path, head.status_code, got.status_code)
+        assert head.content == b"", path
+        assert head.headers.get("content-type") == got.headers.get("content-type"), path
+        if "content-length" in got.headers and path not in ("/metrics", "/v1/checks/recent"):
+            assert head.headers["content-length"] == got.headers["content-length"], path
+    for path in ("/healthz", "/readyz", "/map"):
+        assert client.head(path).status_code == 200, path
+
+
+def test_unknown_query_parameters_are_422_naming_them(client, keys, make_body):
+    h = keys.h(keys.admin)
+    for path, query in (
+        ("/v1/zones", "limt=5"),
+        ("/v1/stats", "form=2026-11-01T00:00:00Z"),
+        ("/v1/zone-sets", "page=2"),
+        ("/healthz", "x=1"),
+        ("/v1/checks/recent", "limit=5&sincе=x"),
+    ):
+        r = client.get(f"{path}?{query}", headers=h)
+        assert r.status_code == 422, (path, r.text)
+        name = query.split("&")[-1].split("=")[0]
+        assert r.json()["errors"][0]["pointer"] == f"query:{name}", r.json()
+        assert name in r.json()["detail"]
+    r = client.post("/v1/checks?dry_run=1", json=make_body(0), headers=keys.h(keys.meituan))
+    assert r.status_code == 422 and "dry_run" in r.json()["detail"]
+    assert client.get("/v1/zones?limit=5&bbox=113.0,21.8,114.4,22.6", headers=h).status_code == 200
+    assert client.get("/gbfs/3.0/gbfs.json?_=123").status_code == 200  # feeds are lenient
+
+
+# ---------------------------------------------------------------------------- request ids, CORS
+def test_request_ids_are_echoed_or_generated_and_logged(settings_for, keys, make_body):
+    log = io.BytesIO()
+    app = create_app(settings_for(access_log=True), access_stream=log)
+    with TestClient(app) as client:
+        wait_ready(client)
+        h = keys.h(keys.meituan)
+        r = client.post("/v1/checks", json=make_body(0), headers=h | {"X-Request-ID": "req-1"})
+        assert r.headers["x-request-id"] == "req-1"
+        generated = client.get("/v1/zones/nope", headers=h).headers["x-request-id"]
+        assert len(generated) == 32 and int(generated, 16) >= 0
+        for bad in ("x" * 129, "a b", "tab\there", "é".encode()):
+            rid = client.get("/healthz", headers={"X-Request-ID": bad}).headers["x-request-id"]
+            assert rid != bad and len(rid) == 32
+        errs = [
+            client.post("/v1/checks", content=b"{", headers=h | {"X-Request-ID": "e-400"}),
+            client.get("/v1/checks/c_x", headers={"X-Request-ID": "e-401"}),
+            client.post(
+                BATCH, content=b"x", headers=h | {"X-Request-ID": "e-415", "Content-Encoding": "br"}
+            ),
+            client.head("/readyz", headers={"X-Request-ID": "e-head"}),
+        ]
+        for e in errs:
+            assert e.headers["x-request-id"].startswith("e-"), e.status_code
+    lines = [orjson.loads(x) for x in log.getvalue().splitlines()]
+    ids = {x["request_id"] for x in lines}
+    assert {"req-1", generated, "e-400", "e-401", "e-415", "e-head"} <= ids
+    assert next(x for x in lines if x["request_id"] == "e-head")["method"] == "HEAD"
+
+
+def test_cors_is_off_by_default_and_on_for_configured_origins(settings_for, client_for, keys):
+    pre = {
+        "Origin": "https://ops.example.com",
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "x-api-key, content-type, idempotency-key",
+    }
+    off = client_for(settings_for())
+    assert "access-control-allow-origin" not in off.options("/v1/checks", headers=pre).headers
+    r = off.get("/healthz", headers={"Origin": "https://ops.example.com"})
+    assert "access-control-allow-origin" not in r.headers
+    on = client_for(settings_for(cors_origins="https://ops.example.com, https://b.example"))
+    r = on.options("/v1/checks", headers=pre)
+    assert r.status_code == 200
+    assert r.headers["access-control-allow-origin"] == "https://ops.example.com"
+    assert "idempotency-key" in r.headers["access-control-allow-headers"].lower()
+    r = on.get("/v1/zones?limit=1", headers=keys.h(keys.admin) | {"Origin": "https://b.example"})
+    assert r.headers["access-control-allow-origin"] == "https://b.example"
+    assert "X-Request-ID" in r.headers["access-control-expose-headers"]
+    r = on.options("/v1/checks", headers=pre | {"Origin": "https://evil.example"})
+    assert r.status_code == 400
+    assert "access-control-allow-origin" not in r.headers
