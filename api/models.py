@@ -571,3 +571,41 @@ class PolicyActivation(BaseModel):
     active: int
     previous: int | None
     policy: PolicyInfo
+
+
+# ---------------------------------------------------------------------------- pages
+# Issue 15 items 6-7 (helper `habits`): the paged lists' answers. Every page has `next`,
+# the relative URL of the next page (its opaque `cursor` in the query) or null on the
+# last page; the same URL is in the `Link: <…>; rel="next"` header.
+
+
+class CheckPage(BaseModel):
+    """``GET /v1/checks``: recorded checks, newest first."""
+
+    checks: list[CheckRecord]
+    next: str | None = Field(description="The next page's relative URL, null on the last")
+
+
+class ZoneSetPage(ZoneSetList):
+    """``GET /v1/zone-sets``: stored versions, newest first."""
+
+    next: str | None = Field(description="The next page's relative URL, null on the last")
+
+
+class StatsPage(Stats):
+    """``GET /v1/stats`` with ``truncated``: more groups matched than ``limit``
+    (``total`` counts every one)."""
+
+    truncated: bool
+
+
+class RecentChecks(BaseModel):
+    """``GET /v1/checks/recent``: the newest decisions as points."""
+
+    now: str
+    since: str | None
+    checks: list[dict[str, Any]]
+    next: str | None = Field(description="The next page's relative URL, null on the last")
+
+
+__all__ += ["CheckPage", "RecentChecks", "StatsPage", "ZoneSetPage"]

@@ -36,6 +36,7 @@ __all__ = [
     "as_utc",
     "china_day",
     "hash_key",
+    "keyset_before",
     "make_engine",
     "new_key",
 ]
@@ -66,6 +67,14 @@ def rfc3339(dt: datetime | None) -> str | None:
     if dt is None:
         return None
     return dt.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def keyset_before(time_col: Any, id_col: Any, key: tuple[datetime, str]) -> Any:
+    """Rows after ``key`` in the order ``time_col`` DESC, ``id_col`` DESC: the condition
+    of the next page of a newest-first list (a stable total order: ids are unique)."""
+    at, cid = key
+    at = at.astimezone(UTC)
+    return sa.or_(time_col < at, sa.and_(time_col == at, id_col < cid))
 
 
 def make_engine(url: str, *, sqlite_synchronous: str = "FULL", pool_size: int = 8) -> Engine:
@@ -445,13 +454,20 @@ class Store:
             f"could not assign a version in {versions.name} (too many concurrent uploads)"
         )
 
-    def zone_sets(self) -> list[ZoneSetInfo]:
-        """Every stored version, newest first."""
+    def zone_sets(
+        self, *, before: int | None = None, limit: int | None = None
+    ) -> list[ZoneSetInfo]:
+        """Stored versions, newest first (those older than ``before``, ``limit`` at most)."""
+        q = sa.select(*_ZS_COLS).order_by(t.zone_sets.c.version.desc())
+        if before is not None:
+            q = q.where(t.zone_sets.c.version < before)
+        if limit is not None:
+            q = q.limit(limit)
         with self.engine.connect() as c:
             active = c.execute(
                 sa.select(t.active_zone_set.c.version).where(t.active_zone_set.c.id == 1)
             ).scalar()
-            rows = c.execute(sa.select(*_ZS_COLS).order_by(t.zone_sets.c.version.desc())).all()
+            rows = c.execute(q).all()
         return [_zs_from_row(r, active) for r in rows]
 
     def zone_set(self, version: int) -> ZoneSetInfo | None:
@@ -704,6 +720,50 @@ class Store:
             r = c.execute(sa.select(t.checks).where(t.checks.c.check_id == check_id)).first()
         return None if r is None else _check_record(r)
 
+    def search_checks(
+        self,
+        *,
+        operator: str | None = None,
+        trip_id: str | None = None,
+        bike_id: str | None = None,
+        outcome: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        before: tuple[datetime, str] | None = None,
+        limit: int = 100,
+    ) -> list[dict[str, Any]]:
+        """Audit-log records matching every filter given, newest first (``decided_at``
+        then ``check_id``, descending: a total order), after ``before`` in that order.
+
+        Served by an index on each path: trip or bike (``ix_checks_trip_decided_at``,
+        ``ix_checks_bike_decided_at``, migration 5), else operator and time, else time.
+        """
+        c = t.checks.c
+        conds = []
+        if operator is not None:
+            conds.append(c.operator == operator)
+        if trip_id is not None:
+            conds.append(c.trip_id == trip_id)
+        if bike_id is not None:
+            conds.append(c.bike_id == bike_id)
+        if outcome is not None:
+            conds.append(c.outcome == outcome)
+        if since is not None:
+            conds.append(c.decided_at >= since.astimezone(UTC))
+        if until is not None:
+            conds.append(c.decided_at < until.astimezone(UTC))
+        if before is not None:
+            conds.append(keyset_before(c.decided_at, c.check_id, before))
+        q = (
+            sa.select(t.checks)
+            .where(*conds)
+            .order_by(c.decided_at.desc(), c.check_id.desc())
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(q).all()
+        return [_check_record(r) for r in rows]
+
     def count_checks(self) -> int:
         with self.engine.connect() as c:
             return int(c.execute(sa.select(sa.func.count()).select_from(t.checks)).scalar() or 0)
@@ -763,7 +823,8 @@ class Store:
 
         The in-box rate is ``settle / checks``: the share of trip ends that stood in a
         fenced box. Groups are sorted by key (days, operators, districts) or, for
-        zones, by number of checks (the busiest first).
+        zones, by number of checks (the busiest first); ``truncated`` says that more
+        than ``limit`` groups matched (``total`` counts every one).
         """
         col = {
             "operator": t.checks.c.operator,
@@ -790,8 +851,10 @@ class Store:
         q = sa.select(col.label("key"), *aggs).where(*conds).group_by(col)
         q = q.order_by(n.desc(), col) if group_by == "zone" else q.order_by(col)
         with self.engine.connect() as c:
-            rows = c.execute(q.limit(limit)).all()
+            rows = c.execute(q.limit(limit + 1)).all()
             total = c.execute(sa.select(*aggs).where(*conds)).first()
+        truncated = len(rows) > limit
+        rows = rows[:limit]
 
         def shape(r: Any) -> dict[str, Any]:
             checks = int(r.checks or 0)
@@ -810,6 +873,8 @@ class Store:
             "to": rfc3339(until),
             "groups": [{"key": r.key, **shape(r)} for r in rows],
             "total": shape(total),
+            # more groups than ``limit``: ``total`` still counts them all
+            "truncated": truncated,
         }
 
     # ------------------------------------------------------------------ API keys

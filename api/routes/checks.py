@@ -14,11 +14,11 @@ import threading
 from collections import Counter
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import orjson
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Path, Query, Request
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
@@ -31,13 +31,16 @@ from api.errors import Problem, from_domain, from_pydantic
 from api.models import (
     PROBLEM_RESPONSES,
     BatchResponse,
+    CheckPage,
     CheckRecord,
     Decision,
+    QueryTime,
     batch_adapter,
     check_adapter,
 )
+from api.paging import encode_cursor, next_link, page_headers, time_cursor
 from api.responses import JSONResponse, dumps
-from api.routes import ready_state
+from api.routes import ready_state, store_of
 from api.service import audit_values, decided_now, ended_at_utc, new_id, new_ids
 from api.storage import Idempotent, china_day
 
@@ -446,6 +449,68 @@ async def post_batch(request: Request) -> Response:
         st.metrics.decided(outcome, n)
     request.state.n_checks = len(rows)
     return Response(payload, media_type="application/json")
+
+
+@router.get(
+    "",
+    response_model=CheckPage,
+    responses=PROBLEM_RESPONSES,
+    summary="Search recorded checks, newest first, paged (operators: their own only)",
+)
+async def search_checks(
+    request: Request,
+    who: any_role,
+    trip_id: Annotated[str | None, Query(min_length=1, max_length=256)] = None,
+    bike_id: Annotated[str | None, Query(min_length=1, max_length=256)] = None,
+    outcome: Literal["settle", "reject", "review"] | None = None,
+    from_: Annotated[
+        QueryTime | None, Query(alias="from", description="RFC 3339, inclusive (decided_at)")
+    ] = None,
+    to: Annotated[QueryTime | None, Query(description="RFC 3339, exclusive (decided_at)")] = None,
+    operator: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=64,
+            description="Admin keys: one operator's checks (operator keys: their own only)",
+        ),
+    ] = None,
+    cursor: Annotated[
+        str | None, Query(max_length=300, description="The 'next' link's cursor of a page")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=1000, description="Checks per page")] = 100,
+) -> JSONResponse:
+    """Each page is newest first (``decided_at``, then ``check_id``); ``next`` (and
+    ``Link``) follows on after the last check answered, so a check recorded meanwhile
+    is neither skipped nor repeated among the older ones."""
+    store = store_of(request)
+    if not who.is_admin:
+        if operator is not None and operator != who.operator:
+            raise Problem(
+                403, "forbidden", "an operator key reads its own checks only: drop 'operator'"
+            )
+        operator = who.operator
+    if from_ is not None and to is not None and from_ >= to:
+        raise Problem(422, "validation", "'from' must be before 'to'")
+    before = None if cursor is None else time_cursor(cursor, "checks")
+    found = await run_in_threadpool(
+        lambda: store.search_checks(
+            operator=operator,
+            trip_id=trip_id,
+            bike_id=bike_id,
+            outcome=outcome,
+            since=from_,
+            until=to,
+            before=before,
+            limit=limit + 1,
+        )
+    )
+    page = found[:limit]
+    link = None
+    if len(found) > limit:
+        last = page[-1]
+        link = next_link(request, encode_cursor("checks", last["decided_at"], last["check_id"]))
+    return JSONResponse({"checks": page, "next": link}, headers=page_headers(link))
 
 
 @router.get(

@@ -34,7 +34,8 @@ from api import hotspots as hs
 from api import mapdata
 from api.auth import admin, any_role
 from api.errors import Problem
-from api.models import PROBLEM_RESPONSES, QueryTime
+from api.models import PROBLEM_RESPONSES, QueryTime, RecentChecks
+from api.paging import encode_cursor, next_link, page_headers, time_cursor
 from api.responses import GeoJSONResponse, JSONResponse
 from api.routes import app_state, ready_state
 from api.routes.zones import _bbox
@@ -136,7 +137,8 @@ async def zone_stats(
     "/v1/checks/recent",
     tags=["checks"],
     responses=PROBLEM_RESPONSES,
-    summary="The newest decisions as points (fused position, outcome, operator)",
+    response_model=RecentChecks,
+    summary="The newest decisions as points (fused position, outcome, operator), paged",
 )
 async def recent_checks(
     request: Request,
@@ -146,9 +148,23 @@ async def recent_checks(
         Query(description="RFC 3339: only checks decided at or after this time"),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+    cursor: Annotated[
+        str | None, Query(max_length=200, description="The 'next' link's cursor of a page")
+    ] = None,
 ) -> JSONResponse:
     store = _store(request)
-    return JSONResponse(await run_in_threadpool(mapdata.recent_checks, store, since, limit))
+    before = None if cursor is None else time_cursor(cursor, "recent")
+    result = await run_in_threadpool(mapdata.recent_checks, store, since, limit + 1, before)
+    page = result["checks"] = result["checks"][: limit + 1]
+    more = len(page) > limit
+    del page[limit:]
+    link = None
+    if more:
+        link = next_link(
+            request, encode_cursor("recent", page[-1]["decided_at"], page[-1]["check_id"])
+        )
+    result["next"] = link
+    return JSONResponse(result, headers=page_headers(link))
 
 
 # ---------------------------------------------------------------------------- stats

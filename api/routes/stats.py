@@ -9,7 +9,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.auth import admin
 from api.errors import Problem
-from api.models import PROBLEM_RESPONSES, QueryTime, Stats
+from api.models import PROBLEM_RESPONSES, QueryTime, StatsPage
 from api.responses import JSONResponse
 from api.routes import app_state
 
@@ -20,7 +20,7 @@ router = APIRouter(prefix="/v1/stats", tags=["stats"])
 
 @router.get(
     "",
-    response_model=Stats,
+    response_model=StatsPage,
     responses=PROBLEM_RESPONSES,
     summary="Checks, settle/reject/review counts and in-box rate per group over a time range",
 )

@@ -9,11 +9,14 @@ import numpy as np
 import shapely
 from fastapi import APIRouter, Path, Query, Request
 from pyproj import Geod
+from starlette.responses import Response
 
 from api.auth import any_role
+from api.downloads import cacheable
 from api.errors import Problem
 from api.models import PROBLEM_RESPONSES
-from api.responses import GeoJSONResponse
+from api.paging import decode_cursor, encode_cursor, next_link, page_headers
+from api.responses import GeoJSONResponse, dumps
 from api.routes import ready_state
 from geofence import crs as gcrs
 
@@ -55,7 +58,7 @@ def _bbox(text: str) -> tuple[float, float, float, float]:
 @router.get(
     "",
     responses={**_GEOJSON, **PROBLEM_RESPONSES},
-    summary="Zones of the active set in a bounding box (GeoJSON FeatureCollection)",
+    summary="Zones of the active set in a bounding box (GeoJSON FeatureCollection), paged",
 )
 async def list_zones(
     request: Request,
@@ -67,8 +70,18 @@ async def list_zones(
             examples=["113.54,22.26,113.56,22.28"],
         ),
     ] = None,
-    limit: Annotated[int, Query(ge=1, le=100_000, description="Features at most")] = 1000,
-) -> GeoJSONResponse:
+    limit: Annotated[
+        int, Query(ge=1, le=100_000, description="Features per page (at most 10,000)")
+    ] = 1000,
+    cursor: Annotated[
+        str | None, Query(max_length=200, description="The 'next' link's cursor of a page")
+    ] = None,
+) -> Response:
+    """Pages in the zone set's order; the cursor pins the zone-set version, so a page
+    after an activation answers 409 ``stale-cursor`` (start again) rather than mix two
+    versions. ``numberMatched`` counts every page, ``next`` links the next one (also
+    in ``Link``). Answers carry an ``ETag`` (304 on ``If-None-Match``) and are gzipped
+    when the client accepts it."""
     st = ready_state(request)
     active = st.active
     zs = active.zone_set
@@ -79,15 +92,36 @@ async def list_zones(
         hit = np.flatnonzero((b[:, 0] <= x1) & (b[:, 2] >= x0) & (b[:, 1] <= y1) & (b[:, 3] >= y0))
     else:
         hit = np.arange(len(zs))
-    shown = hit[:limit]
-    return GeoJSONResponse(
+    rest = hit
+    if cursor is not None:
+        version, after = decode_cursor(cursor, "zones", 2)
+        if version != active.version:
+            raise Problem(
+                409,
+                "stale-cursor",
+                f"the cursor is of zone set version {version}; version {active.version} is "
+                "active now: start again without a cursor",
+            )
+        if type(after) is not int:
+            raise Problem(422, "validation", "cursor is not a cursor of this list")
+        rest = hit[hit > after]
+    shown = rest[:limit]
+    more = len(rest) > limit
+    link = (
+        next_link(request, encode_cursor("zones", active.version, int(shown[-1]))) if more else None
+    )
+    body = dumps(
         {
             "type": "FeatureCollection",
             "zone_set_version": active.version,
             "numberMatched": len(hit),
             "numberReturned": len(shown),
+            "next": link,
             "features": [zs.feature(int(i)) for i in shown],
         }
+    )
+    return await cacheable(
+        request, body, media_type="application/geo+json", headers=page_headers(link)
     )
 
 

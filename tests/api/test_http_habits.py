@@ -19,6 +19,7 @@ from fastapi.testclient import TestClient
 
 from api import schema
 from api.app import create_app
+from api.paging import encode_cursor
 from api.storage import Store
 from tests.api.conftest import wait_ready
 
@@ -294,3 +295,181 @@ def test_cors_is_off_by_default_and_on_for_configured_origins(settings_for, clie
     r = on.options("/v1/checks", headers=pre | {"Origin": "https://evil.example"})
     assert r.status_code == 400
     assert "access-control-allow-origin" not in r.headers
+
+
+# ---------------------------------------------------------------------------- downloads
+def test_zone_set_geojson_has_validators_304_and_gzip(client, keys, small_fc):
+    h = keys.h(keys.admin)
+    r = client.get("/v1/zone-sets/1/geojson", headers=h | {"Accept-Encoding": "identity"})
+    assert r.status_code == 200
+    etag, modified = r.headers["etag"], r.headers["last-modified"]
+    assert etag.startswith('"zs-1-') and "content-encoding" not in r.headers
+    assert len(r.json()["features"]) == len(small_fc["features"])
+    plain = r.content
+    for cond in (
+        {"If-None-Match": etag},
+        {"If-None-Match": f'"other", W/{etag}'},
+        {"If-None-Match": "*"},
+        {"If-Modified-Since": modified},
+        {"If-Modified-Since": "Fri, 01 Jan 2100 00:00:00 GMT"},
+    ):
+        r = client.get("/v1/zone-sets/1/geojson", headers=h | cond)
+        assert r.status_code == 304, cond
+        assert r.content == b"" and r.headers["etag"] == etag
+    for cond in (
+        {"If-None-Match": '"other"'},
+        {"If-Modified-Since": "Sat, 01 Jan 2000 00:00:00 GMT"},
+        {"If-Modified-Since": "yesterday"},
+        {"If-None-Match": '"other"', "If-Modified-Since": modified},  # INM wins
+    ):
+        r = client.get("/v1/zone-sets/1/geojson", headers=h | cond)
+        assert r.status_code == 200, cond
+    # gzip when accepted (httpx decodes it: the same bytes), not at q=0
+    raw = client.get(
+        "/v1/zone-sets/1/geojson", headers=h | {"Accept-Encoding": "gzip"}, extensions={}
+    )
+    assert raw.headers["content-encoding"] == "gzip"
+    assert raw.headers["vary"] == "Accept-Encoding"
+    assert raw.content == plain
+    assert int(raw.headers["content-length"]) < len(plain) / 4
+    gz_tag = raw.headers["etag"]
+    assert gz_tag != etag
+    r = client.get("/v1/zone-sets/1/geojson", headers=h | {"If-None-Match": gz_tag})
+    assert r.status_code == 304
+    r = client.get("/v1/zone-sets/1/geojson", headers=h | {"Accept-Encoding": "gzip;q=0, br"})
+    assert "content-encoding" not in r.headers
+    r = client.head("/v1/zone-sets/1/geojson", headers=h | {"Accept-Encoding": "gzip"})
+    assert r.status_code == 200 and r.content == b"" and r.headers["etag"] == gz_tag
+    assert client.get("/v1/zone-sets/9/geojson", headers=h).status_code == 404
+
+
+def test_zone_lists_have_etags_and_gzip(client, keys):
+    h = keys.h(keys.meituan)
+    r = client.get("/v1/zones?limit=50", headers=h | {"Accept-Encoding": "gzip"})
+    assert r.status_code == 200
+    assert r.headers["content-encoding"] == "gzip"
+    assert r.headers["content-type"] == "application/geo+json"
+    again = client.get("/v1/zones?limit=50", headers=h | {"If-None-Match": r.headers["etag"]})
+    assert again.status_code == 304
+    small = client.get("/healthz", headers={"Accept-Encoding": "gzip"})
+    assert "content-encoding" not in small.headers
+
+
+# ---------------------------------------------------------------------------- pages
+def _follow(client: TestClient, url: str, headers: dict[str, str], key: str) -> list[Any]:
+    items: list[Any] = []
+    seen_urls = set()
+    while url:
+        assert url not in seen_urls
+        seen_urls.add(url)
+        r = client.get(url, headers=headers)
+        assert r.status_code == 200, r.text
+        doc = r.json()
+        items.extend(doc[key])
+        if doc["next"]:
+            assert r.headers["link"] == f'<{doc["next"]}>; rel="next"'
+            assert doc["next"].startswith("/")  # relative: the client's own scheme and host
+        else:
+            assert "link" not in r.headers
+        url = doc["next"]
+    return items
+
+
+def test_zones_page_through_the_whole_set(client, keys, small_fc):
+    h = keys.h(keys.hellobike)
+    feats = _follow(client, "/v1/zones?limit=37", h, "features")
+    assert [f["id"] for f in feats] == [f["id"] for f in small_fc["features"]]
+    bbox = "113.0,21.8,114.4,22.6"
+    assert len(_follow(client, f"/v1/zones?limit=50&bbox={bbox}", h, "features")) == len(feats)
+    r = client.get("/v1/zones?limit=1000", headers=h).json()
+    assert r["next"] is None and r["numberReturned"] == r["numberMatched"] == len(feats)
+    for bad in ("nope", "W1sxXQ", encode_cursor("zone-sets", 3)):
+        r = client.get(f"/v1/zones?cursor={bad}", headers=h)
+        assert r.status_code == 422 and r.json()["errors"][0]["pointer"] == "query:cursor"
+    stale = encode_cursor("zones", 99, 3)
+    r = client.get(f"/v1/zones?cursor={stale}", headers=h)
+    assert r.status_code == 409 and r.json()["type"] == "/problems/stale-cursor"
+
+
+def test_zone_sets_page_newest_first_under_concurrent_uploads(client, keys, small_fc_v2):
+    h = keys.h(keys.admin)
+    for _ in range(4):
+        assert client.post("/v1/zone-sets", json=small_fc_v2, headers=h).status_code == 201
+    r = client.get("/v1/zone-sets?limit=2", headers=h).json()
+    assert [z["version"] for z in r["zone_sets"]] == [5, 4] and r["active"] == 1
+    client.post("/v1/zone-sets", json=small_fc_v2, headers=h)  # version 6, meanwhile
+    rest = _follow(client, r["next"], h, "zone_sets")
+    assert [z["version"] for z in rest] == [3, 2, 1]
+
+
+def test_check_search_pages_own_checks_without_gaps_under_concurrent_inserts(
+    client, keys, make_body
+):
+    mt, hb, ad = keys.h(keys.meituan), keys.h(keys.hellobike), keys.h(keys.admin)
+    batch = {"checks": [make_body(i % 5, trip=f"T-{i % 7}") for i in range(30)]}
+    ids = [d["check_id"] for d in client.post(BATCH, json=batch, headers=mt).json()["results"]]
+    client.post("/v1/checks", json=make_body(1, trip="T-1"), headers=hb)
+    # page while more checks are recorded: the traversal is the 30 older ones exactly
+    got: list[Any] = []
+    url: str | None = "/v1/checks?limit=7"
+    while url:
+        doc = client.get(url, headers=mt).json()
+        got.extend(doc["checks"])
+        url = doc["next"]
+        client.post("/v1/checks", json=make_body(2, trip="T-new"), headers=mt)
+    older = [c for c in got if c["trip_id"] != "T-new"]
+    assert sorted(c["check_id"] for c in older) == sorted(ids)
+    assert len({c["check_id"] for c in got}) == len(got)  # no repeat
+    assert all(c["operator"] == "meituan" for c in got)
+    keys_ = [(c["decided_at"], c["check_id"]) for c in got]
+    assert keys_ == sorted(keys_, reverse=True)
+    # filters, each against the obvious answer over everything recorded
+    everything = _follow(client, "/v1/checks?limit=1000", ad, "checks")
+    for query, want in (
+        ("trip_id=T-3", lambda c: c["trip_id"] == "T-3" and c["operator"] == "meituan"),
+        ("bike_id=B-T-1", lambda c: c["bike_id"] == "B-T-1" and c["operator"] == "meituan"),
+        (
+            "outcome=settle",
+            lambda c: c["decision"]["outcome"] == "settle" and c["operator"] == "meituan",
+        ),
+    ):
+        found = _follow(client, f"/v1/checks?{query}&limit=4", mt, "checks")
+        assert [c["check_id"] for c in found] == [c["check_id"] for c in everything if want(c)]
+        assert found, query
+    # time range: [from, to)
+    mid = everything[len(everything) // 2]["decided_at"]
+    newer = _follow(client, f"/v1/checks?from={mid}&limit=5", ad, "checks")
+    assert [c["check_id"] for c in newer] == [
+        c["check_id"] for c in everything if c["decided_at"] >= mid
+    ]
+    # operators: their own only; admins: any, or one with operator=
+    assert client.get("/v1/checks?operator=hellobike", headers=mt).status_code == 403
+    assert client.get("/v1/checks?operator=meituan", headers=mt).status_code == 200
+    theirs = client.get("/v1/checks?operator=hellobike", headers=ad).json()["checks"]
+    assert [c["operator"] for c in theirs] == ["hellobike"]
+    assert {c["operator"] for c in everything} == {"meituan", "hellobike"}
+    # bad input: 422 naming the field
+    for query, pointer in (
+        ("outcome=maybe", "query:outcome"),
+        ("limit=0", "query:limit"),
+        ("from=yesterday", "query:from"),
+        ("cursor=abc", "query:cursor"),
+        ("bike=1", "query:bike"),
+    ):
+        r = client.get(f"/v1/checks?{query}", headers=mt)
+        assert r.status_code == 422, (query, r.text)
+        assert r.json()["errors"][0]["pointer"] == pointer, r.json()
+    assert client.get("/v1/checks").status_code == 401
+
+
+def test_recent_checks_page_and_stats_say_when_truncated(client, keys, make_body):
+    mt, ad = keys.h(keys.meituan), keys.h(keys.admin)
+    batch = {"checks": [make_body(i, trip=f"T-{i}") for i in range(12)]}
+    client.post(BATCH, json=batch, headers=mt)
+    client.post("/v1/checks", json=make_body(0), headers=keys.h(keys.hellobike))
+    recent = _follow(client, "/v1/checks/recent?limit=5", ad, "checks")
+    assert len(recent) == 13 and len({c["check_id"] for c in recent}) == 13
+    s = client.get("/v1/stats?group_by=zone&limit=3", headers=ad).json()
+    assert s["truncated"] is True and len(s["groups"]) == 3 and s["total"]["checks"] == 13
+    s = client.get("/v1/stats?group_by=operator", headers=ad).json()
+    assert s["truncated"] is False and len(s["groups"]) == 2
