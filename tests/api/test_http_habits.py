@@ -13,6 +13,7 @@ import tracemalloc
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 import orjson
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
@@ -20,6 +21,7 @@ from fastapi.testclient import TestClient
 from api import schema
 from api.app import create_app
 from api.paging import encode_cursor
+from api.servetest import Server
 from api.storage import Store
 from tests.api.conftest import wait_ready
 
@@ -473,3 +475,64 @@ def test_recent_checks_page_and_stats_say_when_truncated(client, keys, make_body
     assert s["truncated"] is True and len(s["groups"]) == 3 and s["total"]["checks"] == 13
     s = client.get("/v1/stats?group_by=operator", headers=ad).json()
     assert s["truncated"] is False and len(s["groups"]) == 2
+
+
+# ---------------------------------------------------------------------------- a real server
+def test_the_habits_over_real_http(backend, new_database, seed_file, tmp_path, small_fc):
+    """``geofence serve`` (uvicorn) on each backend: idempotency across the routes, a
+    gzip batch, a trailing-slash POST, HEAD's Content-Length, request ids, downloads."""
+    srv = Server(tmp_path, new_database(backend), seed_file).start()
+    try:
+        with httpx.Client(base_url=srv.url, timeout=60.0) as http:
+            op = srv.h("meituan") | {"Content-Type": "application/json"}
+            bodies = [
+                {
+                    "trip_id": f"T-{i}",
+                    "bike_id": f"B-{i % 50}",
+                    "vehicle_type": "bike",
+                    "ended_at": "2026-11-26T08:15:30+08:00",
+                    "fixes": [
+                        {"lon": 113.55 + i * 1e-5, "lat": 22.27, "accuracy_m": 4.0}
+                        for _ in range(3)
+                    ],
+                }
+                for i in range(10_000)
+            ]
+            raw = orjson.dumps({"checks": bodies})
+            packed = gzip.compress(raw)
+            assert len(raw) / len(packed) > 8  # the issue's ~10x
+            h = op | {"Content-Encoding": "gzip", "Idempotency-Key": "big-1"}
+            r = http.post(BATCH + "/", content=packed, headers=h)  # a trailing slash too
+            assert r.status_code == 200, r.text
+            assert len(r.json()["results"]) == 10_000
+            again = http.post(BATCH, content=packed, headers=h)
+            assert again.headers["idempotent-replayed"] == "true"
+            assert again.json() == r.json()
+            other = gzip.compress(orjson.dumps({"checks": bodies[:3]}))
+            assert http.post(BATCH, content=other, headers=h).status_code == 422
+            single = http.post(
+                "/v1/checks",
+                json=bodies[0],
+                headers=srv.h("meituan") | {"Idempotency-Key": "big-1"},
+            )
+            assert single.status_code == 422
+            assert single.json()["type"] == "/problems/idempotency-conflict"
+            # no redirect anywhere, whatever the proxy's scheme
+            r = http.post("/v1/checks/", json=bodies[1], headers=op | {"X-Request-ID": "rq-9"})
+            assert r.status_code == 200 and r.headers["x-request-id"] == "rq-9"
+            # HEAD through uvicorn: the GET's headers, no body
+            got = http.get("/v1/zone-sets/1/geojson", headers=srv.h("admin"))
+            head = http.head("/v1/zone-sets/1/geojson", headers=srv.h("admin"))
+            assert head.status_code == 200 and head.content == b""
+            assert head.headers["content-length"] == got.headers["content-length"]
+            assert head.headers["etag"] == got.headers["etag"]
+            gz = http.get(
+                "/v1/zone-sets/1/geojson", headers=srv.h("admin") | {"Accept-Encoding": "gzip"}
+            )
+            assert gz.headers["content-encoding"] == "gzip" and gz.content == got.content
+            feed = http.get("/gbfs/3.0/geofencing_zones.json", headers={"Accept-Encoding": "gzip"})
+            assert feed.headers["content-encoding"] == "gzip" and feed.json()["data"]
+            for path in ("/healthz", "/readyz", "/map"):
+                assert http.head(path).status_code == 200, path
+    finally:
+        srv.stop()
