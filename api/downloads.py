@@ -12,10 +12,10 @@
   (over 1,400 bytes: one packet), with ``Vary: Accept-Encoding``.
 
 Compression is per route's choice: a stored zone set's GeoJSON (7.6 MB for Zhuhai,
-~0.9 MB gzipped) is compressed once per version and kept (:class:`GzipCache`); lists
-are compressed per answer at level 1 (fast; they are small beside the download). The
-hot check routes' answers are never compressed: a decision is ~600 bytes, under one
-packet.
+0.83 MB gzipped, in 0.2 s) is compressed once per version and kept
+(:class:`GzipCache`); lists are compressed per answer at level 1 (fast; they are small
+beside the download). The hot check routes' answers are never compressed: a decision
+is ~600 bytes, under one packet.
 """
 
 from __future__ import annotations
