@@ -3,7 +3,13 @@
 A decision is committed to the audit log (group commit) before its response is
 sent. ``Idempotency-Key``: a retry by the same operator with the same key answers
 the first recorded decision and records nothing; the same key with a different
-body is refused (422). A batch is decided and recorded all or none.
+body is refused (422). One key space per operator across the single and batch
+routes: a key used on one and then on the other is 422 too, never a second decision
+(a batch's first row carries the key itself, so the database's unique constraint
+decides, race-free). A batch is decided and recorded all or none.
+
+``GET /v1/checks`` searches the audit log (by trip, bike, outcome, time), newest
+first, in cursor pages (:mod:`api.paging`); operators read their own checks only.
 """
 
 from __future__ import annotations

@@ -536,3 +536,17 @@ def test_the_habits_over_real_http(backend, new_database, seed_file, tmp_path, s
                 assert http.head(path).status_code == 200, path
     finally:
         srv.stop()
+
+
+def test_an_unexpected_error_carries_the_request_id(settings_for, keys):
+    app = create_app(settings_for())
+
+    async def boom() -> None:
+        raise RuntimeError("a bug")
+
+    app.add_api_route("/boom", boom)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        r = client.get("/boom", headers={"X-Request-ID": "bug-1"})
+        assert r.status_code == 500
+        assert r.headers["x-request-id"] == "bug-1"
+        assert r.json()["type"] == "/problems/internal"
