@@ -735,8 +735,10 @@ class Store:
         """Audit-log records matching every filter given, newest first (``decided_at``
         then ``check_id``, descending: a total order), after ``before`` in that order.
 
-        Served by an index on each path: trip or bike (``ix_checks_trip_decided_at``,
-        ``ix_checks_bike_decided_at``, migration 5), else operator and time, else time.
+        Served by an index: with a trip, ``ix_checks_trip_decided_at`` (migration 5);
+        else the operator's and time's (``ix_checks_operator_decided_at``) or time's,
+        newest first, the other filters read from the rows until the page is full (a
+        bike is not indexed: give it a time range to bound that read).
         """
         c = t.checks.c
         conds = []

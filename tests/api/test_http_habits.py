@@ -116,6 +116,8 @@ def test_migration_5_renames_old_batch_keys(database_url: str) -> None:
         assert old is not None and old.decision_values() == [{"i": 0}, {"i": 1}]
         both = s.find_idempotent("meituan", "both")  # the single check kept the bare key
         assert both is not None and both.batch_id is None
+        ix = {i["name"]: i["column_names"] for i in sa.inspect(s.engine).get_indexes("checks")}
+        assert ix["ix_checks_trip_decided_at"] == ["trip_id", "decided_at"]
     finally:
         s.close()
 
