@@ -26,7 +26,14 @@ from starlette.requests import Request
 from api.errors import Problem
 from geofence.rfc3339 import parse_rfc3339
 
-__all__ = ["decode_cursor", "encode_cursor", "next_link", "page_headers", "time_cursor"]
+__all__ = [
+    "cursor_problem",
+    "decode_cursor",
+    "encode_cursor",
+    "next_link",
+    "page_headers",
+    "time_cursor",
+]
 
 
 def encode_cursor(kind: str, *key: Any) -> str:
@@ -42,13 +49,18 @@ def decode_cursor(text: str, kind: str, n: int) -> list[Any]:
     except (binascii.Error, ValueError):
         value = None
     if type(value) is not list or len(value) != n + 1 or value[0] != kind:
-        raise Problem(
-            422,
-            "validation",
-            "cursor is not a cursor of this list: pass the 'next' link of a page as it is",
-            errors=[{"pointer": "query:cursor", "type": "cursor", "message": "not a cursor"}],
-        )
+        raise cursor_problem()
     return value[1:]
+
+
+def cursor_problem() -> Problem:
+    """422 naming ``query:cursor``."""
+    return Problem(
+        422,
+        "validation",
+        "cursor is not a cursor of this list: pass the 'next' link of a page as it is",
+        errors=[{"pointer": "query:cursor", "type": "cursor", "message": "not a cursor"}],
+    )
 
 
 def next_link(request: Request, cursor: str | None) -> str | None:
@@ -74,10 +86,5 @@ def time_cursor(text: str, kind: str) -> tuple[datetime, str]:
     except ValueError:
         when = None
     if when is None:
-        raise Problem(
-            422,
-            "validation",
-            "cursor is not a cursor of this list",
-            errors=[{"pointer": "query:cursor", "type": "cursor", "message": "not a cursor"}],
-        )
+        raise cursor_problem()
     return when, cid

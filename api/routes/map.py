@@ -155,7 +155,7 @@ async def recent_checks(
     store = _store(request)
     before = None if cursor is None else time_cursor(cursor, "recent")
     result = await run_in_threadpool(mapdata.recent_checks, store, since, limit + 1, before)
-    page = result["checks"] = result["checks"][: limit + 1]
+    page = result["checks"]
     more = len(page) > limit
     del page[limit:]
     link = None

@@ -18,7 +18,7 @@ from api.auth import admin
 from api.downloads import GzipCache, cacheable
 from api.errors import Problem
 from api.models import PROBLEM_RESPONSES, Activation, ZoneSetCreated, ZoneSetInfo, ZoneSetPage
-from api.paging import decode_cursor, encode_cursor, next_link, page_headers
+from api.paging import cursor_problem, decode_cursor, encode_cursor, next_link, page_headers
 from api.responses import JSONResponse, dumps
 from api.routes import ready_state, store_of
 from api.service import build_active, store_zone_set
@@ -116,7 +116,7 @@ async def list_zone_sets(
     if cursor is not None:
         (before,) = decode_cursor(cursor, "zone-sets", 1)
         if type(before) is not int:
-            raise Problem(422, "validation", "cursor is not a cursor of this list")
+            raise cursor_problem()
     infos = await run_in_threadpool(store.zone_sets, before=before, limit=limit + 1)
     active = await run_in_threadpool(store.active_version)
     page = infos[:limit]

@@ -15,7 +15,7 @@ from api.auth import any_role
 from api.downloads import cacheable
 from api.errors import Problem
 from api.models import PROBLEM_RESPONSES
-from api.paging import decode_cursor, encode_cursor, next_link, page_headers
+from api.paging import cursor_problem, decode_cursor, encode_cursor, next_link, page_headers
 from api.responses import GeoJSONResponse, dumps
 from api.routes import ready_state
 from geofence import crs as gcrs
@@ -103,7 +103,7 @@ async def list_zones(
                 "active now: start again without a cursor",
             )
         if type(after) is not int:
-            raise Problem(422, "validation", "cursor is not a cursor of this list")
+            raise cursor_problem()
         rest = hit[hit > after]
     shown = rest[:limit]
     more = len(rest) > limit
