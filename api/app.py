@@ -26,13 +26,22 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any, BinaryIO
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api import errors
 from api.audit import AuditWriter
 from api.auth import KeyCache
+from api.habits import (
+    CORS_EXPOSED_HEADERS,
+    CORS_REQUEST_HEADERS,
+    HabitsMiddleware,
+    decode_body,
+    reject_unknown_query,
+    unknown_query_problem,
+)
 from api.metrics import AccessLog, Metrics, MetricsMiddleware
 from api.openapi import build as build_openapi
 from api.openapi import operation_id
@@ -102,7 +111,9 @@ class AppState:
 
 
 class BodyLimitMiddleware:
-    """Refuses request bodies over ``limit`` bytes with 413 (declared or streamed)."""
+    """Refuses request bodies over ``limit`` bytes with 413 (declared or streamed), and
+    decodes ``Content-Encoding: gzip`` bodies (the limit then applies to the decoded
+    size; another coding is 415: :func:`api.habits.decode_body`)."""
 
     def __init__(self, app: ASGIApp, limit: int) -> None:
         self.app = app
@@ -112,23 +123,27 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        declared = encoding = None
         for name, value in scope["headers"]:
             if name == b"content-length":
-                try:
-                    declared = int(value)
-                except ValueError:
-                    declared = -1
-                if declared > self.limit:
-                    resp = errors.problem_response(
-                        413,
-                        "body-too-large",
-                        f"the body is {declared} bytes; the limit is {self.limit} "
-                        "(GEOFENCE_MAX_BODY_BYTES)",
-                        headers={"Connection": "close"},
-                    )
-                    await resp(scope, receive, send)
-                    return
-                break
+                declared = value
+            elif name == b"content-encoding":
+                encoding = value
+        if declared is not None:
+            try:
+                size = int(declared)
+            except ValueError:
+                size = -1
+            if size > self.limit:
+                resp = errors.problem_response(
+                    413,
+                    "body-too-large",
+                    f"the body is {size} bytes; the limit is {self.limit} "
+                    "(GEOFENCE_MAX_BODY_BYTES)",
+                    headers={"Connection": "close"},
+                )
+                await resp(scope, receive, send)
+                return
         seen = 0
         limit = self.limit
 
@@ -145,7 +160,16 @@ class BodyLimitMiddleware:
                     )
             return message
 
-        await self.app(scope, limited, send)
+        inner: Any = limited
+        if encoding is not None:
+            try:
+                scope, inner = decode_body(scope, limited, encoding, limit)
+            except errors.Problem as exc:
+                resp = errors.problem_of(exc)
+                assert resp is not None
+                await resp(scope, receive, send)
+                return
+        await self.app(scope, inner, send)
 
 
 class HotRoutes:
@@ -181,6 +205,9 @@ class HotRoutes:
                 scope["route"] = route
                 scope["endpoint"] = endpoint
                 try:
+                    if scope["query_string"]:  # these routes take no query parameter
+                        names = Request(scope).query_params.keys()
+                        raise unknown_query_problem(list(dict.fromkeys(names)), ())
                     response = await endpoint(Request(scope, receive))
                 except Exception as exc:
                     cap = scope["app"].state.geofence.settings.max_problem_errors
@@ -362,6 +389,11 @@ def create_app(settings: Settings, *, access_stream: BinaryIO | None = None) -> 
         generate_unique_id_function=operation_id,
         docs_url=None,  # api.routes.docs: Swagger UI from the project, not a CDN
         redoc_url=None,
+        # a trailing slash is served as the path without it (api.habits), never a 307
+        # to an absolute http:// URL
+        redirect_slashes=False,
+        # every route answers 422 naming a query parameter it does not take
+        dependencies=[Depends(reject_unknown_query)],
         # no OpenTelemetry: the service exports Prometheus metrics (/metrics); FastAPI's
         # built-in telemetry otherwise asks the OTel providers on every request
         telemetry={"tracing": False, "metrics": False, "logs": False},
@@ -392,7 +424,18 @@ def create_app(settings: Settings, *, access_stream: BinaryIO | None = None) -> 
         HotRoutes, routes=checks.router.routes, paths=("/v1/checks", "/v1/checks/batch")
     )
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
+    origins = settings.cors_origin_list()
+    if origins:  # off by default: nothing on the request path then
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_methods=["GET", "HEAD", "POST", "OPTIONS"],
+            allow_headers=list(CORS_REQUEST_HEADERS),
+            expose_headers=list(CORS_EXPOSED_HEADERS),
+            max_age=settings.cors_max_age_seconds,
+        )
     app.add_middleware(MetricsMiddleware, metrics=state.metrics, log=access)
+    app.add_middleware(HabitsMiddleware)  # outermost: X-Request-ID on every answer
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -65,6 +65,8 @@ PROBLEM_TYPES: dict[str, str] = {
     "too-many-connections": "Too many open connections",
     "idempotency-conflict": "The Idempotency-Key was used for a different request",
     "unsupported-media-type": "Unsupported media type",
+    "malformed-body": "The request body cannot be decoded",
+    "stale-cursor": "The page cursor no longer applies",
     "not-ready": "The service is starting",
     "unavailable": "The service cannot record decisions",
     "internal": "Internal server error",
@@ -299,7 +301,13 @@ def install(app: FastAPI, max_errors: int = DEFAULT_MAX_ERRORS) -> None:
 
     async def on_unexpected(request: Request, exc: Exception) -> ProblemResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return problem_response(500, "internal", "an unexpected error occurred; it was logged")
+        rid = (request.scope.get("state") or {}).get("request_id")
+        return problem_response(
+            500,
+            "internal",
+            "an unexpected error occurred; it was logged",
+            headers={"X-Request-ID": rid} if rid else None,
+        )
 
     app.add_exception_handler(Problem, on_problem)
     app.add_exception_handler(GeofenceError, on_domain)

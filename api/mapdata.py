@@ -18,7 +18,7 @@ import shapely
 import sqlalchemy as sa
 
 from api import schema as t
-from api.storage import Store, as_utc, china_day, rfc3339
+from api.storage import Store, as_utc, china_day, keyset_before, rfc3339
 
 __all__ = [
     "density",
@@ -119,15 +119,23 @@ def density(
 
 
 # ---------------------------------------------------------------------------- decisions
-def recent_checks(store: Store, since: datetime | None, limit: int) -> dict[str, Any]:
+def recent_checks(
+    store: Store,
+    since: datetime | None,
+    limit: int,
+    before: tuple[datetime, str] | None = None,
+) -> dict[str, Any]:
     """The newest ``limit`` checks decided at or after ``since`` (any time without),
-    newest first, each as a point: where (the fused position), what, who."""
+    newest first, each as a point: where (the fused position), what, who. ``before``:
+    only those after this ``(decided_at, check_id)`` in that order (the next page)."""
     c = t.checks.c
     q = sa.select(
         c.check_id, c.operator, c.outcome, c.zone_id, c.district, c.decided_at, c.decision
     )
     if since is not None:
         q = q.where(c.decided_at >= since.astimezone(UTC))
+    if before is not None:
+        q = q.where(keyset_before(c.decided_at, c.check_id, before))
     q = q.order_by(c.decided_at.desc(), c.check_id.desc()).limit(limit)
     now = datetime.now(UTC)
     with store.engine.connect() as conn:

@@ -5,7 +5,8 @@ apps in one process. Requests are labelled by route template (``/v1/checks/{chec
 not the raw path) so the label set stays small; unknown paths are ``<unmatched>``.
 
 The access log is one JSON line per request on standard error: ``ts``, ``method``,
-``path``, ``route``, ``status``, ``ms``, ``bytes_out``, ``client`` and, when known,
+``path``, ``route``, ``status``, ``ms``, ``bytes_out``, ``client``, ``request_id``
+(``X-Request-ID``, the client's or a generated one: :mod:`api.habits`) and, when known,
 ``key_id``, ``operator``, ``check_id``, ``n_checks`` and ``zone_set_version``. Lines
 are buffered in memory and written by a background thread every 100 ms (one system
 call for many requests, none on the request path); a crash can lose the last 100 ms
@@ -214,6 +215,9 @@ class MetricsMiddleware:
             route = scope.get("route")
             template = getattr(route, "path", None) or "<unmatched>"
             method = scope["method"]
+            state = scope.get("state")
+            if state and "http_method" in state:  # HEAD, served as GET (api.habits)
+                method = state["http_method"]
             count, hist = self.metrics.request_children(method, template, status)
             count.inc()
             hist.observe(dt)
@@ -239,7 +243,7 @@ class MetricsMiddleware:
             fields["key_id"] = p.key_id
             if p.operator:
                 fields["operator"] = p.operator
-        for name in ("check_id", "n_checks", "zone_set_version"):
+        for name in ("request_id", "check_id", "n_checks", "zone_set_version"):
             if name in state:
                 fields[name] = state[name]
         client = scope.get("client")

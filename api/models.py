@@ -477,6 +477,7 @@ class Stats(BaseModel):
                         "review": 20,
                         "in_box_rate": 0.8167,
                     },
+                    "truncated": False,
                 }
             ]
         }
@@ -487,6 +488,10 @@ class Stats(BaseModel):
     to: datetime | None
     groups: list[StatsRow]
     total: StatsTotal
+    truncated: bool = Field(
+        description="More groups matched than `limit`: `groups` holds the first `limit` "
+        "(`total` counts every one)"
+    )
 
 
 class ProblemError(BaseModel):
@@ -590,6 +595,9 @@ class ZoneCollection(BaseModel):
     zone_set_version: int | None
     numberMatched: int = Field(description="Zones matching the query")
     numberReturned: int = Field(description="Zones in this answer")
+    next: str | None = Field(
+        default=None, description="/v1/zones: the next page's relative URL, null on the last"
+    )
     features: list[ZoneFeature]
 
 
@@ -654,6 +662,7 @@ class RecentChecks(BaseModel):
     now: datetime
     since: datetime | None
     checks: list[RecentCheck]
+    next: str | None = Field(description="The next page's relative URL, null on the last")
 
 
 class SeriesLine(BaseModel):
@@ -840,3 +849,31 @@ class PolicyActivation(BaseModel):
     active: int
     previous: int | None
     policy: PolicyInfo
+
+
+# ---------------------------------------------------------------------------- pages
+# Issue 15 items 6-7 (helper `habits`): the paged lists' answers. Every page has `next`,
+# the relative URL of the next page (its opaque `cursor` in the query) or null on the
+# last page; the same URL is in the `Link: <…>; rel="next"` header.
+
+
+#: a download's 304 (``If-None-Match`` / ``If-Modified-Since``: api/downloads.py)
+NOT_MODIFIED: dict[int | str, dict[str, Any]] = {
+    304: {"description": "Not modified since the `ETag` or `Last-Modified` the client holds"}
+}
+
+
+class CheckPage(BaseModel):
+    """``GET /v1/checks``: recorded checks, newest first."""
+
+    checks: list[CheckRecord]
+    next: str | None = Field(description="The next page's relative URL, null on the last")
+
+
+class ZoneSetPage(ZoneSetList):
+    """``GET /v1/zone-sets``: stored versions, newest first."""
+
+    next: str | None = Field(description="The next page's relative URL, null on the last")
+
+
+__all__ += ["NOT_MODIFIED", "CheckPage", "ZoneSetPage"]

@@ -18,6 +18,8 @@ service, in one pass after generation (cached: the document is built once per ap
   ``X-API-Key`` requirement, ``x-role``, a "Role:" line in its description and the
   401, 403 (one role only) and 429 (per-key rate limit, ``Retry-After``) it can answer;
   a public route gets ``security: []``;
+- every route but the public feeds' (``/mds/``, ``/gbfs/``) answers 422 naming a query
+  parameter it does not take (:func:`api.habits.reject_unknown_query`);
 - ``servers`` (relative: the document is right behind any proxy), licence, contact.
 
 Operation ids are the route functions' names (:func:`operation_id`): ``post_check``, not
@@ -35,6 +37,7 @@ from fastapi.routing import APIRoute, iter_route_contexts
 from pydantic import BaseModel
 
 from api import auth, models
+from api.habits import LENIENT_QUERY_PREFIXES
 from api.models import PROBLEM_JSON, MdsDocument, MdsError, Problem, problems, request_schemas
 from api.settings import Settings
 
@@ -166,6 +169,8 @@ def build(app: FastAPI, settings: Settings) -> dict[str, Any]:
                 for code, entry in problems(*wanted).items():
                     responses.setdefault(str(code), entry)
                 responses["429"]["headers"] = _RATE_HEADERS
+            if not path.startswith(LENIENT_QUERY_PREFIXES):  # an unknown query parameter
+                responses.setdefault("422", problems(422)[422])
             for code, entry in responses.items():
                 if code[0] in "45" and _is_problem(entry.get("content") or {}):
                     entry["content"] = _problem_content()

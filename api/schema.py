@@ -28,8 +28,10 @@ Tables
 ``checks``         the audit log: one row per decision, with the request as
                    received and the decision as answered, its policy id and version
                    and the check's device class (migration 4, for the calibration's
-                   read-back). ``(operator, idempotency_key)`` is unique; indexed by
-                   time, operator and time, batch, zone and time.
+                   read-back). ``(operator, idempotency_key)`` is unique (one key space
+                   across the single and batch routes: a batch's rows carry ``key``,
+                   ``key/1``, …); indexed by time, operator and time, batch, zone
+                   and time, trip and time (migration 5).
 ``api_keys``       SHA-256 hashes of the API keys (never the keys), role, operator.
 """
 
@@ -152,6 +154,7 @@ checks = sa.Table(
     sa.Index("ix_checks_operator_decided_at", "operator", "decided_at"),
     sa.Index("ix_checks_batch", "batch_id"),
     sa.Index("ix_checks_zone_decided_at", "zone_id", "decided_at"),  # migration 2
+    sa.Index("ix_checks_trip_decided_at", "trip_id", "decided_at"),  # migration 5
 )
 
 policy_versions = sa.Table(
@@ -234,8 +237,38 @@ def _v4(conn: Connection) -> None:
             conn.exec_driver_sql(f"ALTER TABLE checks ADD COLUMN {name} {kind}")
 
 
+def _v5(conn: Connection) -> None:
+    """``GET /v1/checks?trip_id=``: the audit log indexed by trip (then time). Not by
+    bike: each index on a key in no time order costs the audit writer a page per row
+    (measured on SQLite, 10,000-row commits into 300,000 rows: the trip index 1.13x
+    with sequential trip ids, 1.8x with random ones; a bike index too, 2.1-2.4x), and a
+    bike's checks are read within a time range. One idempotency key space per operator
+    across the single and batch routes: a batch's first row now carries the key itself,
+    not ``key/0``; rename the old rows (unless a single check took the bare key
+    meanwhile: that row keeps it)."""
+    ix = next(i for i in checks.indexes if i.name == "ix_checks_trip_decided_at")
+    ix.create(conn, checkfirst=True)
+    c = checks.c
+    rows = conn.execute(
+        sa.select(c.check_id, c.operator, c.idempotency_key).where(
+            c.batch_id.is_not(None), c.idempotency_key.like("%/0")
+        )
+    ).all()
+    for check_id, operator, key in rows:
+        bare = key[:-2]
+        if not key.endswith("/0") or "/" in bare:
+            continue
+        taken = conn.execute(
+            sa.select(c.check_id).where(c.operator == operator, c.idempotency_key == bare)
+        ).first()
+        if taken is None:
+            conn.execute(
+                sa.update(checks).where(c.check_id == check_id).values(idempotency_key=bare)
+            )
+
+
 #: Ordered migration steps: step ``i`` (1-based) brings the schema to version ``i``.
-MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_v1, _v2, _v3, _v4)
+MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_v1, _v2, _v3, _v4, _v5)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

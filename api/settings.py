@@ -75,6 +75,10 @@ variable                             default                        meaning
 ``GEOFENCE_ZONE_VERTICES_MAX``       ``10000``                      vertices per zone
 ``GEOFENCE_ZONE_SET_VERTICES_MAX``   ``2000000``                    vertices per zone set
 ``GEOFENCE_ZONE_SET_ZONES_MAX``      ``60000``                      zones per zone set
+**HTTP habits (issue 15)**
+``GEOFENCE_CORS_ORIGINS``            none (CORS off)                browser origins allowed,
+                                                                    comma-separated (``*``: any)
+``GEOFENCE_CORS_MAX_AGE_SECONDS``    ``600``                        preflight cache time
 ==================================== ============================== ==============================
 """
 
@@ -174,6 +178,16 @@ class Settings(BaseSettings):
             set_vertices=self.zone_set_vertices_max,
             zones=self.zone_set_zones_max,
         )
+
+    # ---- HTTP habits (issue 15: api.habits) --------------------------------------------
+    #: browser origins allowed to call the API (CORS), comma-separated
+    #: (``https://ops.example.com,https://map.example.com``); empty: CORS off
+    cors_origins: str = ""
+    cors_max_age_seconds: int = Field(600, ge=0, le=86_400)
+
+    def cors_origin_list(self) -> list[str]:
+        """The configured CORS origins (``*`` allowed: any origin)."""
+        return [o.strip().rstrip("/") for o in self.cors_origins.split(",") if o.strip()]
 
     def feed_meta(self) -> Any:
         """The feeds' publisher (a checked ``zones.export.gbfs.FeedMeta``)."""

@@ -29,12 +29,14 @@ __all__ = [
     "CHINA_STANDARD_TIME",
     "ROLES",
     "ApiKey",
+    "Idempotent",
     "PolicyInfo",
     "Store",
     "ZoneSetInfo",
     "as_utc",
     "china_day",
     "hash_key",
+    "keyset_before",
     "make_engine",
     "new_key",
 ]
@@ -65,6 +67,14 @@ def rfc3339(dt: datetime | None) -> str | None:
     if dt is None:
         return None
     return dt.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def keyset_before(time_col: Any, id_col: Any, key: tuple[datetime, str]) -> Any:
+    """Rows after ``key`` in the order ``time_col`` DESC, ``id_col`` DESC: the condition
+    of the next page of a newest-first list (a stable total order: ids are unique)."""
+    at, cid = key
+    at = at.astimezone(UTC)
+    return sa.or_(time_col < at, sa.and_(time_col == at, id_col < cid))
 
 
 def make_engine(url: str, *, sqlite_synchronous: str = "FULL", pool_size: int = 8) -> Engine:
@@ -141,6 +151,23 @@ class ApiKey:
             "created_at": rfc3339(self.created_at),
             "revoked_at": rfc3339(self.revoked_at),
         }
+
+
+@dataclass(frozen=True, slots=True)
+class Idempotent:
+    """What an idempotency key recorded: a single check (``batch_id`` None) or a batch's
+    checks in request order, as JSON texts (the bodies as received, the decisions as
+    answered)."""
+
+    batch_id: str | None
+    bodies: list[str]
+    decisions: list[str]
+
+    def body_values(self) -> list[Any]:
+        return [orjson.loads(b) for b in self.bodies]
+
+    def decision_values(self) -> list[Any]:
+        return [orjson.loads(d) for d in self.decisions]
 
 
 def _key_from_row(r: Any) -> ApiKey:
@@ -427,13 +454,20 @@ class Store:
             f"could not assign a version in {versions.name} (too many concurrent uploads)"
         )
 
-    def zone_sets(self) -> list[ZoneSetInfo]:
-        """Every stored version, newest first."""
+    def zone_sets(
+        self, *, before: int | None = None, limit: int | None = None
+    ) -> list[ZoneSetInfo]:
+        """Stored versions, newest first (those older than ``before``, ``limit`` at most)."""
+        q = sa.select(*_ZS_COLS).order_by(t.zone_sets.c.version.desc())
+        if before is not None:
+            q = q.where(t.zone_sets.c.version < before)
+        if limit is not None:
+            q = q.limit(limit)
         with self.engine.connect() as c:
             active = c.execute(
                 sa.select(t.active_zone_set.c.version).where(t.active_zone_set.c.id == 1)
             ).scalar()
-            rows = c.execute(sa.select(*_ZS_COLS).order_by(t.zone_sets.c.version.desc())).all()
+            rows = c.execute(q).all()
         return [_zs_from_row(r, active) for r in rows]
 
     def zone_set(self, version: int) -> ZoneSetInfo | None:
@@ -644,52 +678,93 @@ class Store:
         if rows:
             conn.execute(sa.insert(t.checks), list(rows))
 
-    def find_idempotent(
-        self, operator: str, key: str
-    ) -> tuple[dict[str, Any], dict[str, Any]] | None:
-        """``(body, decision)`` of ``operator``'s check with this idempotency key, or None."""
-        with self.engine.connect() as c:
-            r = c.execute(
-                sa.select(t.checks.c.body, t.checks.c.decision).where(
-                    t.checks.c.operator == operator, t.checks.c.idempotency_key == key
-                )
-            ).first()
-        return None if r is None else (orjson.loads(r.body), orjson.loads(r.decision))
+    def find_idempotent(self, operator: str, key: str) -> Idempotent | None:
+        """What ``operator`` recorded under this idempotency key, or None.
 
-    def find_idempotent_batch(self, operator: str, key: str) -> list[dict[str, Any]] | None:
-        """The recorded decisions of a batch sent with this key, in order, or None.
-
-        A batch's rows carry the keys ``key/0``, ``key/1``, … and one ``batch_id``: the
-        first row is found by its exact key (the unique index), the others by that
-        batch id (indexed). Exact comparisons only, no ``LIKE`` pattern, so the result
-        is the same on every backend and collation (case-sensitive, ``%`` and ``_``
-        taken literally).
+        One key space per operator across ``POST /v1/checks`` and ``/v1/checks/batch``:
+        a single check's row carries the key itself; a batch's first row carries the
+        key too and its others ``key/1``, ``key/2``, … (a key has no ``/``), so the
+        unique index on ``(operator, idempotency_key)`` refuses a key's second use on
+        either route, race-free. The first row is found by its exact key, a batch's
+        others by its ``batch_id`` (indexed). Exact comparisons only, no ``LIKE``
+        pattern, so the result is the same on every backend and collation
+        (case-sensitive, ``%`` and ``_`` taken literally).
         """
-        prefix = key + "/"
+        c_ = t.checks.c
         with self.engine.connect() as c:
             first = c.execute(
-                sa.select(t.checks.c.batch_id).where(
-                    t.checks.c.operator == operator, t.checks.c.idempotency_key == prefix + "0"
+                sa.select(c_.batch_id, c_.body, c_.decision).where(
+                    c_.operator == operator, c_.idempotency_key == key
                 )
             ).first()
-            if first is None or first.batch_id is None:
+            if first is None:
                 return None
+            if first.batch_id is None:
+                return Idempotent(None, [first.body], [first.decision])
             rows = c.execute(
-                sa.select(t.checks.c.idempotency_key, t.checks.c.decision).where(
-                    t.checks.c.batch_id == first.batch_id, t.checks.c.operator == operator
+                sa.select(c_.idempotency_key, c_.body, c_.decision).where(
+                    c_.batch_id == first.batch_id, c_.operator == operator
                 )
             ).all()
-        found: dict[int, str] = {}
-        for k, d in rows:
+        prefix = key + "/"
+        found: dict[int, tuple[str, str]] = {0: (first.body, first.decision)}
+        for k, b, d in rows:
             if k is not None and k.startswith(prefix) and k[len(prefix) :].isdigit():
-                found[int(k[len(prefix) :])] = d
-        return [orjson.loads(found[i]) for i in sorted(found)]
+                found[int(k[len(prefix) :])] = (b, d)
+        ordered = [found[i] for i in sorted(found)]
+        return Idempotent(first.batch_id, [b for b, _ in ordered], [d for _, d in ordered])
 
     def get_check(self, check_id: str) -> dict[str, Any] | None:
         """One audit-log record, or None."""
         with self.engine.connect() as c:
             r = c.execute(sa.select(t.checks).where(t.checks.c.check_id == check_id)).first()
         return None if r is None else _check_record(r)
+
+    def search_checks(
+        self,
+        *,
+        operator: str | None = None,
+        trip_id: str | None = None,
+        bike_id: str | None = None,
+        outcome: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        before: tuple[datetime, str] | None = None,
+        limit: int = 100,
+    ) -> list[dict[str, Any]]:
+        """Audit-log records matching every filter given, newest first (``decided_at``
+        then ``check_id``, descending: a total order), after ``before`` in that order.
+
+        Served by an index: with a trip, ``ix_checks_trip_decided_at`` (migration 5);
+        else the operator's and time's (``ix_checks_operator_decided_at``) or time's,
+        newest first, the other filters read from the rows until the page is full (a
+        bike is not indexed: give it a time range to bound that read).
+        """
+        c = t.checks.c
+        conds = []
+        if operator is not None:
+            conds.append(c.operator == operator)
+        if trip_id is not None:
+            conds.append(c.trip_id == trip_id)
+        if bike_id is not None:
+            conds.append(c.bike_id == bike_id)
+        if outcome is not None:
+            conds.append(c.outcome == outcome)
+        if since is not None:
+            conds.append(c.decided_at >= since.astimezone(UTC))
+        if until is not None:
+            conds.append(c.decided_at < until.astimezone(UTC))
+        if before is not None:
+            conds.append(keyset_before(c.decided_at, c.check_id, before))
+        q = (
+            sa.select(t.checks)
+            .where(*conds)
+            .order_by(c.decided_at.desc(), c.check_id.desc())
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(q).all()
+        return [_check_record(r) for r in rows]
 
     def count_checks(self) -> int:
         with self.engine.connect() as c:
@@ -750,7 +825,8 @@ class Store:
 
         The in-box rate is ``settle / checks``: the share of trip ends that stood in a
         fenced box. Groups are sorted by key (days, operators, districts) or, for
-        zones, by number of checks (the busiest first).
+        zones, by number of checks (the busiest first); ``truncated`` says that more
+        than ``limit`` groups matched (``total`` counts every one).
         """
         col = {
             "operator": t.checks.c.operator,
@@ -777,8 +853,10 @@ class Store:
         q = sa.select(col.label("key"), *aggs).where(*conds).group_by(col)
         q = q.order_by(n.desc(), col) if group_by == "zone" else q.order_by(col)
         with self.engine.connect() as c:
-            rows = c.execute(q.limit(limit)).all()
+            rows = c.execute(q.limit(limit + 1)).all()
             total = c.execute(sa.select(*aggs).where(*conds)).first()
+        truncated = len(rows) > limit
+        rows = rows[:limit]
 
         def shape(r: Any) -> dict[str, Any]:
             checks = int(r.checks or 0)
@@ -797,6 +875,8 @@ class Store:
             "to": rfc3339(until),
             "groups": [{"key": r.key, **shape(r)} for r in rows],
             "total": shape(total),
+            # more groups than ``limit``: ``total`` still counts them all
+            "truncated": truncated,
         }
 
     # ------------------------------------------------------------------ API keys

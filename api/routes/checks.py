@@ -3,7 +3,13 @@
 A decision is committed to the audit log (group commit) before its response is
 sent. ``Idempotency-Key``: a retry by the same operator with the same key answers
 the first recorded decision and records nothing; the same key with a different
-body is refused (422). A batch is decided and recorded all or none.
+body is refused (422). One key space per operator across the single and batch
+routes: a key used on one and then on the other is 422 too, never a second decision
+(a batch's first row carries the key itself, so the database's unique constraint
+decides, race-free). A batch is decided and recorded all or none.
+
+``GET /v1/checks`` searches the audit log (by trip, bike, outcome, time), newest
+first, in cursor pages (:mod:`api.paging`); operators read their own checks only.
 """
 
 from __future__ import annotations
@@ -15,11 +21,11 @@ import threading
 from collections import Counter
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import orjson
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Path, Query, Request
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
@@ -31,16 +37,19 @@ from api.auth import SECURITY, any_role, operator_of
 from api.errors import Problem, from_domain, from_pydantic
 from api.models import (
     BatchResponse,
+    CheckPage,
     CheckRecord,
     Decision,
+    QueryTime,
     batch_adapter,
     check_adapter,
     problems,
 )
+from api.paging import encode_cursor, next_link, page_headers, time_cursor
 from api.responses import JSONResponse, dumps
-from api.routes import ready_state
+from api.routes import ready_state, store_of
 from api.service import audit_values, decided_now, ended_at_utc, new_id, new_ids
-from api.storage import china_day
+from api.storage import Idempotent, china_day
 
 __all__ = ["router"]
 
@@ -127,20 +136,65 @@ async def _record(st: Any, rows: list[tuple[Any, ...]]) -> str:
         ) from None
 
 
-def _replayed(prior: tuple[Mapping[str, Any], Mapping[str, Any]], body: Mapping[str, Any]) -> Any:
-    prior_body, prior_decision = prior
-    if dict(prior_body) != dict(body):
-        raise Problem(
-            422,
-            "idempotency-conflict",
-            "this Idempotency-Key was already used for a different check body",
+def _row_key(key: str | None, i: int) -> str | None:
+    """The idempotency key of a batch's check ``i``: the key itself for the first (so a
+    key is one claim across the single and batch routes), ``key/i`` for the others."""
+    if key is None:
+        return None
+    return key if i == 0 else f"{key}/{i}"
+
+
+def _conflict(detail: str) -> Problem:
+    return Problem(422, "idempotency-conflict", detail)
+
+
+def _replayed(prior: Idempotent, body: Mapping[str, Any]) -> Any:
+    """The first decision of a single check's key (a retry), or 422 when the key was
+    used for a batch or for another body."""
+    if prior.batch_id is not None:
+        raise _conflict(
+            "this Idempotency-Key was already used for a batch (POST /v1/checks/batch); "
+            "a key is one request's, across both routes"
         )
+    if prior.body_values()[0] != dict(body):
+        raise _conflict("this Idempotency-Key was already used for a different check body")
+    decision = prior.decision_values()[0]
     return JSONResponse(
-        prior_decision,
+        decision,
         headers={
             "Idempotent-Replayed": "true",
-            "Location": f"/v1/checks/{prior_decision.get('check_id')}",
+            "Location": f"/v1/checks/{decision.get('check_id')}",
         },
+    )
+
+
+def _replayed_batch(prior: Idempotent, raw: bytes) -> Response:
+    """A batch retry's recorded results (in order), or 422 when the key was used for a
+    single check or for another batch (other checks, other order, another count)."""
+    if prior.batch_id is None:
+        raise _conflict(
+            "this Idempotency-Key was already used for a single check (POST /v1/checks); "
+            "a key is one request's, across both routes"
+        )
+    try:
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        doc = None
+    checks = doc.get("checks") if type(doc) is dict else None
+    if type(checks) is not list:
+        try:  # the same error as without a key: 400 or 422 naming the field
+            batch_adapter.validate_json(raw)
+        except ValidationError as exc:
+            raise from_pydantic(exc) from None
+    if checks != prior.body_values():
+        raise _conflict(
+            f"this Idempotency-Key was already used for a different batch "
+            f"({len(prior.bodies)} checks recorded)"
+        )
+    return Response(
+        b'{"results":[' + ",".join(prior.decisions).encode() + b"]}",
+        media_type="application/json",
+        headers={"Idempotent-Replayed": "true"},
     )
 
 
@@ -328,7 +382,7 @@ def _decide_batch_now(
             op,
             trip,
             bike,
-            None if key is None else f"{key}/{i}",
+            _row_key(key, i),
             batch_id,
             body_json,
             decisions[i].decode(),
@@ -438,7 +492,7 @@ def _decide_batch_slow(
             body=bodies[i],
             body_json=received[i],
             decision=dicts[i],
-            idempotency_key=None if key is None else f"{key}/{i}",
+            idempotency_key=_row_key(key, i),
             batch_id=batch_id,
             district=None if dicts[i].get("zone") else districts.of_fixes(bodies[i]["fixes"]),
         )
@@ -461,19 +515,81 @@ async def post_batch(request: Request) -> Response:
     key = _idempotency_key(request.headers.get("idempotency-key"))
     raw = await _read_json(request)
     if key is not None:
-        prior = await run_in_threadpool(st.store.find_idempotent_batch, who.operator, key)
+        prior = await run_in_threadpool(st.store.find_idempotent, who.operator, key)
         if prior is not None:
-            return JSONResponse({"results": prior}, headers={"Idempotent-Replayed": "true"})
+            return _replayed_batch(prior, raw)
     rows, payload, outcomes = await run_in_threadpool(_decide_batch, st, raw, who.operator, key)
-    if await _record(st, rows) == CONFLICT:
-        prior = await run_in_threadpool(st.store.find_idempotent_batch, who.operator, key)
+    if await _record(st, rows) == CONFLICT:  # the key was taken meanwhile
+        prior = await run_in_threadpool(st.store.find_idempotent, who.operator, key)
         if prior is None:  # pragma: no cover
             raise Problem(409, "idempotency-conflict", "retry: a concurrent request holds the key")
-        return JSONResponse({"results": prior}, headers={"Idempotent-Replayed": "true"})
+        return _replayed_batch(prior, raw)
     for outcome, n in outcomes.items():
         st.metrics.decided(outcome, n)
     request.state.n_checks = len(rows)
     return Response(payload, media_type="application/json")
+
+
+@router.get(
+    "",
+    response_model=CheckPage,
+    responses=problems(403, 422, 503),
+    summary="Search recorded checks, newest first, paged (operators: their own only)",
+)
+async def search_checks(
+    request: Request,
+    who: any_role,
+    trip_id: Annotated[str | None, Query(min_length=1, max_length=256)] = None,
+    bike_id: Annotated[str | None, Query(min_length=1, max_length=256)] = None,
+    outcome: Literal["settle", "reject", "review"] | None = None,
+    from_: Annotated[
+        QueryTime | None, Query(alias="from", description="RFC 3339, inclusive (decided_at)")
+    ] = None,
+    to: Annotated[QueryTime | None, Query(description="RFC 3339, exclusive (decided_at)")] = None,
+    operator: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=64,
+            description="Admin keys: one operator's checks (operator keys: their own only)",
+        ),
+    ] = None,
+    cursor: Annotated[
+        str | None, Query(max_length=300, description="The 'next' link's cursor of a page")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=1000, description="Checks per page")] = 100,
+) -> JSONResponse:
+    """Each page is newest first (``decided_at``, then ``check_id``); ``next`` (and
+    ``Link``) follows on after the last check answered, so a check recorded meanwhile
+    is neither skipped nor repeated among the older ones."""
+    store = store_of(request)
+    if not who.is_admin:
+        if operator is not None and operator != who.operator:
+            raise Problem(
+                403, "forbidden", "an operator key reads its own checks only: drop 'operator'"
+            )
+        operator = who.operator
+    if from_ is not None and to is not None and from_ >= to:
+        raise Problem(422, "validation", "'from' must be before 'to'")
+    before = None if cursor is None else time_cursor(cursor, "checks")
+    found = await run_in_threadpool(
+        lambda: store.search_checks(
+            operator=operator,
+            trip_id=trip_id,
+            bike_id=bike_id,
+            outcome=outcome,
+            since=from_,
+            until=to,
+            before=before,
+            limit=limit + 1,
+        )
+    )
+    page = found[:limit]
+    link = None
+    if len(found) > limit:
+        last = page[-1]
+        link = next_link(request, encode_cursor("checks", last["decided_at"], last["check_id"]))
+    return JSONResponse({"checks": page, "next": link}, headers=page_headers(link))
 
 
 @router.get(

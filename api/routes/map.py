@@ -44,6 +44,7 @@ from api.models import (
     ZoneStats,
     problems,
 )
+from api.paging import encode_cursor, next_link, page_headers, time_cursor
 from api.responses import GeoJSONResponse, JSONResponse
 from api.routes import app_state, ready_state
 from api.routes.zones import _bbox
@@ -147,7 +148,7 @@ async def zone_stats(
     tags=["checks"],
     response_model=RecentChecks,
     responses=problems(422, 503),
-    summary="The newest decisions as points (fused position, outcome, operator)",
+    summary="The newest decisions as points (fused position, outcome, operator), paged",
 )
 async def recent_checks(
     request: Request,
@@ -157,9 +158,23 @@ async def recent_checks(
         Query(description="RFC 3339: only checks decided at or after this time"),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+    cursor: Annotated[
+        str | None, Query(max_length=200, description="The 'next' link's cursor of a page")
+    ] = None,
 ) -> JSONResponse:
     store = _store(request)
-    return JSONResponse(await run_in_threadpool(mapdata.recent_checks, store, since, limit))
+    before = None if cursor is None else time_cursor(cursor, "recent")
+    result = await run_in_threadpool(mapdata.recent_checks, store, since, limit + 1, before)
+    page = result["checks"]
+    more = len(page) > limit
+    del page[limit:]
+    link = None
+    if more:
+        link = next_link(
+            request, encode_cursor("recent", page[-1]["decided_at"], page[-1]["check_id"])
+        )
+    result["next"] = link
+    return JSONResponse(result, headers=page_headers(link))
 
 
 # ---------------------------------------------------------------------------- stats

@@ -15,7 +15,9 @@ derives the same ids.
 (``zones.export.gbfs``) for the zone set this process decides with: ``last_updated`` is
 that version's activation (or the latest zone window opening or closing since),
 ``ttl`` from ``GEOFENCE_FEED_TTL_SECONDS``, a strong ``ETag`` (SHA-256 of the bytes;
-``If-None-Match`` answers 304) and ``Cache-Control: public, max-age=ttl``.
+``If-None-Match`` answers 304) and ``Cache-Control: public, max-age=ttl``. Both
+standards' documents are gzipped when the client accepts it (compressed once per
+document: :mod:`api.downloads`).
 
 Who may read them: everyone, without a key. The MDS Geography text says "This endpoint
 should be made public. Authorization is not required", and GBFS feeds exist to be read
@@ -33,7 +35,6 @@ import logging
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from email.utils import format_datetime
 from typing import Annotated, Any
 
 import orjson
@@ -41,6 +42,7 @@ from fastapi import APIRouter, Path, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from api.downloads import GzipCache, cacheable
 from api.errors import Problem
 from api.models import GbfsFile, problems
 from api.routes import app_state, ready_state
@@ -77,6 +79,7 @@ class _Cache:
     mds_etag: str = ""
     mds_by_id: dict[str, dict[str, Any]] = field(default_factory=dict)
     gbfs: dict[Any, dict[str, tuple[bytes, str]]] = field(default_factory=dict)
+    gzip: GzipCache = field(default_factory=lambda: GzipCache(16))  # issue 15: gzip answers
 
 
 def _cache(request: Request) -> _Cache:
@@ -106,11 +109,6 @@ def _parse(cache: _Cache, store: Any, version: int) -> _Parsed:
 
 def _etag(body: bytes) -> str:
     return '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
-
-
-def _not_modified(request: Request, etag: str) -> bool:
-    inm = request.headers.get("if-none-match")
-    return inm is not None and (inm.strip() == "*" or etag in [t.strip() for t in inm.split(",")])
 
 
 # --------------------------------------------------------------------------- MDS
@@ -209,10 +207,14 @@ async def mds_geographies(request: Request) -> Response:
         if exc.status != 404:
             raise
         return _mds_error(404, "not_found", exc.detail, [])
-    headers = {"ETag": cache.mds_etag, "Vary": "Accept"}
-    if _not_modified(request, cache.mds_etag):
-        return Response(status_code=304, headers=headers)
-    return Response(cache.mds_list, media_type=MEDIA_TYPE, headers=headers)
+    return await cacheable(
+        request,
+        cache.mds_list,
+        media_type=MEDIA_TYPE,
+        etag=cache.mds_etag,
+        headers={"Vary": "Accept"},
+        gzipped=cache.gzip.compressor(("mds", cache.mds_etag)),
+    )
 
 
 @router.get(
@@ -318,11 +320,12 @@ async def gbfs_feed(
     ttl = settings.feed_ttl_seconds
     if feed == "station_status":
         ttl = min(ttl, STATUS_MAX_TTL)
-    headers = {
-        "ETag": etag,
-        "Cache-Control": f"public, max-age={ttl}",
-        "Last-Modified": format_datetime(last.astimezone(UTC), usegmt=True),
-    }
-    if _not_modified(request, etag):
-        return Response(status_code=304, headers=headers)
-    return Response(body, media_type="application/json", headers=headers)
+    return await cacheable(
+        request,
+        body,
+        media_type="application/json",
+        etag=etag,
+        last_modified=last,
+        cache_control=f"public, max-age={ttl}",
+        gzipped=cache.gzip.compressor((key, feed)),
+    )

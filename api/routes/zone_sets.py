@@ -12,20 +12,24 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
 from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
 
 from api import bounds
 from api.auth import admin
+from api.downloads import GzipCache, cacheable
 from api.errors import Problem, capped
 from api.models import (
+    NOT_MODIFIED,
     Activation,
     ActiveZoneSet,
     ZoneSetCreated,
     ZoneSetDocument,
     ZoneSetInfo,
-    ZoneSetList,
+    ZoneSetPage,
     problems,
 )
-from api.responses import GeoJSONResponse, JSONResponse
+from api.paging import cursor_problem, decode_cursor, encode_cursor, next_link, page_headers
+from api.responses import GeoJSONResponse, JSONResponse, dumps
 from api.routes import ready_state, store_of
 from api.service import build_active, store_zone_set
 from geofence.errors import ZoneDataError
@@ -120,15 +124,37 @@ def _capped_report(report: dict[str, Any], cap: int) -> dict[str, Any]:
 
 @router.get(
     "",
-    response_model=ZoneSetList,
-    responses=problems(503),
-    summary="Every stored version, newest first, and the active one",
+    response_model=ZoneSetPage,
+    responses=problems(422, 503),
+    summary="Stored versions, newest first, and the active one (paged)",
 )
-async def list_zone_sets(request: Request, who: admin) -> JSONResponse:
+async def list_zone_sets(
+    request: Request,
+    who: admin,
+    limit: Annotated[int, Query(ge=1, le=1000, description="Versions per page")] = 100,
+    cursor: Annotated[
+        str | None, Query(max_length=200, description="The 'next' link's cursor of a page")
+    ] = None,
+) -> Response:
+    """Newest first, by version (an upload meanwhile goes on top: no gap, no repeat)."""
     store = store_of(request)
-    infos = await run_in_threadpool(store.zone_sets)
-    active = next((i.version for i in infos if i.active), None)
-    return JSONResponse({"active": active, "zone_sets": [i.to_dict() for i in infos]})
+    before = None
+    if cursor is not None:
+        (before,) = decode_cursor(cursor, "zone-sets", 1)
+        if type(before) is not int:
+            raise cursor_problem()
+    infos = await run_in_threadpool(store.zone_sets, before=before, limit=limit + 1)
+    active = await run_in_threadpool(store.active_version)
+    page = infos[:limit]
+    more = len(infos) > limit
+    link = next_link(request, encode_cursor("zone-sets", page[-1].version)) if more else None
+    return await cacheable(
+        request,
+        dumps({"active": active, "zone_sets": [i.to_dict() for i in page], "next": link}),
+        media_type="application/json",
+        cache_control="private, no-cache",
+        headers=page_headers(link),
+    )
 
 
 @router.get(
@@ -164,15 +190,34 @@ async def get_zone_set(request: Request, who: admin, version: Version) -> JSONRe
     "/{version}/geojson",
     response_model=ZoneSetDocument,
     response_class=GeoJSONResponse,
-    responses=problems(404, 422, 503),
-    summary="One version's FeatureCollection, as stored",
+    responses={**problems(404, 422, 503), **NOT_MODIFIED},
+    summary="One version's FeatureCollection, as stored (ETag, Last-Modified, gzip)",
 )
-async def get_zone_set_geojson(request: Request, who: admin, version: Version) -> GeoJSONResponse:
+async def get_zone_set_geojson(request: Request, who: admin, version: Version) -> Response:
+    """A stored version never changes: its ``ETag`` is its version and checksum, its
+    ``Last-Modified`` its upload; ``If-None-Match`` / ``If-Modified-Since`` answer 304
+    without reading the document, and its gzip is made once and kept."""
     store = store_of(request)
-    doc = await run_in_threadpool(store.zone_set_document, version)
-    if doc is None:
+    info = await run_in_threadpool(store.zone_set, version)
+    if info is None:
         raise Problem(404, "not-found", f"no zone set version {version}")
-    return GeoJSONResponse(doc.encode("utf-8"))
+
+    async def document() -> bytes:
+        doc = await run_in_threadpool(store.zone_set_document, version)
+        return doc.encode("utf-8")
+
+    gz = getattr(request.app.state, "zone_set_gzip", None)
+    if gz is None:
+        gz = request.app.state.zone_set_gzip = GzipCache(2)
+    return await cacheable(
+        request,
+        document,
+        media_type="application/geo+json",
+        etag=f'"zs-{version}-{info.checksum[:32]}"',
+        last_modified=info.created_at,
+        cache_control="private, no-cache",
+        gzipped=gz.compressor((str(store.engine.url), version)),
+    )
 
 
 @router.post(

@@ -11,10 +11,13 @@ import shapely
 from fastapi import APIRouter, Path, Query, Request
 from pyproj import Geod
 from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
 
 from api.auth import any_role
+from api.downloads import cacheable
 from api.errors import Problem
-from api.models import NearestCollection, ZoneCollection, ZoneFeature, problems
+from api.models import NOT_MODIFIED, NearestCollection, ZoneCollection, ZoneFeature, problems
+from api.paging import cursor_problem, decode_cursor, encode_cursor, next_link, page_headers
 from api.responses import GeoJSONResponse, dumps
 from api.routes import ready_state
 from geofence import crs as gcrs
@@ -56,8 +59,8 @@ def _bbox(text: str) -> tuple[float, float, float, float]:
     "",
     response_model=ZoneCollection,
     response_class=GeoJSONResponse,
-    responses=problems(422, 503),
-    summary="Zones of the active set in a bounding box (GeoJSON FeatureCollection)",
+    responses={**problems(409, 422, 503), **NOT_MODIFIED},
+    summary="Zones of the active set in a bounding box (GeoJSON FeatureCollection), paged",
 )
 async def list_zones(
     request: Request,
@@ -69,8 +72,18 @@ async def list_zones(
             examples=["113.54,22.26,113.56,22.28"],
         ),
     ] = None,
-    limit: Annotated[int, Query(ge=1, le=100_000, description="Features at most")] = 1000,
-) -> GeoJSONResponse:
+    limit: Annotated[
+        int, Query(ge=1, le=100_000, description="Features per page (at most 10,000)")
+    ] = 1000,
+    cursor: Annotated[
+        str | None, Query(max_length=200, description="The 'next' link's cursor of a page")
+    ] = None,
+) -> Response:
+    """Pages in the zone set's order; the cursor pins the zone-set version, so a page
+    after an activation answers 409 ``stale-cursor`` (start again) rather than mix two
+    versions. ``numberMatched`` counts every page, ``next`` links the next one (also
+    in ``Link``). Answers carry an ``ETag`` (304 on ``If-None-Match``) and are gzipped
+    when the client accepts it."""
     st = ready_state(request)
     active = st.active
     zs = active.zone_set
@@ -81,7 +94,24 @@ async def list_zones(
         hit = np.flatnonzero((b[:, 0] <= x1) & (b[:, 2] >= x0) & (b[:, 1] <= y1) & (b[:, 3] >= y0))
     else:
         hit = np.arange(len(zs))
-    shown = hit[:limit]
+    rest = hit
+    if cursor is not None:
+        version, after = decode_cursor(cursor, "zones", 2)
+        if version != active.version:
+            raise Problem(
+                409,
+                "stale-cursor",
+                f"the cursor is of zone set version {version}; version {active.version} is "
+                "active now: start again without a cursor",
+            )
+        if type(after) is not int:
+            raise cursor_problem()
+        rest = hit[hit > after]
+    shown = rest[:limit]
+    more = len(rest) > limit
+    link = (
+        next_link(request, encode_cursor("zones", active.version, int(shown[-1]))) if more else None
+    )
 
     features = _FEATURES.get(id(zs))
     if features is None or features[0] is not zs:
@@ -92,11 +122,14 @@ async def list_zones(
             "zone_set_version": active.version,
             "numberMatched": len(hit),
             "numberReturned": len(shown),
+            "next": link,
         }
     )
     texts = features[1]
     body = b"".join((head[:-1], b',"features":[', b",".join([texts[i] for i in shown]), b"]}"))
-    return GeoJSONResponse(body)
+    return await cacheable(
+        request, body, media_type="application/geo+json", headers=page_headers(link)
+    )
 
 
 #: the active zone set's features as JSON, built once per zone set (in a worker thread):

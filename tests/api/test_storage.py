@@ -312,9 +312,20 @@ def test_a_dead_writer_fails_the_waiting_requests(db: Store) -> None:
 def test_idempotency_lookups(db: Store) -> None:
     def batch(first: int, key: str, n: int, batch_id: str, **kw: Any) -> list[dict]:
         return [
-            _row(first + i, key=f"{key}/{i}", batch_id=batch_id, decision=f'{{"i": {i}}}', **kw)
+            _row(
+                first + i,
+                key=key if i == 0 else f"{key}/{i}",
+                batch_id=batch_id,
+                decision=f'{{"i": {i}}}',
+                **kw,
+            )
             for i in range(n)
         ]
+
+    def decisions(key: str, operator: str = "meituan") -> list[Any] | None:
+        found = db.find_idempotent(operator, key)
+        assert found is None or found.batch_id is not None
+        return None if found is None else found.decision_values()
 
     with db.engine.begin() as c:
         db.insert_checks(c, [_row(1, key="abc")])
@@ -322,17 +333,21 @@ def test_idempotency_lookups(db: Store) -> None:
         db.insert_checks(c, batch(20, "B_X", 1, "b_2"))  # differs only in case
         db.insert_checks(c, batch(30, "b%", 2, "b_3"))  # LIKE metacharacters, literally
         db.insert_checks(c, batch(40, "b_x", 3, "b_4", operator="hellobike"))
-    body, decision = db.find_idempotent("meituan", "abc")
-    assert body == {"trip_id": "T-1"} and decision == {"outcome": "settle"}
+    single = db.find_idempotent("meituan", "abc")
+    assert single is not None and single.batch_id is None
+    assert single.body_values() == [{"trip_id": "T-1"}]
+    assert single.decision_values() == [{"outcome": "settle"}]
     assert db.find_idempotent("hellobike", "abc") is None
-    assert db.find_idempotent_batch("meituan", "b_x") == [{"i": i} for i in range(12)]
-    assert db.find_idempotent_batch("meituan", "B_X") == [{"i": 0}]
-    assert db.find_idempotent_batch("meituan", "b%") == [{"i": 0}, {"i": 1}]
-    assert db.find_idempotent_batch("hellobike", "b_x") == [{"i": i} for i in range(3)]
-    for missing in ("b", "b_", "b__", "B%", "b_x/", "abc", "%"):
-        assert db.find_idempotent_batch("meituan", missing) is None, missing
+    assert decisions("b_x") == [{"i": i} for i in range(12)]
+    assert decisions("B_X") == [{"i": 0}]
+    assert decisions("b%") == [{"i": 0}, {"i": 1}]
+    assert decisions("b_x", "hellobike") == [{"i": i} for i in range(3)]
+    for missing in ("b", "b_", "b__", "B%", "b_x/", "%"):
+        assert db.find_idempotent("meituan", missing) is None, missing
     with pytest.raises(sa.exc.IntegrityError), db.engine.begin() as c:
         db.insert_checks(c, [_row(9, key="abc")])
+    with pytest.raises(sa.exc.IntegrityError), db.engine.begin() as c:  # one key space
+        db.insert_checks(c, [_row(10, key="b_x")])
 
 
 def test_iter_checks_pages_in_time_order(db: Store) -> None:

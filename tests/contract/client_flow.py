@@ -19,7 +19,7 @@ from pathlib import Path
 
 import httpx
 from geofence_client import AuthenticatedClient
-from geofence_client.api.checks import get_check, post_batch, post_check
+from geofence_client.api.checks import get_check, post_batch, post_check, search_checks
 from geofence_client.api.stats import stats
 from geofence_client.api.zone_sets import (
     activate_zone_set,
@@ -32,6 +32,7 @@ from geofence_client.models import (
     ActiveZoneSet,
     BatchRequest,
     BatchResponse,
+    CheckPage,
     CheckRecord,
     CheckRequest,
     CheckRequestVehicleType,
@@ -44,7 +45,7 @@ from geofence_client.models import (
     StatsGroupBy,
     ZoneSetCreated,
     ZoneSetDocument,
-    ZoneSetList,
+    ZoneSetPage,
 )
 
 ENDED_AT = datetime(2026, 11, 26, 8, 15, 30, tzinfo=timezone(timedelta(hours=8)))
@@ -111,9 +112,18 @@ def operator_flow(url: str, key: str, lon: float, lat: float) -> str:
         assert isinstance(record, CheckRecord), record
         assert record.decision.check_id == first.check_id and record.batch_id is None
 
-        # ---- list own checks: GET /v1/checks?trip_id=... (issue 15 item 7, branch habits)
-        # LEAD: add the step here once GET /v1/checks is merged: the operator lists its
-        # own checks by trip_id (a CheckList of CheckRecord, with a `next` cursor).
+        # ---- list own checks: GET /v1/checks?trip_id=...
+        own = search_checks.sync(client=client, trip_id=f"T-{run}-1")
+        assert isinstance(own, CheckPage), own
+        assert [r.decision.check_id for r in own.checks] == [first.check_id]
+        assert all(isinstance(r, CheckRecord) for r in own.checks) and own.next_ is None
+        page = search_checks.sync(client=client, trip_id=f"T-{run}-b1", limit=1)
+        assert isinstance(page, CheckPage), page
+        assert [r.decision.check_id for r in page.checks] == [batch.results[1].check_id]
+        assert page.checks[0].batch_id is not None  # recorded by the batch route
+        others = search_checks.sync(client=client, operator="no-such-operator")
+        assert isinstance(others, Problem), others
+        assert others.status == 403, others
         return first.check_id
 
 
@@ -128,7 +138,7 @@ def admin_flow(url: str, admin_key: str, operator_key: str, seed: Path) -> None:
         assert created.active is False and created.n_zones == len(doc.features)
 
         listed = list_zone_sets.sync(client=client)
-        assert isinstance(listed, ZoneSetList), listed
+        assert isinstance(listed, ZoneSetPage), listed
         assert listed.active == before.version
         assert created.version in [z.version for z in listed.zone_sets]
 

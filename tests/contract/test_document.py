@@ -225,6 +225,10 @@ def test_real_answers_match_the_document(
     c(http.get("/v1/checks/recent", headers=admin))
     c(http.get("/v1/checks/recent", params={"since": "yesterday"}, headers=admin))
     c(http.get("/v1/checks/recent", headers=op))
+    c(http.get("/v1/checks", headers=op))
+    c(http.get("/v1/checks", params={"operator": "meituan", "limit": 1}, headers=admin))
+    c(http.get("/v1/checks", params={"operator": "someone-else"}, headers=op))
+    c(http.get("/v1/checks", params={"limt": 1}, headers=op))
     # zones
     zid = fenced["id"]
     c(http.get("/v1/zones", headers=op))
