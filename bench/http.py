@@ -536,6 +536,8 @@ def audit_floor(work: Path, n_checks: int, fixes: int, repeat: int = 3) -> dict[
                     stamp,
                     stamp,
                     china_day(now),
+                    1,  # policy_version
+                    None,  # device_class
                 )
                 for i, body in enumerate(bodies)
             ]
