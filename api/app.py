@@ -179,7 +179,8 @@ class HotRoutes:
                 try:
                     response = await endpoint(Request(scope, receive))
                 except Exception as exc:
-                    response = errors.problem_of(exc)
+                    cap = scope["app"].state.geofence.settings.max_problem_errors
+                    response = errors.problem_of(exc, cap)
                     if response is None:
                         raise
                 await response(scope, receive, send)
@@ -360,7 +361,7 @@ def create_app(settings: Settings, *, access_stream: BinaryIO | None = None) -> 
     )
     app.state.geofence = state
 
-    errors.install(app)
+    errors.install(app, settings.max_problem_errors)
 
     from api.routes import checks, health, policies, stats, zone_sets, zones
     from api.routes import map as map_routes

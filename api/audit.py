@@ -341,7 +341,18 @@ class _Child:
             f"VALUES ({', '.join([mark] * len(COLUMNS))})"
         )
         self.sqlite = dialect.name == "sqlite"
-        self.integrity_error: type[Exception] = dialect.loaded_dbapi.IntegrityError
+        dbapi = dialect.loaded_dbapi
+        self.integrity_error: type[Exception] = dbapi.IntegrityError
+        #: errors that are one row's, not the connection's: the database's refusal of a
+        #: value (DataError), or the driver's before sending it (e.g. sqlite3's
+        #: OverflowError for an integer of more than 64 bits)
+        self.row_errors: tuple[type[Exception], ...] = (
+            dbapi.IntegrityError,
+            dbapi.DataError,
+            OverflowError,
+            ValueError,
+            TypeError,
+        )
         self.conn: Any = None
         self.logged = 0  # bytes of text committed since the last checkpoint
         self._stamps: dict[Any, str | None] = {}
@@ -501,7 +512,16 @@ class _Child:
         try:
             self.insert(rows)
             answers = [(uid, COMMITTED) for uid, _ in units]
-        except self.integrity_error:
+        except self.row_errors as exc:
+            # one unit's row (an idempotency conflict, or a value the driver or the
+            # database refused): each unit alone, so that it fails its own request only
+            if not isinstance(exc, self.integrity_error):
+                logging.getLogger("geofence.audit").warning(
+                    "a row was refused (%s: %s); committing the %d units one by one",
+                    type(exc).__name__,
+                    exc,
+                    len(units),
+                )
             answers = []
             for uid, unit_rows in units:
                 try:

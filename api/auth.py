@@ -9,6 +9,12 @@ one indexed read).
 
 No key, an unknown key or a revoked key: 401. A key whose role may not use the
 route: 403. The operator of a check is its key's operator.
+
+Throttling (:mod:`api.ratelimit`): every unknown or revoked key is charged to the
+client address it came from; an address out of allowance gets 429 before its key is
+looked up, unless the key is one this process has verified before (its look-up still
+runs, so a revocation still takes effect within the TTL). With a per-key rate
+(``GEOFENCE_KEY_RATE_PER_S``), each verified request is charged to its key.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader
 from starlette.concurrency import run_in_threadpool
 
+from api import ratelimit
 from api.errors import Problem
 from api.storage import ApiKey, Store, hash_key
 
@@ -70,6 +77,12 @@ class KeyCache:
         #: look-ups inline on the event loop (a local SQLite file), or in a worker
         #: thread (a database over the network: an outage must not stall the loop)
         self.inline = store.dialect == "sqlite"
+        #: (failed-authentication meter, per-key meter), made from the app's settings
+        self.meters: tuple[ratelimit.Meter | None, ratelimit.Meter | None] | None = None
+
+    def known(self, key: str) -> bool:
+        """True when ``key`` was verified by this process before (however long ago)."""
+        return hash_key(key) in self._cache
 
     def cached(self, key: str) -> ApiKey | None:
         """The record of ``key`` if verified within the TTL, else None (no I/O)."""
@@ -104,10 +117,25 @@ async def authenticate(request: Request, key: str | None) -> Principal:
             "send an API key in the X-API-Key header",
             headers={"WWW-Authenticate": 'APIKey header="X-API-Key"'},
         )
-    cache: KeyCache | None = request.app.state.geofence.keys
+    st = request.app.state.geofence
+    cache: KeyCache | None = st.keys
     if cache is None:
         raise Problem(503, "not-ready", "the service is starting")
+    if cache.meters is None:
+        s = st.settings
+        cache.meters = (
+            ratelimit.auth_meter(s.auth_failures_per_min),
+            ratelimit.key_meter(s.key_rate_per_s, s.key_rate_burst),
+        )
+    failures, per_key = cache.meters
+    address = request.client.host if request.client else "-"
     rec = cache.cached(key)
+    if rec is None and failures is not None and not cache.known(key):
+        wait = failures.wait(address)
+        if wait > 0:
+            raise ratelimit.throttled(
+                failures, wait, f"too many failed authentications from {address}"
+            )
     if rec is None and cache.inline:
         # an indexed read, done inline: once per key per TTL, it costs less than a hop to
         # a worker thread, whose Python code would contend with the engine for the GIL
@@ -115,12 +143,18 @@ async def authenticate(request: Request, key: str | None) -> Principal:
     elif rec is None:
         rec = await run_in_threadpool(cache.verify, key)
     if rec is None:
+        if failures is not None:
+            failures.charge(address)
         raise Problem(
             401,
             "unauthorized",
             "the API key is unknown or revoked",
             headers={"WWW-Authenticate": 'APIKey header="X-API-Key"'},
         )
+    if per_key is not None:
+        wait, _, _ = per_key.charge(rec.id)
+        if wait > 0:
+            raise ratelimit.throttled(per_key, wait, "this key's request rate is exceeded")
     p = Principal(rec.id, rec.role, rec.operator)
     request.state.principal = p
     return p

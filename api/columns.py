@@ -378,7 +378,7 @@ Texts = tuple[str, str, str, str]
 
 
 def scan_batch(
-    raw: bytes, operator: str | None, limit: int
+    raw: bytes, operator: str | None, limit: int, *, max_fixes: int = MAX_FIXES
 ) -> tuple[geofence.CheckBatch, list[Texts]] | None:
     """The arrays of a batch body read straight from its bytes (:mod:`api._jsonscan`),
     and each check's strings; None unless the body is in the plain form that reader
@@ -396,7 +396,7 @@ def scan_batch(
     buf = np.frombuffer(raw, np.uint8)
     try:
         n, n_slow, n_text = _jsonscan.scan_batch(
-            buf, cap_checks, MAX_FIXES, lon, lat, acc, qual, nfix, heading, spans, slow, text
+            buf, cap_checks, max_fixes, lon, lat, acc, qual, nfix, heading, spans, slow, text
         )
     except IndexError:  # pragma: no cover - the reader's bounds are checked first
         return None

@@ -2,7 +2,10 @@
 
 Every 4xx and 5xx answer of the service is a problem document with ``type``,
 ``title``, ``status``, ``detail`` and, for validation failures, ``errors`` (one
-entry per broken field or feature). The engine raises its own exception classes;
+entry per broken field or feature, at most ``GEOFENCE_MAX_PROBLEM_ERRORS``, 100 by
+default: the rest are counted in ``errors_omitted``, an extension member as RFC 9457
+§3.2 allows, so that no rejected request answers more than a few tens of kilobytes
+however many mistakes it holds). The engine raises its own exception classes;
 :data:`DOMAIN_ERRORS` is the one table that maps them to HTTP statuses. The web
 layer raises :class:`Problem` for what only it knows (auth, limits, not found).
 """
@@ -19,14 +22,17 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from api.responses import ProblemResponse
 from geofence.errors import CheckError, CRSError, GeofenceError, PolicyError, ZoneDataError
 
 __all__ = [
+    "DEFAULT_MAX_ERRORS",
     "DOMAIN_ERRORS",
     "PROBLEM_TYPES",
     "Problem",
+    "capped",
     "install",
     "policy_error",
     "problem_of",
@@ -35,6 +41,9 @@ __all__ = [
 ]
 
 log = logging.getLogger("geofence.api")
+
+#: error items of a problem document at most (``GEOFENCE_MAX_PROBLEM_ERRORS``)
+DEFAULT_MAX_ERRORS = 100
 
 #: Problem ``type`` URIs (relative references, documented in the README): slug -> title.
 PROBLEM_TYPES: dict[str, str] = {
@@ -50,6 +59,10 @@ PROBLEM_TYPES: dict[str, str] = {
     "not-found": "Not found",
     "body-too-large": "The request body is too large",
     "batch-too-large": "Too many checks in one batch",
+    "too-many-requests": "Too many requests",
+    "client-disconnected": "The client disconnected mid-request",
+    "request-timeout": "The request did not arrive in time",
+    "too-many-connections": "Too many open connections",
     "idempotency-conflict": "The Idempotency-Key was used for a different request",
     "unsupported-media-type": "Unsupported media type",
     "not-ready": "The service is starting",
@@ -102,8 +115,12 @@ def problem_response(
     title: str | None = None,
     extra: Mapping[str, Any] | None = None,
     instance: str | None = None,
+    max_errors: int = DEFAULT_MAX_ERRORS,
 ) -> ProblemResponse:
-    """A problem document; ``slug`` None means ``about:blank`` (the plain HTTP status)."""
+    """A problem document; ``slug`` None means ``about:blank`` (the plain HTTP status).
+
+    At most ``max_errors`` items of ``errors``; the number left out in ``errors_omitted``.
+    """
     phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
     body: dict[str, Any] = {
         "type": f"/problems/{slug}" if slug else "about:blank",
@@ -114,10 +131,18 @@ def problem_response(
     if instance:
         body["instance"] = instance
     if errors is not None:
-        body["errors"] = list(errors)
+        body["errors"], omitted = capped(errors, max_errors)
+        if omitted:
+            body["errors_omitted"] = omitted
     if extra:
         body.update(extra)
     return ProblemResponse(body, status_code=status, headers=dict(headers or {}))
+
+
+def capped(items: Sequence[Any], cap: int) -> tuple[list[Any], int]:
+    """The first ``cap`` of ``items`` and how many were left out."""
+    n = len(items)
+    return list(items[:cap]), max(n - cap, 0)
 
 
 def _loc(loc: Sequence[Any]) -> str:
@@ -194,7 +219,7 @@ def policy_error(exc: PolicyError) -> dict[str, Any]:
     }
 
 
-def problem_of(exc: BaseException) -> ProblemResponse | None:
+def problem_of(exc: BaseException, max_errors: int = DEFAULT_MAX_ERRORS) -> ProblemResponse | None:
     """The problem document of a :class:`Problem`, an engine error or a pydantic
     validation error; None for anything else (what the app's handlers answer, for the
     routes served without FastAPI's routing)."""
@@ -202,6 +227,8 @@ def problem_of(exc: BaseException) -> ProblemResponse | None:
         exc = from_domain(exc)
     elif isinstance(exc, ValidationError):
         exc = from_pydantic(exc)
+    elif isinstance(exc, ClientDisconnect):
+        exc = disconnected()
     if not isinstance(exc, Problem):
         return None
     return problem_response(
@@ -212,15 +239,24 @@ def problem_of(exc: BaseException) -> ProblemResponse | None:
         headers=exc.headers,
         title=exc.title,
         extra=exc.extra,
+        max_errors=max_errors,
     )
 
 
-def install(app: FastAPI) -> None:
-    """Register the handlers that turn every error into a problem document."""
+def disconnected() -> Problem:
+    """A client that went away mid-request: one log line, no traceback (the answer,
+    a 400, is never delivered)."""
+    log.info("the client disconnected before its request was read whole")
+    return Problem(400, "client-disconnected", "the client disconnected mid-request")
+
+
+def install(app: FastAPI, max_errors: int = DEFAULT_MAX_ERRORS) -> None:
+    """Register the handlers that turn every error into a problem document (each with
+    at most ``max_errors`` error items)."""
 
     async def on_problem(request: Request, exc: Exception) -> ProblemResponse:
         assert isinstance(exc, Problem)
-        response = problem_of(exc)
+        response = problem_of(exc, max_errors)
         assert response is not None
         return response
 
@@ -237,7 +273,8 @@ def install(app: FastAPI) -> None:
             422,
             "validation",
             f"{len(errs)} field(s) failed validation",
-            errors=validation_errors(errs),
+            errors=validation_errors(errs[:max_errors]),
+            extra={"errors_omitted": len(errs) - max_errors} if len(errs) > max_errors else None,
         )
 
     async def on_pydantic(request: Request, exc: Exception) -> ProblemResponse:
@@ -255,6 +292,11 @@ def install(app: FastAPI) -> None:
             exc.status_code, None, detail, headers=getattr(exc, "headers", None) or None
         )
 
+    async def on_disconnect(request: Request, exc: Exception) -> ProblemResponse:
+        response = problem_of(disconnected())
+        assert response is not None
+        return response
+
     async def on_unexpected(request: Request, exc: Exception) -> ProblemResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return problem_response(500, "internal", "an unexpected error occurred; it was logged")
@@ -264,4 +306,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, on_request_validation)
     app.add_exception_handler(ValidationError, on_pydantic)
     app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(ClientDisconnect, on_disconnect)
     app.add_exception_handler(Exception, on_unexpected)

@@ -5,18 +5,54 @@ version 1 (active), and creates an admin key and one operator key for each demo
 operator, printing them once (only hashes are stored). Then uvicorn serves
 ``api.app:create_app_from_env`` (a factory, so every worker process builds its app
 from the same ``GEOFENCE_*`` settings).
+
+Connection hygiene (issue 19: idle connections and headers sent a byte every 0.5 s
+were never closed; 20,000 of them exhausted the file descriptors). uvicorn closes an
+idle keep-alive connection after ``timeout_keep_alive`` (``GEOFENCE_KEEPALIVE_TIMEOUT_S``)
+but has no timeout on receiving a request: its keep-alive timer is re-armed on every
+byte, and a fresh connection that sends nothing is never timed (uvicorn issue #157,
+"--timeout-request-start / --timeout-request-complete", closed unimplemented). Its
+documented extension point is the HTTP protocol class (the ``http`` option), so
+:class:`GuardedHttpToolsProtocol` is uvicorn's own httptools protocol with three
+additions and nothing else re-implemented:
+
+- a request's line and headers must arrive within ``GEOFENCE_HEADER_TIMEOUT_S`` of its
+  first byte (or of the connection's opening): else ``408`` and the connection closes;
+- its body within ``GEOFENCE_BODY_TIMEOUT_S`` after the headers: else the connection
+  closes (the app sees a disconnect);
+- at most ``GEOFENCE_MAX_CONNECTIONS`` open connections per process: one over it gets
+  ``503`` with ``Retry-After`` and is closed at once, so its descriptor is freed (the
+  soft ``RLIMIT_NOFILE`` is raised toward the hard one to leave room for the cap).
+
+Closes for these reasons are counted and logged at most once per 10 s per reason (a
+flood writes a line, not a line per connection).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import sys
-from typing import Any, TextIO
+import time
+from dataclasses import dataclass
+from typing import Any, ClassVar, TextIO
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from api.settings import Settings
 
-__all__ = ["DEMO_OPERATORS", "configure_logging", "prepare", "run", "uvicorn_options"]
+__all__ = [
+    "DEMO_OPERATORS",
+    "ConnectionLimits",
+    "GuardedHttpToolsProtocol",
+    "configure_logging",
+    "prepare",
+    "run",
+    "uvicorn_options",
+]
+
+log = logging.getLogger("geofence.server")
 
 DEMO_OPERATORS = ("meituan", "hellobike", "qingju")
 
@@ -27,7 +63,7 @@ def configure_logging(level: str, stream: TextIO | None = None) -> None:
 
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(AccessLogFormatter())
-    for name in ("geofence", "uvicorn.error"):
+    for name in ("geofence", "uvicorn.error"):  # geofence.server's lines included
         logger = logging.getLogger(name)
         logger.handlers[:] = [handler]
         logger.setLevel(level.upper())
@@ -77,6 +113,148 @@ def _prepare(store: Any, settings: Settings, out: TextIO) -> dict[str, Any]:
     return {"seeded": None if info is None else info.version, "keys": keys}
 
 
+@dataclass(frozen=True, slots=True)
+class ConnectionLimits:
+    """The timeouts and the connection cap of :class:`GuardedHttpToolsProtocol`."""
+
+    header_s: float = 10.0
+    body_s: float = 60.0
+    max_connections: int = 1000
+
+    @classmethod
+    def of(cls, settings: Settings) -> ConnectionLimits:
+        return cls(settings.header_timeout_s, settings.body_timeout_s, settings.max_connections)
+
+
+class _Tally:
+    """Closes per reason, logged at most once per ``every`` seconds."""
+
+    def __init__(self, every: float = 10.0) -> None:
+        self.every = every
+        self.counts: dict[str, int] = {}
+        self.total: dict[str, int] = {}
+        self.logged = 0.0
+
+    def add(self, reason: str) -> None:
+        self.counts[reason] = self.counts.get(reason, 0) + 1
+        self.total[reason] = self.total.get(reason, 0) + 1
+        now = time.monotonic()
+        if now - self.logged >= self.every:
+            self.logged = now
+            what = ", ".join(f"{n} {r}" for r, n in sorted(self.counts.items()))
+            log.warning("connections closed: %s (in the last %.0f s at most)", what, self.every)
+            self.counts.clear()
+
+
+_RESPONSE_408 = (
+    b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/problem+json\r\n"
+    b"connection: close\r\ncontent-length: %d\r\n\r\n%s"
+)
+_RESPONSE_503 = (
+    b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/problem+json\r\n"
+    b"retry-after: 1\r\nconnection: close\r\ncontent-length: %d\r\n\r\n%s"
+)
+
+
+def _raw(template: bytes, status: int, slug: str, title: str, detail: str) -> bytes:
+    import orjson
+
+    body = orjson.dumps(
+        {"type": f"/problems/{slug}", "title": title, "status": status, "detail": detail}
+    )
+    return template % (len(body), body)
+
+
+class GuardedHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with request timeouts and a connection cap (see the
+    module docstring). ``limits``: set by :func:`run`; a worker process started by
+    uvicorn's supervisor (which imports this class by name) reads them from its
+    ``GEOFENCE_*`` environment on its first connection, as its app does."""
+
+    limits: ClassVar[ConnectionLimits | None] = None
+    tally: ClassVar[_Tally] = _Tally()
+    _deadline: asyncio.TimerHandle | None = None
+
+    @classmethod
+    def _limits(cls) -> ConnectionLimits:
+        if cls.limits is None:
+            cls.limits = ConnectionLimits.of(Settings())
+        return cls.limits
+
+    def _arm(self, seconds: float, reason: str) -> None:
+        self._disarm()
+        self._deadline = self.loop.call_later(seconds, self._expired, reason)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _expired(self, reason: str) -> None:
+        self._deadline = None
+        if self.transport.is_closing():
+            return
+        self.tally.add(reason)
+        if reason == "header_timeout":
+            self.transport.write(
+                _raw(
+                    _RESPONSE_408,
+                    408,
+                    "request-timeout",
+                    "Request Timeout",
+                    "the request's headers did not arrive in time (GEOFENCE_HEADER_TIMEOUT_S)",
+                )
+            )
+        self.transport.close()
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        limits = self._limits()
+        if len(self.connections) > limits.max_connections:
+            self.tally.add("over_max_connections")
+            transport.write(
+                _raw(
+                    _RESPONSE_503,
+                    503,
+                    "too-many-connections",
+                    "Service Unavailable",
+                    "too many open connections (GEOFENCE_MAX_CONNECTIONS); retry",
+                )
+            )
+            transport.close()
+            return
+        self._arm(limits.header_s, "header_timeout")
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        if self._deadline is None:
+            self._arm(self._limits().header_s, "header_timeout")
+
+    def on_headers_complete(self) -> None:
+        self._arm(self._limits().body_s, "body_timeout")
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        self._disarm()
+        super().on_message_complete()
+
+
+def _raise_fd_limit(want: int) -> None:
+    """Raise the soft limit on open files toward ``want`` (at most the hard limit)."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not POSIX
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = want if hard == resource.RLIM_INFINITY else min(want, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
     """The uvicorn options ``geofence serve`` uses (the HTTP benchmark serves its
     baseline app with the same ones)."""
@@ -90,6 +268,7 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         "server_header": False,
         "date_header": True,
         "timeout_graceful_shutdown": 10,
+        "timeout_keep_alive": settings.keepalive_timeout_s,
         "backlog": 2048,
     }
     try:
@@ -98,12 +277,8 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         opts["loop"] = "uvloop"
     except ImportError:
         opts["loop"] = "asyncio"
-    try:
-        import httptools  # noqa: F401 - only probing that it is installed
-
-        opts["http"] = "httptools"
-    except ImportError:
-        opts["http"] = "h11"
+    # httptools is a dependency: the guarded protocol is uvicorn's httptools one
+    opts["http"] = "api.server:GuardedHttpToolsProtocol"
     return opts
 
 
@@ -119,6 +294,8 @@ def run(settings: Settings) -> None:
     }
     os.environ.update(env)
     configure_logging(settings.log_level)
+    GuardedHttpToolsProtocol.limits = ConnectionLimits.of(settings)
+    _raise_fd_limit(settings.max_connections + 1024)
     uvicorn.run(
         "api.app:create_app_from_env",
         factory=True,

@@ -48,6 +48,8 @@ class Server:
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen | None = None
     keys: dict[str, str] = field(default_factory=dict)
+    #: more ``GEOFENCE_*`` settings of the process (e.g. short timeouts)
+    extra_env: dict[str, str] = field(default_factory=dict)
     started_s: float = 0.0
     _t0: float = 0.0
 
@@ -67,7 +69,7 @@ class Server:
             "GEOFENCE_LOG_LEVEL": "warning",
             "GEOFENCE_ACCESS_LOG": "false",
         }
-        return env
+        return env | self.extra_env
 
     def launch(self) -> Server:
         # the README's command (`make serve` runs `geofence serve`)

@@ -268,6 +268,7 @@ def store_zone_set(
     source: str | None,
     activate: bool = False,
     actor: str | None = None,
+    limits: Any = None,
 ) -> tuple[ZoneSetInfo | None, Any, ZoneSet | None]:
     """Validate and store a zone set: ``(info or None, report, zone set or None)``.
 
@@ -279,7 +280,7 @@ def store_zone_set(
     """
     from zones.validate import load_geojson, validate
 
-    report = validate(document)
+    report = validate(document, limits=limits)
     if not report.ok:
         return None, report, None
     fc = load_geojson(document)
@@ -365,6 +366,11 @@ def warm(index: ZoneIndex, policy: Any) -> None:
     from api import columns
 
     columns.scan_batch(orjson.dumps({"checks": [body]}), None, 1)  # the batch reader
+    from api import bounds
+
+    raw = orjson.dumps({"checks": [body]})
+    bounds.check(raw, bounds.Bounds(1, 1))  # the bounds walk and the as-received spans
+    bounds.item_texts(raw, 1)
 
 
 def make_index(zone_set: ZoneSet) -> ZoneIndex:

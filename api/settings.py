@@ -46,6 +46,35 @@ variable                             default                        meaning
 ``GEOFENCE_FEED_TTL_SECONDS``        ``3600``                       GBFS ttl
 ``GEOFENCE_FEED_BASE_URL``           the request's                  public URL the feeds are
                                                                     served under (behind a proxy)
+**hardening (issue 19)**
+``GEOFENCE_MAX_FIXES``               ``50``                         fixes per check (counted
+                                                                    before parsing; at most 50)
+``GEOFENCE_MAX_CHECK_BYTES``         ``262144`` (256 KiB)           a single check's body (413)
+``GEOFENCE_MAX_PROBLEM_ERRORS``      ``100``                        error items of a problem
+                                                                    document (the rest counted)
+``GEOFENCE_HEADER_TIMEOUT_S``        ``10``                         a request's line and headers
+                                                                    must arrive within this
+``GEOFENCE_BODY_TIMEOUT_S``          ``60``                         its body within this after
+``GEOFENCE_KEEPALIVE_TIMEOUT_S``     ``5``                          idle keep-alive connections
+                                                                    are closed after this
+``GEOFENCE_MAX_CONNECTIONS``         ``1000``                       open connections per process
+                                                                    (more are closed at once)
+``GEOFENCE_AUTH_FAILURES_PER_MIN``   ``60``                         failed authentications per
+                                                                    client address (then 429)
+``GEOFENCE_KEY_RATE_PER_S``          ``0`` (off)                    requests per second per key
+``GEOFENCE_KEY_RATE_BURST``          ``0`` (= 2 s of the rate)      burst per key
+``GEOFENCE_HOTSPOT_MAX_DAYS``        ``93``                         hot-spot window at most
+``GEOFENCE_HOTSPOT_MAX_REJECTS``     ``250000``                     rejects a hot-spot query
+                                                                    reads at most (422 beyond)
+``GEOFENCE_HOTSPOT_RADIUS_M``        ``2`` - ``20``                 hot-spot radius range
+                                                                    (``_MIN_M`` / ``_MAX_M``)
+``GEOFENCE_ZONE_ID_MAX``             ``64``                         characters of a zone id
+``GEOFENCE_ZONE_NAME_MAX``           ``200``                        characters of a zone name
+``GEOFENCE_ZONE_OPERATORS_MAX``      ``64``                         operators (or beacons) per
+                                                                    zone
+``GEOFENCE_ZONE_VERTICES_MAX``       ``10000``                      vertices per zone
+``GEOFENCE_ZONE_SET_VERTICES_MAX``   ``2000000``                    vertices per zone set
+``GEOFENCE_ZONE_SET_ZONES_MAX``      ``60000``                      zones per zone set
 ==================================== ============================== ==============================
 """
 
@@ -110,6 +139,41 @@ class Settings(BaseSettings):
     feed_license_url: str | None = None
     feed_ttl_seconds: int = Field(3600, ge=0)
     feed_base_url: str | None = None
+
+    # hardening against hostile input and load (issue 19): every bound a setting
+    max_fixes: int = Field(50, ge=1, le=50)
+    max_check_bytes: int = Field(256 * 1024, ge=1024)
+    max_problem_errors: int = Field(100, ge=1, le=10_000)
+    header_timeout_s: float = Field(10.0, gt=0.0)
+    body_timeout_s: float = Field(60.0, gt=0.0)
+    keepalive_timeout_s: int = Field(5, ge=1)
+    max_connections: int = Field(1000, ge=1)
+    auth_failures_per_min: int = Field(60, ge=0)
+    key_rate_per_s: float = Field(0.0, ge=0.0)
+    key_rate_burst: int = Field(0, ge=0)
+    hotspot_max_days: float = Field(93.0, gt=0.0)
+    hotspot_max_rejects: int = Field(250_000, ge=1)
+    hotspot_radius_min_m: float = Field(2.0, gt=0.0)
+    hotspot_radius_max_m: float = Field(20.0, gt=0.0)
+    zone_id_max: int = Field(64, ge=1)
+    zone_name_max: int = Field(200, ge=1)
+    zone_operators_max: int = Field(64, ge=1)
+    zone_vertices_max: int = Field(10_000, ge=4)
+    zone_set_vertices_max: int = Field(2_000_000, ge=4)
+    zone_set_zones_max: int = Field(60_000, ge=1)
+
+    def zone_limits(self) -> Any:
+        """The upload size rules of :func:`zones.validate.validate`."""
+        from zones.validate import SizeLimits
+
+        return SizeLimits(
+            id_chars=self.zone_id_max,
+            name_chars=self.zone_name_max,
+            operators=self.zone_operators_max,
+            vertices=self.zone_vertices_max,
+            set_vertices=self.zone_set_vertices_max,
+            zones=self.zone_set_zones_max,
+        )
 
     def feed_meta(self) -> Any:
         """The feeds' publisher (a checked ``zones.export.gbfs.FeedMeta``)."""

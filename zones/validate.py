@@ -26,6 +26,12 @@ geometry
             validity failures: hole outside shell, nested shells, ...)
     warning ``clockwise-exterior``, ``counter-clockwise-hole`` (RFC 7946 winding;
             ``--fix`` rewinds them, see :func:`fix_winding`)
+size (:class:`SizeLimits`; the service's ``GEOFENCE_ZONE_*`` settings)
+    error   ``id-too-long``, ``name-too-long``, ``too-many-operators`` (operators or
+            beacons of one zone), ``too-many-vertices`` (one zone), and for the file
+            ``too-many-zones``, ``too-many-vertices-in-set``: a 10 MB id or name, a
+            million operators or vertices would otherwise be stored, activated and
+            then cost every nearby check (issue 19)
 placement
     error   ``outside-service-area`` (the zone does not touch the city outline)
     warning ``partly-outside-service-area`` (a parking box straddling the outline)
@@ -69,8 +75,10 @@ __all__ = [
     "BOX_WIDTH_M",
     "HINTS",
     "OVERLAP_MIN_M2",
+    "SIZE_RULES",
     "Issue",
     "Report",
+    "SizeLimits",
     "fix_winding",
     "load_geojson",
     "validate",
@@ -92,6 +100,35 @@ DATUM_SHIFT_RANGE_M = (100.0, 2500.0)
 DATUM_MATCH_M = 5.0
 
 KINDS = ("parking", "no_parking")
+
+
+#: the rules of :class:`SizeLimits`
+SIZE_RULES = frozenset(
+    {
+        "id-too-long",
+        "name-too-long",
+        "too-many-operators",
+        "too-many-vertices",
+        "too-many-zones",
+        "too-many-vertices-in-set",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SizeLimits:
+    """Upload size rules. The defaults (the service's settings' defaults) pass the
+    bundled Zhuhai set (ids of 13 characters, names of 16, 1 operator and 3 beacons,
+    10 vertices a zone, 92,484 in all, 18,300 zones) by wide margins."""
+
+    id_chars: int = 64
+    name_chars: int = 200
+    operators: int = 64
+    vertices: int = 10_000
+    set_vertices: int = 2_000_000
+    zones: int = 60_000
+
+
 _MAX_INT32 = 2**31 - 1
 _WGS84_CRS_NAMES = {
     "urn:ogc:def:crs:OGC:1.3:CRS84",
@@ -152,6 +189,12 @@ HINTS: dict[str, str] = {
     "implausible-box-size": "boxes are typically 1.5-3 m wide and 4-20 m long: check the "
     "units and the corners",
     "overlapping-boxes": "parking boxes must not overlap: shrink, move or merge them",
+    "id-too-long": "use a short, stable code as the id (e.g. ZH-XZ-000123)",
+    "name-too-long": "shorten the name; put long descriptions elsewhere",
+    "too-many-operators": "list the operators (or beacons) of this box only",
+    "too-many-vertices": "simplify the outline (shapely.simplify) or split the area",
+    "too-many-zones": "split the city into smaller zone sets, or raise GEOFENCE_ZONE_SET_ZONES_MAX",
+    "too-many-vertices-in-set": "simplify the outlines, or raise GEOFENCE_ZONE_SET_VERTICES_MAX",
 }
 
 
@@ -594,6 +637,29 @@ def _check_properties(props: Any, label: str, index: int, out: _Collector) -> st
     return kind
 
 
+def _check_sizes(props: Any, label: str, index: int, out: _Collector, limits: SizeLimits) -> None:
+    """The size rules of a feature's properties (name, operators, beacons)."""
+    if not isinstance(props, Mapping):
+        return
+    name = props.get("name")
+    if isinstance(name, str) and len(name) > limits.name_chars:
+        out.error(
+            "name-too-long",
+            f"name of {len(name)} characters; at most {limits.name_chars}",
+            feature=label,
+            index=index,
+        )
+    for key in ("operators", "beacons"):
+        v = props.get(key)
+        if _is_seq(v) and len(v) > limits.operators:
+            out.error(
+                "too-many-operators",
+                f"{len(v)} {key}; a zone lists at most {limits.operators}",
+                feature=label,
+                index=index,
+            )
+
+
 # ---------------------------------------------------------------------------- geometry
 @dataclass
 class _Zones:
@@ -674,6 +740,7 @@ def validate(
     *,
     reference: Mapping[str, Any] | str | Path | None = None,
     service_area: Any = None,
+    limits: SizeLimits | None = None,
 ) -> Report:
     """Validate a zone set; see the module docstring for the rules.
 
@@ -681,7 +748,8 @@ def validate(
     ``reference``: an earlier zone set (same forms) to compare against by id, which
     enables the GCJ-02 / BD-09 checks; a reference that is not a FeatureCollection
     raises ``ValueError``. ``service_area``: a shapely geometry in WGS-84 (default
-    :func:`zones.districts.service_area`, the Zhuhai city outline).
+    :func:`zones.districts.service_area`, the Zhuhai city outline). ``limits``: the
+    size rules (default :class:`SizeLimits`).
     """
     report = Report(source=_source_name(source))
     out = _Collector()
@@ -691,7 +759,14 @@ def validate(
         out.error("not-json", f"the file is {exc}")
         report.issues = out.issues
         return report
-    _validate_doc(doc, out, report, reference=reference, service_area=service_area)
+    _validate_doc(
+        doc,
+        out,
+        report,
+        reference=reference,
+        service_area=service_area,
+        limits=limits or SizeLimits(),
+    )
     order = {id(iss): k for k, iss in enumerate(out.issues)}
     report.issues = sorted(
         out.issues, key=lambda i: (-1 if i.index is None else i.index, order[id(i)])
@@ -700,7 +775,13 @@ def validate(
 
 
 def _validate_doc(
-    doc: Any, out: _Collector, report: Report, *, reference: Any, service_area: Any
+    doc: Any,
+    out: _Collector,
+    report: Report,
+    *,
+    reference: Any,
+    service_area: Any,
+    limits: SizeLimits,
 ) -> None:
     if not isinstance(doc, Mapping) or doc.get("type") != "FeatureCollection":
         what = (
@@ -728,8 +809,15 @@ def _validate_doc(
     if not features:
         out.error("no-features", "the FeatureCollection has no features")
         return
+    if len(features) > limits.zones:
+        out.error(
+            "too-many-zones",
+            f"the file has {len(features)} features; a zone set holds at most {limits.zones}",
+        )
+        return
 
     zones = _Zones()
+    set_vertices = 0
     first_index: dict[str, int] = {}
     for i, feat in enumerate(features):
         if not isinstance(feat, Mapping) or feat.get("type") != "Feature":
@@ -768,6 +856,14 @@ def _validate_doc(
                 feature=label,
                 index=i,
             )
+        if len(label) > limits.id_chars:
+            out.error(
+                "id-too-long",
+                f"id of {len(label)} characters; at most {limits.id_chars}",
+                feature=label[: limits.id_chars] + "…",
+                index=i,
+            )
+            label = label[: limits.id_chars] + "…"
         if label != f"#{i}":
             if label in first_index:
                 out.error(
@@ -779,10 +875,21 @@ def _validate_doc(
             else:
                 first_index[label] = i
         kind = _check_properties(feat.get("properties"), label, i, out)
+        _check_sizes(feat.get("properties"), label, i, out, limits)
         parts, gtype, problems = _geometry_rings(feat.get("geometry"), kind)
         for rule, msg in problems:
             out.error(rule, msg, feature=label, index=i)
         if parts is None:
+            continue
+        n_vertices = sum(len(r) for p in parts for r in p)
+        set_vertices += n_vertices
+        if n_vertices > limits.vertices:
+            out.error(
+                "too-many-vertices",
+                f"has {n_vertices} vertices; a zone has at most {limits.vertices}",
+                feature=label,
+                index=i,
+            )
             continue
         zones.feat.append(i)
         zones.label.append(label)
@@ -790,6 +897,13 @@ def _validate_doc(
         zones.parts.append(parts)
         zones.multi.append(gtype == "MultiPolygon")
 
+    if set_vertices > limits.set_vertices:
+        out.error(
+            "too-many-vertices-in-set",
+            f"the zones have {set_vertices} vertices in all; a zone set at most "
+            f"{limits.set_vertices}",
+        )
+        return
     if zones.feat:
         zones = _range_filter(zones, out)
     if zones.feat:

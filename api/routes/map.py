@@ -176,15 +176,28 @@ async def hotspots(
     st = ready_state(request)
     if from_ is not None and to is not None and from_ >= to:
         raise Problem(422, "validation", "'from' must be before 'to'")
-    found = await run_in_threadpool(
-        hs.find_hotspots,
-        st.store,
-        st.active.index,
-        since=from_,
-        until=to,
-        radius_m=radius_m,
-        min_count=min_count,
+    s = st.settings
+    limits = hs.Limits(
+        s.hotspot_max_days, s.hotspot_max_rejects, s.hotspot_radius_min_m, s.hotspot_radius_max_m
     )
+    try:
+        found = await run_in_threadpool(
+            hs.find_hotspots,
+            st.store,
+            st.active.index,
+            since=from_,
+            until=to,
+            radius_m=radius_m,
+            min_count=min_count,
+            limits=limits,
+        )
+    except hs.HotspotLimitError as exc:
+        raise Problem(
+            422,
+            "validation",
+            str(exc),
+            errors=[{"pointer": f"query:{exc.parameter}", "type": "limit", "message": str(exc)}],
+        ) from None
     return GeoJSONResponse(found.geojson())
 
 

@@ -8,13 +8,14 @@ activating an older version.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
 from starlette.concurrency import run_in_threadpool
 
+from api import bounds
 from api.auth import admin
-from api.errors import Problem
+from api.errors import Problem, capped
 from api.models import PROBLEM_RESPONSES, Activation, ZoneSetCreated, ZoneSetInfo, ZoneSetList
 from api.responses import GeoJSONResponse, JSONResponse
 from api.routes import ready_state, store_of
@@ -64,9 +65,14 @@ async def upload_zone_set(
             f"send application/geo+json or application/json, not {ctype}",
         )
     raw = await request.body()
+    s = request.app.state.geofence.settings
+    limits = bounds.zone_set_bounds(
+        s.zone_set_zones_max, s.zone_set_vertices_max, s.zone_vertices_max
+    )
+    bounds.check(raw, limits)
     try:
         info, report, _ = await run_in_threadpool(
-            store_zone_set, store, raw, source=source, actor=who.key_id
+            store_zone_set, store, raw, source=source, actor=who.key_id, limits=s.zone_limits()
         )
     except ZoneDataError as exc:
         raise Problem(
@@ -79,18 +85,29 @@ async def upload_zone_set(
         if report.rules() == {"not-json"}:
             raise Problem(400, "malformed-json", report.errors[0].message)
         errs = report.errors
+        cap = s.max_problem_errors
         raise Problem(
             422,
             "invalid-zone-set",
             f"{len(errs)} error(s) in {report.n_features} feature(s); nothing was stored",
-            errors=[i.to_dict() for i in errs],
-            extra={"report": report.to_dict()},
+            errors=[i.to_dict() for i in errs[:cap]],
+            extra={"report": _capped_report(report.to_dict(), cap)}
+            | ({"errors_omitted": len(errs) - cap} if len(errs) > cap else {}),
         )
+    created = info.to_dict(with_report=True)
+    if isinstance(created.get("report"), dict):
+        created["report"] = _capped_report(created["report"], s.max_problem_errors)
     return JSONResponse(
-        info.to_dict(with_report=True),
+        created,
         status_code=201,
         headers={"Location": f"/v1/zone-sets/{info.version}"},
     )
+
+
+def _capped_report(report: dict[str, Any], cap: int) -> dict[str, Any]:
+    """The report with at most ``cap`` issues (the rest counted in ``issues_omitted``)."""
+    issues, omitted = capped(report.get("issues") or [], cap)
+    return report | {"issues": issues, "issues_omitted": omitted} if omitted else report
 
 
 @router.get(

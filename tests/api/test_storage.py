@@ -505,3 +505,22 @@ def test_a_restart_builds_the_zone_set_from_its_snapshot(
     assert service.load_zone_set(db, info.version).checksum == zs.checksum
     again = db.zone_set_snapshot(info.version, fmt)
     assert again is not None and ZoneSet.from_snapshot(again).checksum == zs.checksum
+
+
+def test_a_row_that_fails_its_group_commit_fails_only_its_own_request(db: Store) -> None:
+    """Issue 19: a value the driver or the database refuses fails its own unit only."""
+
+    async def main() -> list[Any]:
+        w = AuditWriter(_url(db))
+        try:
+            jobs = [w.write([_row(i)]) for i in range(20)]
+            # an integer no database column holds: the driver refuses the row
+            jobs.insert(10, w.write([_row(100), _row(101, policy_version=2**70)]))
+            return await asyncio.gather(*jobs, return_exceptions=True)
+        finally:
+            await w.aclose()
+
+    results = asyncio.run(main())
+    assert results[:10] + results[11:] == [COMMITTED] * 20
+    assert isinstance(results[10], Exception)
+    assert db.count_checks() == 20

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import time
 from pathlib import Path
 from typing import Any
 
@@ -327,9 +326,7 @@ def test_bundled_zone_set_diff(tmp_path: Path) -> None:
     del nf[i_rm]
     nf.append(added)
 
-    t0 = time.perf_counter()
     r = diff(fc, new)
-    elapsed = time.perf_counter() - t0
     assert [z.id for z in r.added] == ["ZH-XZ-999999"]
     assert [z.id for z in r.removed] == [removed_id]
     assert [z.id for z in r.moved] == [feats[i_mv]["id"]]
@@ -338,7 +335,6 @@ def test_bundled_zone_set_diff(tmp_path: Path) -> None:
     assert {z.id for z in r.reshaped} == {feats[i_rs]["id"]}
     assert [z.id for z in r.reattributed] == [feats[i_ra]["id"]]
     assert r.unchanged == len(feats) - 4
-    assert elapsed < 10.0  # ~0.5-1 s on the 2-core reference machine; generous under xdist
 
     path = _write(tmp_path, "edited.geojson", new)
     res = runner.invoke(app, ["zones", "diff", str(path), "--json"])  # --against: bundled

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import itertools
-import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -483,10 +482,7 @@ def test_cli_export_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
 @pytest.mark.parametrize("version", ["3.0", "2.3"])
 def test_bundled_zone_set_gbfs(tmp_path: Path, version: str) -> None:
     fc = orjson.loads(BUNDLED_PATH.read_bytes())
-    t0 = time.perf_counter()
     export(fc, f"gbfs-{version}", tmp_path, now=NOW)
-    elapsed = time.perf_counter() - t0
-    assert elapsed < 20.0  # ~1.0-1.6 s on the 2-core reference machine; generous under xdist
     assert validate_gbfs(tmp_path, version) == []
     stations = _load(tmp_path, "station_information.json")["data"]["stations"]
 
