@@ -1,8 +1,9 @@
 """The ``geofence`` command.
 
 ``serve`` runs the HTTP service; ``keys`` manages API keys; ``checks replay``
-re-decides recorded checks; ``calibrate`` fits the GNSS error model to labelled
-trips; ``zones`` is the zone tool (validate, diff, export,
+re-decides recorded checks; ``audit export`` writes the audit log to Parquet and
+``audit prune`` removes old checks (:mod:`api.auditexport`); ``calibrate`` fits
+the GNSS error model to labelled trips; ``zones`` is the zone tool (validate, diff, export,
 synth from :mod:`zones.cli`, plus ``upload`` and ``activate`` against a running
 server, registered here). Commands that touch the database create or migrate its
 schema first. Settings come from ``GEOFENCE_*`` variables (:mod:`api.settings`).
@@ -27,6 +28,8 @@ keys_app = typer.Typer(help="API keys: create, list, revoke.", no_args_is_help=T
 app.add_typer(keys_app, name="keys")
 checks_app = typer.Typer(help="The audit log of checks.", no_args_is_help=True)
 app.add_typer(checks_app, name="checks")
+audit_app = typer.Typer(help="The audit log: export, prune.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
 
 Url = Annotated[
     str,
@@ -276,6 +279,72 @@ def checks_replay(
         sys.stdout.write(json.dumps(report.to_dict(shown), ensure_ascii=False, indent=2) + "\n")
         return
     _render_replay(report, shown)
+
+
+# ---------------------------------------------------------------------------- audit
+@audit_app.command("export")
+def audit_export(
+    out: Annotated[Path, typer.Option("--out", help="The file to write.")],
+    since: Annotated[
+        str | None, typer.Option("--from", help="RFC 3339: checks decided from then on.")
+    ] = None,
+    until: Annotated[str | None, typer.Option("--to", help="RFC 3339, exclusive.")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="Only parquet.")] = "parquet",
+    chunk: Annotated[int, typer.Option(help="Rows per read and per row group.", min=1)] = 5000,
+) -> None:
+    """Export the checks decided in [--from, --to) to a Parquet file, one row a decision."""
+    if fmt != "parquet":
+        sys.stderr.write(f"error: --format must be parquet, not {fmt!r}\n")
+        raise typer.Exit(2)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from api.auditexport import count_checks, export_parquet
+
+    t0, t1 = _when(since, "from"), _when(until, "to")
+    store = _store()
+    try:
+        total = count_checks(store, t0, t1)
+        columns = (BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+        with Progress(*columns, console=_stderr_console(), transient=True) as bar:
+            task = bar.add_task("exporting", total=total)
+            n = export_parquet(
+                store,
+                out,
+                since=t0,
+                until=t1,
+                chunk=chunk,
+                progress=lambda k: bar.update(task, advance=k),
+            )
+    except OSError as exc:
+        sys.stderr.write(f"error: cannot write {out}: {exc}\n")
+        raise typer.Exit(2) from None
+    finally:
+        store.close()
+    print(f"exported {n} checks to {out}")
+
+
+@audit_app.command("prune")
+def audit_prune(
+    before: Annotated[str, typer.Option(help="RFC 3339: remove checks decided before then.")],
+    yes: Annotated[bool, typer.Option("--yes", help="Remove them (without: only count).")] = False,
+) -> None:
+    """Remove the checks decided before --before (retention). Refuses without --yes."""
+    from api.auditexport import prune
+
+    t1 = _when(before, "before")
+    assert t1 is not None
+    store = _store()
+    try:
+        n = prune(store, t1, confirm=yes)
+    finally:
+        store.close()
+    if not yes:
+        sys.stderr.write(
+            f"would remove {n} checks decided before {before}; "
+            "nothing removed: run again with --yes to remove them\n"
+        )
+        raise typer.Exit(1)
+    print(f"removed {n} checks decided before {before}")
 
 
 def _render_replay(report, limit: int | None) -> None:  # report: api.replay.ReplayReport

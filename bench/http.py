@@ -536,6 +536,8 @@ def audit_floor(work: Path, n_checks: int, fixes: int, repeat: int = 3) -> dict[
                     stamp,
                     stamp,
                     china_day(now),
+                    1,  # policy_version
+                    None,  # device_class
                 )
                 for i, body in enumerate(bodies)
             ]
@@ -562,6 +564,86 @@ def audit_floor(work: Path, n_checks: int, fixes: int, repeat: int = 3) -> dict[
         "insert_commit_ns_per_fix": {"wall": med(insert, 0), "cpu": med(insert, 1)},
         "checkpoint_ns_per_fix": {"wall": med(checkpoint, 0), "cpu": med(checkpoint, 1)},
     }
+
+
+def audit_bytes(work: Path, n_checks: int = 2000) -> list[dict[str, Any]]:
+    """Bytes the audit log stores per decision, on SQLite and PostgreSQL.
+
+    The real app (in process, the real audit writer) decides ``n_checks`` checks sent
+    one by one (10 fixes each, with an idempotency key: every stored column filled),
+    and then as batches of 500 checks of 10 and of 50 fixes, each scenario on a fresh
+    database; the growth of the database (SQLite: the file after a truncating
+    checkpoint; PostgreSQL: ``pg_total_relation_size('checks')``: rows, TOAST and
+    indexes) over the decisions stored.
+    """
+    import orjson
+    import sqlalchemy as sa
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from api.pgtest import TempCluster
+    from api.settings import DEFAULT_SEED_FILE, Settings
+    from api.storage import Store
+
+    def size(store: Store) -> int:
+        with store.engine.begin() as c:
+            if store.dialect == "sqlite":
+                c.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+                pages = c.exec_driver_sql("PRAGMA page_count").scalar()
+                return int(pages) * int(c.exec_driver_sql("PRAGMA page_size").scalar())
+            return int(c.execute(sa.text("SELECT pg_total_relation_size('checks')")).scalar())
+
+    scenarios = (("single", 10), ("batch", 10), ("batch", 50))
+    out: list[dict[str, Any]] = []
+    pg = TempCluster(prefix="pg_bench_bytes_").start()
+    try:
+        for backend in ("sqlite", "postgresql"):
+            for k, (kind, fixes) in enumerate(scenarios):
+                name = f"bytes{k}"
+                url = (
+                    f"sqlite:///{work / (name + '.db')}"
+                    if backend == "sqlite"
+                    else pg.create_database(name)
+                )
+                settings = Settings(database_url=url, seed_file=DEFAULT_SEED_FILE, access_log=False)
+                store = Store.open(url)
+                try:
+                    key, _ = store.create_key("operator", "meituan")
+                    h = {"X-API-Key": key}
+                    bodies = check_bodies(n_checks, fixes, seed=11 + k)
+                    with TestClient(create_app(settings)) as client:
+                        while client.get("/readyz").status_code != 200:
+                            time.sleep(0.05)
+                        before = size(store)
+                        if kind == "single":
+                            for i, b in enumerate(bodies):
+                                hi = h | {"Idempotency-Key": f"k-{i}"}
+                                assert client.post("/v1/checks", json=b, headers=hi).is_success
+                        else:
+                            for i in range(0, n_checks, 500):
+                                chunk = {"checks": bodies[i : i + 500]}
+                                hi = h | {"Idempotency-Key": f"b-{i}"}
+                                r = client.post("/v1/checks/batch", json=chunk, headers=hi)
+                                assert r.is_success, r.text
+                    grown = size(store) - before
+                    assert store.count_checks() == n_checks
+                finally:
+                    store.close()
+                row = {
+                    "backend": backend,
+                    "route": kind,
+                    "fixes_per_check": fixes,
+                    "decisions": n_checks,
+                    "body_bytes_per_check": round(
+                        statistics.mean(len(orjson.dumps(b)) for b in bodies)
+                    ),
+                    "stored_bytes_per_decision": round(grown / n_checks),
+                }
+                print("audit bytes:", row, flush=True)
+                out.append(row)
+    finally:
+        pg.stop()
+    return out
 
 
 # ---------------------------------------------------------------------------- processes
@@ -729,9 +811,10 @@ def main() -> None:
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     ap.add_argument(
         "--only",
-        choices=["all", "processes"],
+        choices=["all", "processes", "bytes"],
         default="all",
-        help="processes: only the workers x backends runs, merged into the existing http.json",
+        help="processes: only the workers x backends runs, merged into the existing http.json; "
+        "bytes: only the audit log's bytes per decision, likewise",
     )
     ap.add_argument(
         "--quiet-load",
@@ -749,6 +832,17 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="geofence-bench-"))
     if args.only == "processes":
         main_processes(args, work, waited)
+        return
+    if args.only == "bytes":
+        try:
+            stored = audit_bytes(work)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        path = RESULTS / "http.json"
+        merged = json.loads(path.read_text()) if path.exists() else {}
+        merged["audit_bytes"] = stored
+        merged["audit_bytes_date"] = datetime.now(UTC).isoformat(timespec="seconds")
+        path.write_text(json.dumps(merged, indent=2, ensure_ascii=False) + "\n")
         return
     results: dict[str, Any] = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -864,6 +958,7 @@ def main() -> None:
             "best_fixes_per_s": max(b["fixes_per_s"] for b in batches),
             "audit_floor": floor,
         }
+        results["audit_bytes"] = audit_bytes(work)
         results["processes"] = run_processes(work, bodies_file, lua, args.duration)
         results["targets"] = {
             "single_check_ratio_ge_0.70": results["throughput"]["ratio"] >= 0.70,

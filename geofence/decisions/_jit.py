@@ -19,12 +19,17 @@ from pathlib import Path
 from typing import Any
 
 import numba as nb
+import numpy as np
+from llvmlite import ir
+from numba.core import cgutils, types
 from numba.core.caching import (
     CompileResultCacheImpl,
     FunctionCache,
     InTreeCacheLocator,
     UserProvidedCacheLocator,
 )
+from numba.extending import intrinsic
+from numba.np.arrayobj import populate_array
 
 from geofence import _kernels
 
@@ -103,3 +108,85 @@ _jit_borrowed = _njit(_nrt=False)
 # benchmark: 1.05-1.08x more checks/s; calling locate_one or _grid_nearest was slower.
 _zone_closest = _jit(_kernels.zone_closest.py_func)
 _insert = _jit_inline(_kernels._insert.py_func)
+
+
+# ---- arguments handed over once: borrowed arrays
+
+# Numba unboxes every array argument at every call into a fresh memory record
+# (~100 ns each, more on a loaded machine): the single-check path hands the kernel
+# ~75 arrays (the index's grid, the service area's, the tables), ~11 us of its ~20.
+# :func:`borrow` instead flattens such a nested tuple once into two small arrays
+# (each array's address, shape and strides; each scalar's value), and
+# :func:`_unborrow`, inside the compiled code, rebuilds the tuple from them: arrays
+# without a memory record (numba's own convention for arrays it does not own, as
+# ``numba.carray`` makes), no reference counting. The caller keeps the original
+# tuple alive while it uses the flattened form.
+
+
+def borrow(obj: tuple[Any, ...]) -> tuple[Any, np.ndarray, np.ndarray]:
+    """(numba type of ``obj``, int64 array layout, float64 scalars) of a nested tuple
+    of arrays and numbers, for :func:`_unborrow`."""
+    layout: list[int] = []
+    scalars: list[float] = []
+
+    def walk(o: Any) -> None:
+        if isinstance(o, tuple):
+            for e in o:
+                walk(e)
+        elif isinstance(o, np.ndarray):
+            layout.append(o.ctypes.data)
+            layout.extend(o.shape)
+            layout.extend(o.strides)
+        elif isinstance(o, bool | int | float | np.number | np.bool_):
+            scalars.append(float(o))
+        else:
+            raise TypeError(f"cannot borrow a {type(o).__name__}")
+
+    walk(obj)
+    return nb.typeof(obj), np.array(layout, np.int64), np.array(scalars, np.float64)
+
+
+@intrinsic
+def _unborrow(typingctx, tref, layout, scalars):
+    """The tuple :func:`borrow` flattened, rebuilt: ``tref`` its type (a type as an
+    argument), ``layout`` and ``scalars`` the two arrays."""
+    if not isinstance(tref, types.TypeRef):
+        return None
+    ty = tref.instance_type
+
+    def codegen(context, builder, signature, args):
+        lay = context.make_array(signature.args[1])(context, builder, args[1])
+        sca = context.make_array(signature.args[2])(context, builder, args[2])
+        i64 = ir.IntType(64)
+        pos = [0, 0]
+
+        def word(i):
+            return builder.load(builder.gep(lay.data, [i64(i)]))
+
+        def build(t):
+            if isinstance(t, types.BaseTuple):
+                return context.make_tuple(builder, t, [build(e) for e in t.types])
+            if isinstance(t, types.Array):
+                i = pos[0]
+                pos[0] += 1 + 2 * t.ndim
+                dtype = context.get_data_type(t.dtype)
+                ary = context.make_array(t)(context, builder)
+                populate_array(
+                    ary,
+                    data=builder.inttoptr(word(i), dtype.as_pointer()),
+                    shape=cgutils.pack_array(builder, [word(i + 1 + d) for d in range(t.ndim)]),
+                    strides=cgutils.pack_array(
+                        builder, [word(i + 1 + t.ndim + d) for d in range(t.ndim)]
+                    ),
+                    itemsize=context.get_constant(types.intp, context.get_abi_sizeof(dtype)),
+                    meminfo=None,
+                )
+                return ary._getvalue()
+            j = pos[1]
+            pos[1] += 1
+            v = builder.load(builder.gep(sca.data, [i64(j)]))
+            return context.cast(builder, v, types.float64, t)
+
+        return build(ty)
+
+    return ty(tref, layout, scalars), codegen

@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from geofence.decisions._jit import _jit_borrowed, _jit_inline
+from geofence.decisions._jit import _jit, _jit_borrowed, _jit_inline
 
 
 @_jit_inline
@@ -145,7 +145,8 @@ def _masked_median(values, keep, n, tmp):
     return tmp[half]
 
 
-def _fuse_work(m: int) -> tuple[np.ndarray, ...]:
+@_jit
+def _fuse_work(m):
     """The work arrays of :func:`_fuse` for trails of up to ``m`` fixes."""
     return (
         np.empty(m),  # information weight 1 / sigma^2 of each fix's noise

@@ -14,7 +14,7 @@ import math
 import numpy as np
 
 from geofence import _kernels
-from geofence.decisions._jit import _jit_borrowed, _jit_inline, _zone_closest
+from geofence.decisions._jit import _jit, _jit_borrowed, _jit_inline, _zone_closest
 from geofence.decisions.grid import (
     _CELL_BUF,
     _LIST_K,
@@ -423,7 +423,8 @@ def _decide(
                 near_dy[i, c] = by - y[i]
 
 
-def _work_buffers() -> tuple[np.ndarray, ...]:
+@_jit
+def _work_buffers():
     """The work arrays of one :func:`_decide` call: the candidate boxes (positions,
     distances), a query box, the check's memo of box distances and a cell's candidates
     (see :func:`_grid_nearest`)."""

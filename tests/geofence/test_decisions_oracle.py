@@ -326,6 +326,95 @@ def test_single_check_path_equals_the_batch_path(zhuhai, policy):
     assert decide(zhuhai, checks[one.index(settled)], policy, T).zone["id"] != "changed"
 
 
+@st.composite
+def _trail(draw, index):
+    """A check near a fenced box of the index: 1-8 fixes scattered by their claimed
+    accuracy (some repeated, stale, without time, accuracy or quality, in another CRS),
+    any heading, operator, device class and road stud."""
+    zs = index.zone_set
+    fenced = np.flatnonzero(zs.fenced & (zs.kind == geofence.KIND_PARKING))
+    p = int(fenced[draw(st.integers(0, len(fenced) - 1))])
+    cx, cy = shapely.get_coordinates(shapely.centroid(zs.geometry_m[p]))[0]
+    ox = draw(st.floats(-40.0, 40.0))
+    oy = draw(st.floats(-40.0, 40.0))
+    fixes = []
+    for _ in range(draw(st.integers(1, 8))):
+        acc = draw(st.none() | st.sampled_from([0.3, 0.8, 2.0, 5.0, 15.0, 40.0]))
+        dx, dy = draw(st.floats(-3, 3)), draw(st.floats(-3, 3))
+        s = 1.0 if acc is None else acc / 1.5
+        lon, lat = crs.unproject(cx + ox + dx * s, cy + oy + dy * s)
+        name = draw(st.sampled_from(["wgs84", "wgs84", "cgcs2000", "gcj02"]))
+        flon, flat = crs.from_wgs84(float(lon[0]), float(lat[0]), name)
+        fix = Fix(
+            float(flon[0]),
+            float(flat[0]),
+            accuracy_m=acc,
+            at=draw(st.none() | st.sampled_from([T, T - 2.0, T - 30.0, T - 600.0, T + 5.0])),
+            crs=name,
+            quality=draw(st.none() | st.sampled_from(D.QUALITIES)),
+        )
+        fixes.append(fix)
+        if draw(st.integers(0, 5)) == 0:
+            fixes.append(fix)  # a cached fix sent again
+    beacons = ()
+    if len(zs.beacons[p]) and draw(st.booleans()):
+        beacons = (BeaconReading(zs.beacons[p][0], draw(st.sampled_from([-90.0, -60.0]))),)
+    return Check(
+        fixes=tuple(fixes),
+        ended_at=T,
+        heading_deg=draw(st.none() | st.floats(0.0, 359.9)),
+        beacons=beacons,
+        operator=draw(st.sampled_from([None, "meituan", "hellobike"])),
+        device_class=draw(st.none() | st.sampled_from(["phone", "lock-v2"])),
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data())
+def test_single_entry_point_answers_what_the_batch_path_answers(zhuhai, data):
+    """The one compiled call of ``decide`` (its projection and bearings in the C
+    library's functions) against ``decide_many`` (numpy's vectorized ones): equal
+    decisions, field by field, or the same error."""
+    check = data.draw(_trail(zhuhai))
+    policy = data.draw(st.sampled_from([Policy(), Policy(k_nearest=0), Policy(k_nearest=5)]))
+    try:
+        many = decide_many(zhuhai, [check], policy, T, ["c"])[0]
+    except geofence.CheckError as exc:
+        with pytest.raises(geofence.CheckError) as one:
+            decide(zhuhai, check, policy, T, "c")
+        assert str(one.value) == str(exc)
+        return
+    assert decide(zhuhai, check, policy, T, "c") == many
+
+
+def test_single_entry_point_far_from_the_meridian_goes_through_pyproj(zhuhai):
+    """A trail beyond the projection's fast domain (|lon - 114| > 15): the batch path."""
+    check = Check(fixes=(Fix(80.0, 22.2, accuracy_m=3.0),), ended_at=T)
+    one = decide(zhuhai, check, Policy(), T)
+    assert one == decide_many(zhuhai, [check], Policy(), T)[0]
+    assert one.outcome == "reject" and "outside_service_area" in one.reasons
+
+
+def test_borrowed_arguments_read_back_as_given():
+    """``borrow`` flattens a nested tuple once; the compiled ``_unborrow`` rebuilds it:
+    arrays of any dtype, shape, strides and writeability, and numbers, as given."""
+    from geofence.decisions._jit import _jit, _unborrow, borrow
+
+    ro = np.arange(6.0).reshape(2, 3)
+    ro.setflags(write=False)
+    kept = (ro, (np.arange(10, dtype=np.int8)[::3], 7, True, 0.25), np.zeros((0, 2)), 3.5)
+
+    @_jit
+    def back(tref, layout, scalars):
+        a, (b, n, flag, x), c, y = _unborrow(tref, layout, scalars)
+        return a[1, 2], b.sum(), b.shape[0], n, flag, x, c.shape[0], c.shape[1], y
+
+    got = back(*borrow(kept))
+    assert got == (5.0, 0 + 3 + 6 + 9, 4, 7, True, 0.25, 0, 2, 3.5)
+    with pytest.raises(TypeError, match="cannot borrow a str"):
+        borrow((ro, "x"))
+
+
 def test_true_bearings_of_a_batch_equal_one_at_a_time_and_the_plain_formula():
     """The batch's vectorized bearings (numpy's arctan2, tan, arctan) against the same
     arithmetic one offset at a time (the single path: the same bits) and against the

@@ -401,3 +401,27 @@ def test_boxes_use_frames_and_distorted_quads_do_not():
     framed = ix._entry_frame[:, 7] >= 0
     assert sorted(set(ix._entry_frame[framed, 6].tolist())) == [0, 1, 2, 3, 4]
     assert {5, 6} <= set(ix._entry_frame[~framed, 6].tolist())
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(), cell=cell_sizes)
+def test_locate_of_one_point_equals_the_bulk_path(data, cell):
+    """The single-point entry point (Python floats, one compiled call) answers what
+    the bulk kernel answers for the same point in an array, vertices and edges
+    included; non-finite points and other CRSs too."""
+    zs = data.draw(city())
+    lon, lat = fixes_for(data.draw, zs, 40)
+    verts = shapely.get_coordinates(zs.geometry)  # exactly on vertices, in lon/lat
+    lon = np.concatenate([lon, verts[:, 0], [np.nan, np.inf, 113.5]])
+    lat = np.concatenate([lat, verts[:, 1], [22.2, 22.2, np.nan]])
+    ix = geofence.ZoneIndex(zs, cell_size_deg=cell)
+    bulk = ix.locate(lon, lat)
+    one = [ix.locate(float(a), float(b)) for a, b in zip(lon, lat, strict=True)]
+    assert all(o.shape == (1,) and o.dtype == np.int64 for o in one)
+    assert [int(o[0]) for o in one] == bulk.tolist()
+    # numpy scalars and other CRSs take the array path: the same answers
+    assert ix.locate(lon[0], lat[0])[0] == bulk[0]
+    g_lon, g_lat = crs.from_wgs84(lon[:5], lat[:5], "gcj02")
+    pairs = zip(g_lon.tolist(), g_lat.tolist(), strict=True)
+    one_g = [ix.locate(a, b, crs="gcj02")[0] for a, b in pairs]
+    assert ix.locate(g_lon, g_lat, crs="gcj02").tolist() == [int(o) for o in one_g]
