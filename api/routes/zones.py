@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 import threading
 from typing import Annotated, Any, Literal
@@ -126,9 +127,20 @@ async def list_zones(
         }
     )
     texts = features[1]
-    body = b"".join((head[:-1], b',"features":[', b",".join([texts[i] for i in shown]), b"]}"))
+
+    async def body() -> bytes:
+        return b"".join((head[:-1], b',"features":[', b",".join([texts[i] for i in shown]), b"]}"))
+
+    # The page is a function of the zone-set version (stored versions never change)
+    # and the zones shown (and its head): an ETag from those, not a SHA-256 over up to
+    # 4 MB of answer on the event loop for every request (four clients looping the
+    # world put an honest check's p99 at 87 ms with it); a current copy's 304 then
+    # joins nothing.
+    tag = hashlib.blake2b(shown.astype(np.int64).tobytes(), digest_size=12)
+    tag.update(head)
+    etag = f'"zones-{active.version}-{tag.hexdigest()}"'
     return await cacheable(
-        request, body, media_type="application/geo+json", headers=page_headers(link)
+        request, body, media_type="application/geo+json", etag=etag, headers=page_headers(link)
     )
 
 
