@@ -123,6 +123,12 @@ async def cacheable(
         h["Cache-Control"] = cache_control
     if etag is not None and not_modified(request, etag, last_modified):
         return Response(status_code=304, headers=h | {"ETag": etag})
+    if etag is not None and gzipped is not None and accepts_gzip(request):
+        # a body compressed before under its ETag: neither built nor compressed again
+        hit = getattr(gzipped, "cached", lambda: None)()
+        if hit is not None:
+            gz = h | {"ETag": _gz_tag(etag), "Content-Encoding": "gzip"}
+            return Response(hit, media_type=media_type, headers=gz)
     data = body if isinstance(body, bytes) else await body()
     etag = etag or etag_of(data)
     h["ETag"] = etag
@@ -181,4 +187,9 @@ class GzipCache:
                     self._items.popitem(last=False)
             return data
 
+        def cached() -> bytes | None:
+            with self._lock:
+                return self._items.get(key)
+
+        compress.cached = cached  # type: ignore[attr-defined]
         return compress

@@ -91,3 +91,17 @@ def test_nearest_fenced_only(client, keys, small_fc):
     ).json()
     assert r["features"] and all(f["properties"]["fenced"] for f in r["features"])
     assert unfenced["id"] not in [f["id"] for f in r["features"]]
+
+
+def test_gzipped_pages_are_the_plain_pages_each_time(client, keys, small_fc):
+    """A page's gzip is kept under its ETag and served again without rebuilding: the
+    second answer must still be that page's, not another's."""
+    h = keys.h(keys.admin)
+    for query in ("limit=40", "limit=40&bbox=113.0,21.8,114.4,22.6", "limit=60"):
+        plain = client.get(f"/v1/zones?{query}", headers=h | {"Accept-Encoding": "identity"})
+        assert "content-encoding" not in plain.headers
+        for _ in range(2):
+            gz = client.get(f"/v1/zones?{query}", headers=h | {"Accept-Encoding": "gzip"})
+            assert gz.headers["content-encoding"] == "gzip", query
+            assert gz.headers["etag"] == plain.headers["etag"][:-1] + '-gz"'
+            assert gz.json() == plain.json()
