@@ -103,24 +103,28 @@ async def _read_json(request: Request, limit: int | None = None) -> bytes:
         raise Problem(415, "unsupported-media-type", f"send application/json, not {ctype}")
     if limit is None:
         return await request.body()
-    too_large = Problem(
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit)
+    chunks = []
+    n = 0
+    async for chunk in request.stream():
+        n += len(chunk)
+        if n > limit:
+            raise _too_large(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(limit: int) -> Problem:
+    # made only when needed: an exception's construction is a cost on every check
+    return Problem(
         413,
         "body-too-large",
         f"a check's body is at most {limit} bytes (GEOFENCE_MAX_CHECK_BYTES); "
         "send many checks to /v1/checks/batch",
         headers={"Connection": "close"},
     )
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise too_large
-    chunks = []
-    n = 0
-    async for chunk in request.stream():
-        n += len(chunk)
-        if n > limit:
-            raise too_large
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 async def _record(st: Any, rows: list[tuple[Any, ...]]) -> str:
