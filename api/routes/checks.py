@@ -21,7 +21,7 @@ import threading
 from collections import Counter
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import numpy as np
 import orjson
@@ -40,6 +40,7 @@ from api.models import (
     CheckPage,
     CheckRecord,
     Decision,
+    Outcome,
     QueryTime,
     batch_adapter,
     check_adapter,
@@ -545,7 +546,7 @@ async def search_checks(
     who: any_role,
     trip_id: Annotated[str | None, Query(min_length=1, max_length=256)] = None,
     bike_id: Annotated[str | None, Query(min_length=1, max_length=256)] = None,
-    outcome: Literal["settle", "reject", "review"] | None = None,
+    outcome: Outcome | None = None,
     from_: Annotated[
         QueryTime | None, Query(alias="from", description="RFC 3339, inclusive (decided_at)")
     ] = None,
