@@ -125,11 +125,11 @@ def test_public_names_and_constants():
     assert CRS_NAMES == ("wgs84", "cgcs2000", "gcj02", "bd09")
     assert PROJECTED_CRS == "EPSG:4547"
     # The published GCJ-02 (Krasovsky) and BD-09 constants.
-    assert crs._A == 6378245.0
-    assert crs._EE == 0.00669342162296594323
-    assert crs._X_PI == math.pi * 3000.0 / 180.0
-    assert (crs._BD_DLON, crs._BD_DLAT) == (0.0065, 0.006)
-    assert (crs._MIN_LON, crs._MAX_LON, crs._MIN_LAT, crs._MAX_LAT) == (
+    assert crs.formulas._A == 6378245.0
+    assert crs.formulas._EE == 0.00669342162296594323
+    assert crs.formulas._X_PI == math.pi * 3000.0 / 180.0
+    assert (crs.formulas._BD_DLON, crs.formulas._BD_DLAT) == (0.0065, 0.006)
+    assert (crs.datum._MIN_LON, crs.datum._MAX_LON, crs.datum._MIN_LAT, crs.datum._MAX_LAT) == (
         72.004,
         137.8347,
         0.8293,
@@ -163,9 +163,10 @@ def test_unknown_crs_raises(func):
 
 
 def test_docstring_examples_run():
-    result = doctest.testmod(crs, optionflags=doctest.ELLIPSIS)
-    assert result.attempted >= 14
-    assert result.failed == 0
+    modules = (crs, crs.names, crs.formulas, crs.datum, crs.projection)
+    results = [doctest.testmod(m, optionflags=doctest.ELLIPSIS) for m in modules]
+    assert sum(r.attempted for r in results) >= 14
+    assert sum(r.failed for r in results) == 0
 
 
 # --------------------------------------------------------------------------- reference values
@@ -296,8 +297,8 @@ def test_inverse_iteration_constants_bound_the_contraction():
         j12, j22 = (xb - x0) / h, (yb - y0) / h - 1.0
         return np.maximum(np.abs(j11) + np.abs(j12), np.abs(j21) + np.abs(j22)).max()
 
-    assert jacobian_minus_identity_norm(wgs84_to_gcj02) < crs._GCJ_CONTRACTION
-    assert jacobian_minus_identity_norm(gcj02_to_bd09) < crs._BD_CONTRACTION
+    assert jacobian_minus_identity_norm(wgs84_to_gcj02) < crs.formulas._GCJ_CONTRACTION
+    assert jacobian_minus_identity_norm(gcj02_to_bd09) < crs.formulas._BD_CONTRACTION
 
 
 # --------------------------------------------------------------------------- monotonicity
@@ -578,15 +579,17 @@ def test_projected_distances_are_metres():
 
 
 def test_transformer_is_cached():
-    assert crs._transformer(False) is crs._transformer(False)
-    assert crs._transformer(True) is crs._transformer(True)
-    assert crs._transformer(False) is not crs._transformer(True)
+    assert crs.projection._transformer(False) is crs.projection._transformer(False)
+    assert crs.projection._transformer(True) is crs.projection._transformer(True)
+    assert crs.projection._transformer(False) is not crs.projection._transformer(True)
 
 
 # ------------------------------------------------- the vectorized series (geofence._tmerc)
 def _proj(lon, lat):
     """PROJ's own answer (the transformer `project` used before the series)."""
-    x, y = crs._transformer(False).transform(np.asarray(lon, float), np.asarray(lat, float))
+    x, y = crs.projection._transformer(False).transform(
+        np.asarray(lon, float), np.asarray(lat, float)
+    )
     return np.asarray(x), np.asarray(y)
 
 
