@@ -28,6 +28,7 @@ from api.models import (
 )
 from api.responses import JSONResponse
 from api.routes import ready_state, store_of
+from api.routes.versions import one_version, upload_media_type
 from api.service import load_policy, policy_errors, policy_from, policy_params
 
 __all__ = ["router"]
@@ -62,9 +63,7 @@ async def upload_policy(
     ] = None,
 ) -> JSONResponse:
     store = store_of(request)
-    ctype = request.headers.get("content-type", "application/json").split(";")[0].strip()
-    if ctype != "application/json":
-        raise Problem(415, "unsupported-media-type", f"send application/json, not {ctype}")
+    upload_media_type(request, "application/json")
     try:
         doc = orjson.loads(await request.body())
     except orjson.JSONDecodeError as exc:
@@ -127,10 +126,7 @@ async def active_policy(request: Request, who: admin) -> JSONResponse:
     summary="One policy version and its document",
 )
 async def get_policy(request: Request, who: admin, version: Version) -> JSONResponse:
-    store = store_of(request)
-    info = await run_in_threadpool(store.policy_version, version)
-    if info is None:
-        raise Problem(404, "not-found", f"no policy version {version}")
+    info = await one_version(store_of(request).policy_version, version, "policy")
     return JSONResponse(info.to_dict())
 
 

@@ -31,6 +31,7 @@ from api.models import (
 from api.paging import cursor_problem, decode_cursor, encode_cursor, next_link, page_headers
 from api.responses import GeoJSONResponse, JSONResponse, dumps
 from api.routes import ready_state, store_of
+from api.routes.versions import one_version, upload_media_type
 from api.service import build_active, store_zone_set
 from geofence.errors import ZoneDataError
 
@@ -69,13 +70,7 @@ async def upload_zone_set(
     ] = None,
 ) -> JSONResponse:
     store = store_of(request)
-    ctype = request.headers.get("content-type", "application/json").split(";")[0].strip()
-    if ctype not in ("application/json", "application/geo+json"):
-        raise Problem(
-            415,
-            "unsupported-media-type",
-            f"send application/geo+json or application/json, not {ctype}",
-        )
+    upload_media_type(request, "application/geo+json", "application/json")
     raw = await request.body()
     s = request.app.state.geofence.settings
     limits = bounds.zone_set_bounds(
@@ -179,10 +174,7 @@ async def active_zone_set(request: Request, who: admin) -> JSONResponse:
     summary="One version's metadata and validation report",
 )
 async def get_zone_set(request: Request, who: admin, version: Version) -> JSONResponse:
-    store = store_of(request)
-    info = await run_in_threadpool(store.zone_set, version)
-    if info is None:
-        raise Problem(404, "not-found", f"no zone set version {version}")
+    info = await one_version(store_of(request).zone_set, version, "zone set")
     return JSONResponse(info.to_dict(with_report=True))
 
 
@@ -198,9 +190,7 @@ async def get_zone_set_geojson(request: Request, who: admin, version: Version) -
     ``Last-Modified`` its upload; ``If-None-Match`` / ``If-Modified-Since`` answer 304
     without reading the document, and its gzip is made once and kept."""
     store = store_of(request)
-    info = await run_in_threadpool(store.zone_set, version)
-    if info is None:
-        raise Problem(404, "not-found", f"no zone set version {version}")
+    info = await one_version(store.zone_set, version, "zone set")
 
     async def document() -> bytes:
         doc = await run_in_threadpool(store.zone_set_document, version)
@@ -229,9 +219,7 @@ async def get_zone_set_geojson(request: Request, who: admin, version: Version) -
 async def activate_zone_set(request: Request, who: admin, version: Version) -> JSONResponse:
     st = ready_state(request)
     async with st.swap_lock:
-        info = await run_in_threadpool(st.store.zone_set, version)
-        if info is None:
-            raise Problem(404, "not-found", f"no zone set version {version}")
+        info = await one_version(st.store.zone_set, version, "zone set")
         if st.active.version == version:
             new = st.active
         else:
