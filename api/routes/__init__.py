@@ -1,4 +1,19 @@
-"""The routes, one module per resource; each is thin: parse, call the domain, shape."""
+"""The routes, one module per resource; each is thin: parse, call the domain, shape.
+
+* :mod:`~api.routes.checks`: ``/v1/checks`` (decisions in, the audit log out);
+* :mod:`~api.routes.zones`: ``/v1/zones``, the active set's zones as GeoJSON;
+* :mod:`~api.routes.zone_sets`: ``/v1/zone-sets``, upload, list, activate (admin);
+* :mod:`~api.routes.policies`: ``/v1/policies``, the same for decision policies (admin);
+* :mod:`~api.routes.versions`: what those two share (the upload's media type, the 404);
+* :mod:`~api.routes.stats`: ``/v1/stats`` (admin);
+* :mod:`~api.routes.map`: the city map page and the routes it reads;
+* :mod:`~api.routes.standards`: MDS 2.0 Geography and GBFS, served live;
+* :mod:`~api.routes.health`: ``/healthz``, ``/readyz``, ``/metrics``;
+* :mod:`~api.routes.docs`: ``/docs`` and a page per problem type.
+
+Here: the app state, the ready state (503 while the index loads) and the store of a
+request.
+"""
 
 from __future__ import annotations
 

@@ -349,7 +349,13 @@ def _ring_closest(v0, v1, px, py, vxy):
     """:func:`geofence._kernels.zone_closest` of a zone of one ring, ``vxy[v0:v1]``.
 
     The same operations in the same order (the same numbers), on the box grid's copy
-    of the ring: one read for x and y, and no ring tables.
+    of the ring: one read for x and y, and no ring tables. The edge loop is a copy of
+    that function's on purpose (``duplicates`` reports it; issue 17 left it): a shared
+    per-edge helper would live in :mod:`geofence._kernels` and be inlined here, outside
+    this package's cache stamp (:mod:`geofence.decisions._jit`: numba judges a cached
+    kernel by its own file), so an edit of the helper would leave these kernels loading
+    stale code; making the stamp cover ``_kernels.py`` and measuring that the inlined
+    helper costs nothing (``bench.decisions``, interleaved) is the way to share it.
     """
     inside = False
     best = np.inf
