@@ -26,7 +26,7 @@ compiled batch path (:func:`geofence.decide_arrays`) and reports, per fix class:
 Writes ``bench/results/decisions.json`` and prints a readable summary.
 
     python -m bench.decisions [--trips 200000] [--quick]
-    python -m bench.decisions --gnss [...]   # the GNSS scenarios: bench/gnss.py
+    python -m bench.decisions --gnss [...]   # the GNSS scenarios: bench.gnss
 
 Modules:
 

@@ -87,7 +87,7 @@ from geofence.decisions.inputs import (
     OUTCOMES,
     QUALITIES,
     REASONS,
-    SIGMA_PER_R68,  # noqa: F401 (not public; bench/decisions.py imports it from here)
+    SIGMA_PER_R68,  # noqa: F401 (not public; bench.decisions imports it from here)
     BeaconReading,
     Check,
     CheckBatch,
