@@ -24,6 +24,10 @@ pass arrays to the per-point functions: reading a field of the tuple inside a lo
 costs a reference-count update each time (measured 5x slower). Numba also updates
 the reference count of every array passed to an inlined helper, at each call; the
 hot loops keep such calls few.
+
+One file (~700 lines) on purpose: numba's on-disk cache judges a kernel fresh by the
+source of its own file, and these kernels inline each other; split into modules they
+would need the shared cache stamp :mod:`geofence.decisions._jit` gives its package.
 """
 
 from __future__ import annotations

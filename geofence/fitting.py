@@ -52,6 +52,11 @@ ranges :mod:`geofence.calibration` accepts (a floor and a bias of 1 mm, an outli
 share of 1e-4 stand for zero). ``f`` and ``a0`` are only separable when the labelled
 fixes report a spread of accuracies (``max(f * acc, a0)``): with one reported value
 only their maximum is determined, and the fit keeps the starting split.
+
+One module (~700 lines) because it is one algorithm: the trails, their likelihood, the
+optimiser and the per-class calibration share the model's constants and are read in
+that order, top to bottom (sections ``labels``, ``likelihood``, ``fitting``,
+``calibration``).
 """
 
 from __future__ import annotations
