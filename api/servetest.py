@@ -5,7 +5,8 @@ One helper for every test that needs the server as a user runs it (test_server_e
 test_map_browser, test_scale_out): the README's command when the console script is
 installed, ``python -m api`` otherwise; a fresh environment with only the
 ``GEOFENCE_`` settings given here; its output in files under ``workdir``; the keys it
-prints on a first run parsed out of them.
+prints on a first run parsed out of them. :func:`check_in` is the trip-end check those
+tests send into a zone of the served set, :func:`check_at` one at a point.
 """
 
 from __future__ import annotations
@@ -19,10 +20,49 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
+import shapely
 
 from api.settings import DEFAULT_SEED_FILE
+
+#: the trip end of every check :func:`check_at` builds
+ENDED_AT = "2026-11-26T08:15:30+08:00"
+
+
+def check_at(
+    lon: float,
+    lat: float,
+    trip: str,
+    *,
+    accuracy_m: float = 0.5,
+    quality: str | None = "rtk_fixed",
+    **extra: Any,
+) -> dict[str, Any]:
+    """A check body ending trip ``trip`` at (lon, lat), WGS-84: one fix of
+    ``accuracy_m`` (68 %), ``quality`` a high-precision lock's by default (the error
+    model lets only such fixes settle a narrow box; ``None`` leaves it out); ``extra``
+    adds or replaces fields."""
+    fix: dict[str, Any] = {"lon": lon, "lat": lat, "accuracy_m": accuracy_m}
+    if quality is not None:
+        fix["quality"] = quality
+    return {
+        "trip_id": trip,
+        "bike_id": "B-" + trip,
+        "vehicle_type": "bike",
+        "ended_at": ENDED_AT,
+        "fixes": [fix],
+    } | extra
+
+
+def check_in(
+    feature: dict[str, Any], trip: str, *, quality: str | None = "rtk_fixed", **extra: Any
+) -> dict[str, Any]:
+    """:func:`check_at` the point on surface of ``feature`` (a GeoJSON zone): inside it,
+    away from its edge."""
+    p = shapely.point_on_surface(shapely.geometry.shape(feature["geometry"]))
+    return check_at(p.x, p.y, trip, quality=quality, **extra)
 
 
 def free_port() -> int:

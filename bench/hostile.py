@@ -45,26 +45,20 @@ import httpx
 import numpy as np
 import orjson
 
-from api.servetest import Server
+from api.servetest import Server, check_at
 from api.settings import DEFAULT_SEED_FILE
 from zones.workload import make_trip_ends
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
-ENDED_AT = "2026-11-26T08:15:30+08:00"
 TARGET_ANSWER = 1 << 20
 TARGET_RSS_MB = 100.0
 TARGET_P99_MS = 50.0
 
 
 def _check(lon: float, lat: float, trip: str) -> dict[str, Any]:
-    return {
-        "trip_id": trip,
-        "bike_id": "B-" + trip,
-        "vehicle_type": "bike",
-        "ended_at": ENDED_AT,
-        "fixes": [{"lon": lon, "lat": lat, "accuracy_m": 4.0, "quality": "single"}],
-    }
+    """An honest phone's check: one 4 m fix, quality ``single``."""
+    return check_at(lon, lat, trip, accuracy_m=4.0, quality="single")
 
 
 class RSS:

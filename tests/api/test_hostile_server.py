@@ -20,7 +20,7 @@ import httpx
 import orjson
 import pytest
 
-from api.servetest import Server
+from api.servetest import Server, check_in
 
 ENV = {
     "GEOFENCE_HEADER_TIMEOUT_S": "1",
@@ -81,19 +81,6 @@ def _trickle(s: socket.socket, byte: bytes, every_s: float = 0.2, n: int = 40) -
             break
     s.close()
     return closed
-
-
-def _body(feature: dict[str, Any], trip: str) -> dict[str, Any]:
-    from shapely.geometry import shape
-
-    p = shape(feature["geometry"]).representative_point()
-    return {
-        "trip_id": trip,
-        "bike_id": "B-" + trip,
-        "vehicle_type": "bike",
-        "ended_at": "2026-11-26T08:15:30+08:00",
-        "fixes": [{"lon": p.x, "lat": p.y, "accuracy_m": 0.5, "quality": "rtk_fixed"}],
-    }
 
 
 # ---------------------------------------------------------------------------- connections
@@ -234,7 +221,7 @@ def test_amplification_probes_answer_small_and_fast(server: Server, small_fc) ->
     status, size, doc = _size_and_status(server, "/v1/checks", unknown_keys, "meituan")
     assert status == 422 and size < 2000
     assert doc["errors"][0]["type"] == "too_many_members"
-    body = _body(small_fc["features"][0], "T-many-fixes")
+    body = check_in(small_fc["features"][0], "T-many-fixes")
     body["fixes"] = body["fixes"] * 51
     status, size, doc = _size_and_status(server, "/v1/checks", orjson.dumps(body), "meituan")
     assert status == 422
@@ -249,7 +236,7 @@ def test_amplification_probes_answer_small_and_fast(server: Server, small_fc) ->
     t0 = time.monotonic()
     r = httpx.post(
         server.url + "/v1/checks",
-        json=_body(small_fc["features"][0], "T-after"),
+        json=check_in(small_fc["features"][0], "T-after"),
         headers=server.h("meituan"),
         timeout=10,
     )
@@ -259,7 +246,7 @@ def test_amplification_probes_answer_small_and_fast(server: Server, small_fc) ->
 
 def test_the_slow_batch_path_stores_the_checks_as_received(server: Server, small_fc) -> None:
     # a beacon sends the batch through the schema's path; odd spacing and key order
-    checks = [_body(small_fc["features"][k], f"T-as-received-{k}") for k in range(2)]
+    checks = [check_in(small_fc["features"][k], f"T-as-received-{k}") for k in range(2)]
     checks[0]["beacons"] = [{"id": "ZH-BLE-1", "rssi": -60}]
     texts = [json.dumps(c, indent=1, ensure_ascii=True)[::1] for c in checks]
     texts[1] = texts[1].replace('"trip_id"', '"trip_id" ')

@@ -34,7 +34,7 @@ import orjson
 import pytest
 import shapely
 
-from api.servetest import Server
+from api.servetest import Server, check_at
 from api.service import audit_row, new_id
 from api.settings import DEFAULT_SEED_FILE
 from api.storage import Store
@@ -60,7 +60,6 @@ RESULTS = Path(
         Path(__file__).resolve().parents[2] / "var" / "test-artifacts",
     )
 )
-ENDED_AT = "2026-11-26T08:15:30+08:00"
 GONGBEI = (113.5763, 22.2709)  # the busy south of Xiangzhou
 OPERATORS = ("meituan", "hellobike", "qingju")
 CLUSTER_N = 30
@@ -81,15 +80,6 @@ def _require_browser() -> Any:
 
 
 # ---------------------------------------------------------------------------- seeding
-def _body(lon: float, lat: float, trip: str, accuracy_m: float = 0.5) -> dict[str, Any]:
-    return {
-        "trip_id": trip,
-        "bike_id": "B-" + trip,
-        "vehicle_type": "bike",
-        "ended_at": ENDED_AT,
-        # a high-precision lock's fix: the error model lets only such fixes settle a box
-        "fixes": [{"lon": lon, "lat": lat, "accuracy_m": accuracy_m, "quality": "rtk_fixed"}],
-    }
 
 
 def _cluster_spot(http: httpx.Client, h: dict[str, str]) -> tuple[float, float, dict[str, Any]]:
@@ -148,16 +138,16 @@ def _seed(server: Server, http: httpx.Client, zones: list[dict[str, Any]]) -> di
                 x, y = gcrs.project(p.x, p.y)
                 d, a = rng.uniform(30, 120), rng.uniform(0, 2 * math.pi)
                 lon, lat = gcrs.unproject(x + d * math.cos(a), y + d * math.sin(a))
-                checks.append(_body(float(lon[0]), float(lat[0]), f"{op}-{i}", 3.0))
+                checks.append(check_at(float(lon[0]), float(lat[0]), f"{op}-{i}", accuracy_m=3.0))
             else:
-                checks.append(_body(p.x, p.y, f"{op}-{i}"))
+                checks.append(check_at(p.x, p.y, f"{op}-{i}"))
         r = http.post("/v1/checks/batch", json={"checks": checks}, headers=server.h(op))
         assert r.status_code == 200, r.text
     lon, lat = gcrs.unproject(
         cx + rng.normal(0, 2.5, CLUSTER_N), cy + rng.normal(0, 2.5, CLUSTER_N)
     )
     cluster = [
-        _body(float(a), float(b), f"cluster-{i}")
+        check_at(float(a), float(b), f"cluster-{i}")
         for i, (a, b) in enumerate(zip(lon, lat, strict=True))
     ]
     r = http.post("/v1/checks/batch", json={"checks": cluster}, headers=server.h("meituan"))
@@ -325,7 +315,7 @@ def test_the_city_map_in_chromium(server: Server) -> None:
                     lon, lat = gcrs.unproject(sx[0] + 12.0, sy[0] - 20.0)
                     live = http.post(
                         "/v1/checks",
-                        json=_body(float(lon[0]), float(lat[0]), "live-1"),
+                        json=check_at(float(lon[0]), float(lat[0]), "live-1"),
                         headers=server.h("hellobike"),
                     )
                     assert live.status_code == 200, live.text

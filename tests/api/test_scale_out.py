@@ -20,12 +20,10 @@ from typing import Any
 
 import httpx
 import pytest
-import shapely
 
-from api.servetest import Server
+from api.servetest import Server, check_in
 from api.storage import Store
 
-ENDED_AT = "2026-11-26T08:15:30+08:00"
 PROPAGATION_S = 2.0
 
 
@@ -40,17 +38,6 @@ def servers(tmp_path: Path) -> Iterator[list[Server]]:
     yield started
     for s in started:
         s.stop()
-
-
-def _body(feature: dict[str, Any], trip: str) -> dict[str, Any]:
-    p = shapely.point_on_surface(shapely.geometry.shape(feature["geometry"]))
-    return {
-        "trip_id": trip,
-        "bike_id": "B-" + trip,
-        "vehicle_type": "bike",
-        "ended_at": ENDED_AT,
-        "fixes": [{"lon": p.x, "lat": p.y, "accuracy_m": 0.5}],
-    }
 
 
 def _version(url: str) -> int | None:
@@ -84,7 +71,11 @@ def test_two_servers_share_one_postgresql(
     with httpx.Client(timeout=30) as c:
         for i in range(20):
             srv = (a, b)[i % 2]
-            r = c.post(srv.url + "/v1/checks", json=_body(feats[i], f"SO-{i}"), headers=meituan)
+            r = c.post(
+                srv.url + "/v1/checks",
+                json=check_in(feats[i], f"SO-{i}", quality=None),
+                headers=meituan,
+            )
             assert r.status_code == 200, r.text
             ids.append(r.json()["check_id"])
         for i, cid in enumerate(ids):
@@ -106,7 +97,7 @@ def test_two_servers_share_one_postgresql(
     )
     assert up.status_code == 201, up.text
     v2 = up.json()["version"]
-    body = _body(small_fc_v2["features"][0], "SO-LOAD")
+    body = check_in(small_fc_v2["features"][0], "SO-LOAD", quality=None)
     stop = threading.Event()
     seen: list[tuple[float, int, int | None]] = []
 
@@ -142,7 +133,7 @@ def test_two_servers_share_one_postgresql(
 
     # idempotency across processes: the same key sent to both gives one decision
     hk = meituan | {"Idempotency-Key": "so-idem-1"}
-    one = _body(feats[3], "SO-IDEM")
+    one = check_in(feats[3], "SO-IDEM", quality=None)
     ra = httpx.post(a.url + "/v1/checks", json=one, headers=hk, timeout=30)
     rb = httpx.post(b.url + "/v1/checks", json=one, headers=hk, timeout=30)
     assert ra.status_code == rb.status_code == 200
@@ -160,10 +151,12 @@ def test_two_servers_share_one_postgresql(
             return [f.result() for f in futs]
 
     for k in range(5):
-        rs = both(f"so-race-{k}", "/v1/checks", _body(feats[4 + k], f"SO-RACE-{k}"))
+        rs = both(
+            f"so-race-{k}", "/v1/checks", check_in(feats[4 + k], f"SO-RACE-{k}", quality=None)
+        )
         assert all(r.status_code == 200 for r in rs), [r.text for r in rs]
         assert len({r.json()["check_id"] for r in rs}) == 1
-    batch = {"checks": [_body(feats[10 + i], f"SO-B{i}") for i in range(5)]}
+    batch = {"checks": [check_in(feats[10 + i], f"SO-B{i}", quality=None) for i in range(5)]}
     rs = both("so-batch-1", "/v1/checks/batch", batch)
     assert all(r.status_code == 200 for r in rs), [r.text for r in rs]
     assert len({json.dumps(r.json(), sort_keys=True) for r in rs}) == 1
@@ -200,7 +193,7 @@ def test_workers_follow_an_activation(
         timeout=60,
     )
     v2 = up.json()["version"]
-    body = _body(small_fc_v2["features"][0], "W-1")
+    body = check_in(small_fc_v2["features"][0], "W-1", quality=None)
     h = {"X-API-Key": keys["qingju"]}
 
     def versions(n: int) -> set[int]:

@@ -26,12 +26,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import geofence
-from api.servetest import Server, free_port
+from api.servetest import ENDED_AT, Server, check_in, free_port
 from api.service import parse_time
 from api.settings import DEFAULT_SEED_FILE
 from api.storage import Store
-
-ENDED_AT = "2026-11-26T08:15:30+08:00"
 
 
 @pytest.fixture(scope="module")
@@ -46,17 +44,6 @@ def server(tmp_path_factory: pytest.TempPathFactory, seed_file: Path) -> Iterato
 def http(server: Server) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=server.url, timeout=30.0) as c:
         yield c
-
-
-def _body(feature: dict[str, Any], trip: str, **extra: Any) -> dict[str, Any]:
-    p = shapely.point_on_surface(shapely.geometry.shape(feature["geometry"]))
-    return {
-        "trip_id": trip,
-        "bike_id": "B-" + trip,
-        "vehicle_type": "bike",
-        "ended_at": ENDED_AT,
-        "fixes": [{"lon": p.x, "lat": p.y, "accuracy_m": 0.5, "quality": "rtk_fixed"}],
-    } | extra
 
 
 # ---------------------------------------------------------------------------- routes
@@ -75,14 +62,14 @@ def test_public_routes(http: httpx.Client) -> None:
 
 
 def test_checks_over_http(server: Server, http: httpx.Client, small_fc) -> None:
-    body = _body(small_fc["features"][0], "E2E-1")
+    body = check_in(small_fc["features"][0], "E2E-1")
     r = http.post("/v1/checks", json=body, headers=server.h("meituan"))
     assert r.status_code == 200 and r.json()["outcome"] == "settle"
     cid = r.json()["check_id"]
     assert http.get(f"/v1/checks/{cid}", headers=server.h("meituan")).json()["decision"] == r.json()
     assert http.get(f"/v1/checks/{cid}", headers=server.h("qingju")).status_code == 404
     assert http.get(f"/v1/checks/{cid}", headers=server.h("admin")).status_code == 200
-    batch = {"checks": [_body(small_fc["features"][i], f"E2E-B{i}") for i in range(4)]}
+    batch = {"checks": [check_in(small_fc["features"][i], f"E2E-B{i}") for i in range(4)]}
     rb = http.post("/v1/checks/batch", json=batch, headers=server.h("hellobike"))
     assert [d["outcome"] for d in rb.json()["results"]] == ["settle"] * 4
     key = {"Idempotency-Key": "e2e-idem-1"}
@@ -105,7 +92,7 @@ def test_zone_routes_over_http(server: Server, http: httpx.Client, small_fc) -> 
     stats = {"group_by": "operator"}
     before = http.get("/v1/stats", params=stats, headers=server.h("admin")).json()
     assert http.post(
-        "/v1/checks", json=_body(small_fc["features"][2], "zr-1"), headers=h
+        "/v1/checks", json=check_in(small_fc["features"][2], "zr-1"), headers=h
     ).is_success
     after = http.get("/v1/stats", params=stats, headers=server.h("admin")).json()
     assert after["total"]["checks"] == before["total"]["checks"] + 1
@@ -157,7 +144,7 @@ def test_cli_keys_against_the_server(server: Server, http: httpx.Client, small_f
     )
     assert run.returncode == 0, run.stderr
     key = run.stdout.strip()
-    body = _body(small_fc["features"][1], "E2E-DIDI")
+    body = check_in(small_fc["features"][1], "E2E-DIDI")
     assert http.post("/v1/checks", json=body, headers={"X-API-Key": key}).status_code == 200
     listed = subprocess.run(
         [sys.executable, "-m", "api", "keys", "list", "--json"],
@@ -244,7 +231,7 @@ def test_hot_swap_under_load(server: Server, small_fc) -> None:
     assert up.returncode == 0, up.stderr
     new_v = json.loads(up.stdout)["uploaded"]["version"]
     old_v = httpx.get(server.url + "/readyz").json()["zone_set_version"]
-    body = _body(small_fc["features"][0], "E2E-SWAP")
+    body = check_in(small_fc["features"][0], "E2E-SWAP")
     stop = threading.Event()
     sent: list[Sent] = []
     t = threading.Thread(
@@ -296,7 +283,9 @@ def test_kill_9_mid_load_loses_no_answered_check(
         stop = threading.Event()
 
         def load(n: int) -> None:
-            bodies = [_body(small_fc["features"][20 + (i % 50)], f"K9-{n}-{i}") for i in range(50)]
+            bodies = [
+                check_in(small_fc["features"][20 + (i % 50)], f"K9-{n}-{i}") for i in range(50)
+            ]
             with httpx.Client(base_url=srv.url, timeout=10.0) as c:
                 i = 0
                 while not stop.is_set() and i < 5000:

@@ -20,25 +20,12 @@ import shapely
 
 from api.errors import PROBLEM_TYPES
 from api.routes.docs import EXPLAIN
-from api.servetest import Server
+from api.servetest import Server, check_in
 
 from .conftest import Contract, validator
 
-ENDED_AT = "2026-11-26T08:15:30+08:00"
-
 #: answers a route may send without a JSON schema (pages, metrics)
 _TEXT = {"text/html", "text/plain"}
-
-
-def _check_body(feature: dict[str, Any], trip: str, **extra: Any) -> dict[str, Any]:
-    p = shapely.point_on_surface(shapely.geometry.shape(feature["geometry"]))
-    return {
-        "trip_id": trip,
-        "bike_id": "B-" + trip,
-        "vehicle_type": "bike",
-        "ended_at": ENDED_AT,
-        "fixes": [{"lon": p.x, "lat": p.y, "accuracy_m": 0.5, "quality": "rtk_fixed"}],
-    } | extra
 
 
 @pytest.fixture(scope="module")
@@ -193,22 +180,22 @@ def test_real_answers_match_the_document(
     c(http.get("/mds/geographies/not-a-uuid"))
     c(http.get("/mds/geographies/3c9604d6-b5ee-11e8-96f8-529269fb1459"))
     # checks: a decision, a retry, a conflict, a batch, the record, errors
-    body = _check_body(fenced, "C-1")
+    body = check_in(fenced, "C-1")
     first = c(http.post("/v1/checks", json=body, headers=op | {"Idempotency-Key": "k-1"}))
     assert first["outcome"] == "settle" and first["position"]["accuracy_m"] > 0
     again = c(http.post("/v1/checks", json=body, headers=op | {"Idempotency-Key": "k-1"}))
     assert again == first
-    other = _check_body(fenced, "C-2")
+    other = check_in(fenced, "C-2")
     conflict = c(http.post("/v1/checks", json=other, headers=op | {"Idempotency-Key": "k-1"}))
     assert conflict["type"] == "/problems/idempotency-conflict"
     slow = body | {"trip_id": "C-3", "device_class": "lock-bd-v3", "heading_deg": None}
     c(http.post("/v1/checks", json=slow, headers=op))  # the schema's path, not the fast one
-    far = _check_body(fenced, "C-4")
+    far = check_in(fenced, "C-4")
     far["fixes"][0] |= {"lon": 113.9, "lat": 22.0}
     assert c(http.post("/v1/checks", json=far, headers=op))["outcome"] == "reject"
-    batch = {"checks": [_check_body(f, f"B-{i}") for i, f in enumerate(features[:5])]}
+    batch = {"checks": [check_in(f, f"B-{i}") for i, f in enumerate(features[:5])]}
     assert len(c(http.post("/v1/checks/batch", json=batch, headers=op))["results"]) == 5
-    odd = {"checks": [_check_body(fenced, "B-odd", beacons=[{"id": "x", "rssi": -60}])]}
+    odd = {"checks": [check_in(fenced, "B-odd", beacons=[{"id": "x", "rssi": -60}])]}
     c(http.post("/v1/checks/batch", json=odd, headers=op))
     c(http.post("/v1/checks", json=body | {"fixes": [{"lon": 1, "lat": 91}]}, headers=op))
     c(http.post("/v1/checks", content=b"{not json", headers=op))
