@@ -221,7 +221,7 @@ def serve_bare(port: int, audit_url: str | None = None) -> None:
             row = (
                 uuid.uuid4().hex, "bench", "trip", "bike", None, None, body.decode(),
                 '{"outcome":"review"}', "review", None, None, 1, "bare", now, now,
-                china_day(now),
+                china_day(now), 1, None,  # policy_version, device_class (migration 4)
             )  # fmt: skip
             await writer[0].write([row])
         return Response(b'{"ok":true}', media_type="application/json")

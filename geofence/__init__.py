@@ -22,6 +22,7 @@ from geofence.decisions import (
     decide,
     decide_arrays,
     decide_many,
+    decide_values,
 )
 from geofence.errors import CheckError, CRSError, GeofenceError, PolicyError, ZoneDataError
 from geofence.index import ZoneIndex
@@ -51,4 +52,5 @@ __all__ = [
     "decide",
     "decide_arrays",
     "decide_many",
+    "decide_values",
 ]

@@ -208,9 +208,11 @@ def _decide_one(
 ) -> tuple[Mapping[str, Any], dict[str, Any], str | None]:
     """Parse and decide one check: ``(body, decision, district of a check off every box)``.
 
-    The fast path reads the body with orjson straight into the engine's arrays
-    (:func:`api.columns.check_batch`); a body it does not plainly accept goes through
-    the request schema and :meth:`geofence.Check.from_mapping`, which word the errors.
+    The fast path reads the body with orjson straight into the numbers of the engine's
+    single-check entry point (:func:`api.columns.check_values`,
+    :func:`geofence.decide_values`: one compiled call, no :class:`geofence.Check`); a
+    body it does not plainly accept goes through the request schema and
+    :meth:`geofence.Check.from_mapping`, which word the errors.
     """
     active = st.active
     check_id = new_id()
@@ -219,26 +221,38 @@ def _decide_one(
         body = orjson.loads(raw)
     except orjson.JSONDecodeError:
         body = None
-    batch = columns.check_batch([body], op) if type(body) is dict else None
-    if batch is None:
-        try:
-            body = check_adapter.validate_json(raw)
-        except ValidationError as exc:
-            raise from_pydantic(exc) from None
+    got = columns.check_values(body) if type(body) is dict else None
+    d = None
+    if got is not None:
+        vals, ended, heading, device_class = got
+        d = geofence.decide_values(
+            active.index,
+            active.policy,
+            now,
+            vals,
+            ended,
+            heading,
+            operator=op,
+            device_class=device_class,
+            check_id=check_id,
+        )
+    if d is None:
+        if got is None:
+            try:
+                body = check_adapter.validate_json(raw)
+            except ValidationError as exc:
+                raise from_pydantic(exc) from None
         check = geofence.Check.from_mapping(body, operator=op)
         d = geofence.decide(active.index, check, active.policy, now, check_id=check_id)
-        decision = d.to_dict()
-        decision["policy_version"] = active.policy_version
-        district = None if decision["zone"] else st.districts.of_fixes(body["fixes"])
-        return body, decision, district
-    decision = geofence.decide_arrays(active.index, batch, active.policy, now)
-    out = decision.decision(0, check_id).to_dict()
-    out["policy_version"] = active.policy_version
+    decision = d.to_dict()
+    decision["policy_version"] = active.policy_version
     district = None
-    if out["zone"] is None:
-        last = int(batch.n_fixes[0]) - 1
-        district = st.districts.of_point(float(batch.lon[0, last]), float(batch.lat[0, last]))
-    return body, out, district
+    if decision["zone"] is None:
+        if got is None:
+            district = st.districts.of_fixes(body["fixes"])
+        else:
+            district = st.districts.of_point(vals[-5], vals[-4])  # the last fix, WGS-84
+    return body, decision, district
 
 
 @router.post(
