@@ -23,11 +23,12 @@ import hmac
 import threading
 import time
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader
 from starlette.concurrency import run_in_threadpool
+from starlette.types import Scope
 
 from api import ratelimit
 from api.errors import Problem
@@ -40,6 +41,7 @@ __all__ = [
     "admin",
     "any_role",
     "authenticate",
+    "authenticate_scope",
     "operator",
     "operator_of",
     "require_admin",
@@ -73,7 +75,8 @@ class KeyCache:
         self.store = store
         self.ttl = ttl
         self._lock = threading.Lock()
-        self._cache: dict[str, tuple[float, ApiKey]] = {}
+        #: hash -> (verified at, record, its principal: one object for all its requests)
+        self._cache: dict[str, tuple[float, ApiKey, Principal]] = {}
         #: look-ups inline on the event loop (a local SQLite file), or in a worker
         #: thread (a database over the network: an outage must not stall the loop)
         self.inline = store.dialect == "sqlite"
@@ -86,12 +89,15 @@ class KeyCache:
 
     def cached(self, key: str) -> ApiKey | None:
         """The record of ``key`` if verified within the TTL, else None (no I/O)."""
+        hit = self._hit(key)
+        return None if hit is None else hit[1]
+
+    def _hit(self, key: str) -> tuple[float, ApiKey, Principal] | None:
         h = hash_key(key)
         hit = self._cache.get(h)
         if hit is not None and time.monotonic() - hit[0] < self.ttl:
-            rec = hit[1]
-            if hmac.compare_digest(rec.key_hash, h):
-                return rec
+            if hmac.compare_digest(hit[1].key_hash, h):
+                return hit
         return None
 
     def verify(self, key: str) -> ApiKey | None:
@@ -104,12 +110,22 @@ class KeyCache:
                 return None
             if len(self._cache) > 10_000:
                 self._cache.clear()
-            self._cache[h] = (time.monotonic(), rec)
+            self._cache[h] = (time.monotonic(), rec, Principal(rec.id, rec.role, rec.operator))
         return rec
 
 
 async def authenticate(request: Request, key: str | None) -> Principal:
     """The caller of ``request`` presenting ``key`` (401 unless known and unrevoked)."""
+    return await authenticate_scope(request.app.state.geofence, request.scope, key)
+
+
+async def authenticate_scope(st: Any, scope: Scope, key: str | None) -> Principal:
+    """:func:`authenticate` of the request ``scope`` to the app whose state is ``st``
+    (:class:`api.app.AppState`): the hot routes' form, with no Request object.
+
+    A key verified within the cache's TTL is one dictionary read (and the per-key
+    meter's charge when there is one): the client's address is read only when a key
+    has to be looked up or is refused."""
     if not key:
         raise Problem(
             401,
@@ -117,30 +133,50 @@ async def authenticate(request: Request, key: str | None) -> Principal:
             "send an API key in the X-API-Key header",
             headers={"WWW-Authenticate": 'APIKey header="X-API-Key"'},
         )
-    st = request.app.state.geofence
     cache: KeyCache | None = st.keys
     if cache is None:
         raise Problem(503, "not-ready", "the service is starting")
-    if cache.meters is None:
+    meters = cache.meters
+    if meters is None:
         s = st.settings
-        cache.meters = (
+        meters = cache.meters = (
             ratelimit.auth_meter(s.auth_failures_per_min),
             ratelimit.key_meter(s.key_rate_per_s, s.key_rate_burst),
         )
-    failures, per_key = cache.meters
-    address = request.client.host if request.client else "-"
-    rec = cache.cached(key)
-    if rec is None and failures is not None and not cache.known(key):
+    failures, per_key = meters
+    hit = cache._hit(key)
+    if hit is None:
+        p = await _look_up(cache, failures, scope, key)
+    else:
+        p = hit[2]
+    if per_key is not None:
+        wait, _, _ = per_key.charge(p.key_id)
+        if wait > 0:
+            raise ratelimit.throttled(per_key, wait, "this key's request rate is exceeded")
+    state = scope.get("state")
+    if state is None:
+        state = scope["state"] = {}
+    state["principal"] = p
+    return p
+
+
+async def _look_up(
+    cache: KeyCache, failures: ratelimit.Meter | None, scope: Scope, key: str
+) -> Principal:
+    """A key not verified within the TTL: throttled per address, then looked up."""
+    client = scope.get("client")
+    address = client[0] if client else "-"
+    if failures is not None and not cache.known(key):
         wait = failures.wait(address)
         if wait > 0:
             raise ratelimit.throttled(
                 failures, wait, f"too many failed authentications from {address}"
             )
-    if rec is None and cache.inline:
+    if cache.inline:
         # an indexed read, done inline: once per key per TTL, it costs less than a hop to
         # a worker thread, whose Python code would contend with the engine for the GIL
         rec = cache.verify(key)
-    elif rec is None:
+    else:
         rec = await run_in_threadpool(cache.verify, key)
     if rec is None:
         if failures is not None:
@@ -151,13 +187,7 @@ async def authenticate(request: Request, key: str | None) -> Principal:
             "the API key is unknown or revoked",
             headers={"WWW-Authenticate": 'APIKey header="X-API-Key"'},
         )
-    if per_key is not None:
-        wait, _, _ = per_key.charge(rec.id)
-        if wait > 0:
-            raise ratelimit.throttled(per_key, wait, "this key's request rate is exceeded")
-    p = Principal(rec.id, rec.role, rec.operator)
-    request.state.principal = p
-    return p
+    return Principal(rec.id, rec.role, rec.operator)
 
 
 def require_operator(p: Principal) -> Principal:

@@ -28,7 +28,14 @@ from api.models import MAX_FIXES
 from geofence.decisions.inputs import MAX_DEVICE_CLASS, Q_UNKNOWN, QUALITIES
 from geofence.rfc3339 import parse_rfc3339
 
-__all__ = ["check_batch", "decision_dicts", "parse_time_cached", "rounded", "scan_batch"]
+__all__ = [
+    "check_batch",
+    "check_values",
+    "decision_dicts",
+    "parse_time_cached",
+    "rounded",
+    "scan_batch",
+]
 
 _BODY_KEYS = frozenset(
     (
@@ -123,8 +130,21 @@ def _header(b: Any) -> float | None:
     return parse_time_cached(end) if type(end) is str else None
 
 
-def _one(b: Any, operator: str | None) -> geofence.CheckBatch | None:
-    """:func:`check_batch` of one body, with scalar checks (no per-call array set-up)."""
+Values = tuple[list[float], float, "float | None", "str | None"]
+
+
+def check_values(b: Any) -> Values | None:
+    """One plainly valid body as :func:`geofence.decide_values` takes it: ``(values,
+    ended_at, heading_deg, device_class)``, the fixes' five numbers each (WGS-84), or
+    None (the caller takes the schema's path). The single-check route's reader: scalar
+    checks, no array set-up."""
+    try:
+        return _values(b)
+    except (KeyError, TypeError, ValueError, OverflowError, AttributeError):
+        return None
+
+
+def _values(b: Any) -> Values | None:
     ended = _header(b)
     if ended is None:
         return None
@@ -136,72 +156,77 @@ def _one(b: Any, operator: str | None) -> geofence.CheckBatch | None:
     device_class = b.get("device_class")
     if device_class is not None and not _class_ok(device_class):
         return None
-    fixes = b["fixes"]
     nan = math.nan
-    m = len(fixes)
-    rows: list[list[float]] = [[], [], [], []]
-    lon, lat, acc, at = rows
-    quality: list[int] | None = None
-    convert: dict[str, list[int]] = {}
-    for j, f in enumerate(fixes):
+    vals: list[float] = []
+    convert: dict[str, list[int]] | None = None
+    for j, f in enumerate(b["fixes"]):
         if type(f) is not dict or not f.keys() <= _FIX_KEYS:
             return None
         x = _number(f["lon"], -180.0, 180.0)
         y = _number(f["lat"], -90.0, 90.0)
         if x is None or y is None:
             return None
-        lon.append(x)
-        lat.append(y)
         a = f.get("accuracy_m")
         if a is None:
-            acc.append(nan)
+            a = nan
         else:
             a = _number(a, 0.0, 10_000.0)
             if not a:  # None, or 0 (the schema wants > 0)
                 return None
-            acc.append(a)
+        t: Any = nan
+        code = Q_UNKNOWN
         if len(f) > 3 or "accuracy_m" not in f:
             t = f.get("at")
             if t is None:
-                at.append(nan)
+                t = nan
             else:
                 t = parse_time_cached(t) if type(t) is str else None
                 if t is None:
                     return None
-                at.append(t)
             crs = f.get("crs")
-            if crs is not None and crs != "wgs84":
+            if crs is not None and crs != "wgs84" and crs != "cgcs2000":
                 if crs not in _CRS:
                     return None
+                if convert is None:
+                    convert = {}
                 convert.setdefault(crs, []).append(j)
             q = f.get("quality")
             if q is not None:
-                code = _QUALITY_CODE.get(q) if type(q) is str else None
-                if code is None:
+                code = _QUALITY_CODE.get(q, -1) if type(q) is str else -1
+                if code < 0:
                     return None
-                if quality is None:
-                    quality = [Q_UNKNOWN] * m
-                quality[j] = code
-        else:
-            at.append(nan)
-    block = np.array(rows, np.float64).reshape(4, 1, m)
-    for name in ("gcj02", "bd09"):
-        cells = convert.get(name)
-        if cells:
-            block[0, 0, cells], block[1, 0, cells] = geofence.crs.to_wgs84(
-                block[0, 0, cells], block[1, 0, cells], name
+        vals += (x, y, a, t, code)
+    if convert:
+        for name, jj in convert.items():
+            lon, lat = geofence.crs.to_wgs84(
+                np.array([vals[5 * j] for j in jj]), np.array([vals[5 * j + 1] for j in jj]), name
             )
+            for j, x, y in zip(jj, lon.tolist(), lat.tolist(), strict=True):
+                vals[5 * j] = x
+                vals[5 * j + 1] = y
+    return vals, ended, heading, device_class
+
+
+def _one(b: Any, operator: str | None) -> geofence.CheckBatch | None:
+    """:func:`check_batch` of one body (:func:`_values` in arrays)."""
+    got = _values(b)
+    if got is None:
+        return None
+    vals, ended, heading, device_class = got
+    m = len(vals) // 5
+    block = np.array(vals, np.float64).reshape(m, 5).T.reshape(5, 1, m)
+    codes = block[4, 0]
     return geofence.CheckBatch(
-        lon=block[0],
-        lat=block[1],
-        accuracy_m=block[2],
-        at=block[3],
+        lon=block[0].copy(),
+        lat=block[1].copy(),
+        accuracy_m=block[2].copy(),
+        at=block[3].copy(),
         n_fixes=np.array([m], np.int64),
         ended_at=np.array([ended], np.float64),
-        heading_deg=np.array([nan if heading is None else heading], np.float64),
+        heading_deg=np.array([math.nan if heading is None else heading], np.float64),
         beacon_zone=np.array([-1], np.int64),
         operator=operator,
-        quality=None if quality is None else np.array([quality], np.int8),
+        quality=None if (codes == Q_UNKNOWN).all() else codes.astype(np.int8).reshape(1, m),
         device_class=None if device_class is None else np.zeros(1, np.int32),
         device_classes=() if device_class is None else (device_class,),
     )

@@ -7,9 +7,9 @@ headers, a random id and one extra header on the answer):
 
 - ``X-Request-ID``: a client's id (1-128 printable ASCII characters, no space) is kept,
   anything else (absent, too long, control characters) is replaced by a fresh random
-  one (32 hex digits); either way it is echoed on every answer, errors and 304s
-  included, and logged (``request_id`` in the access log). Replaced rather than
-  refused: a tracing header is no reason to fail a trip end.
+  one (32 hex digits, from a PRNG seeded once per process); either way it is echoed on
+  every answer, errors and 304s included, and logged (``request_id`` in the access
+  log). Replaced rather than refused: a tracing header is no reason to fail a trip end.
 - Trailing slashes: ``/v1/checks/`` is served as ``/v1/checks`` (every method, POST
   included), instead of Starlette's 307 to an absolute URL built from the request,
   which is ``http://`` behind a TLS-terminating proxy (a downgrade, and a POST body
@@ -28,8 +28,9 @@ included, read the decoded bytes as if they had been sent plain.
 
 from __future__ import annotations
 
-import os
+import random
 import re
+import secrets
 import zlib
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -76,6 +77,9 @@ CORS_EXPOSED_HEADERS = (
 LENIENT_QUERY_PREFIXES = ("/mds/", "/gbfs/")
 
 _REQUEST_ID = re.compile(rb"[\x21-\x7e]{1,128}")
+#: request ids need uniqueness, not secrecy: a PRNG seeded from the OS once per process,
+#: not a system call (os.urandom) per request
+_RID_RANDOM = random.Random(secrets.randbits(128))
 _BODY_METHODS = frozenset(("POST", "PUT", "PATCH"))
 
 
@@ -95,7 +99,7 @@ class HabitsMiddleware:
                 rid = value
                 break
         if rid is None or _REQUEST_ID.fullmatch(rid) is None:
-            rid = os.urandom(16).hex().encode()
+            rid = b"%032x" % _RID_RANDOM.getrandbits(128)
         state = scope.get("state")
         if state is None:
             state = scope["state"] = {}

@@ -8,7 +8,7 @@ import orjson
 from starlette.responses import JSONResponse as _StarletteJSONResponse
 from starlette.responses import Response
 
-__all__ = ["GeoJSONResponse", "JSONResponse", "ProblemResponse", "dumps"]
+__all__ = ["GeoJSONResponse", "JSONResponse", "PreparedJSONResponse", "ProblemResponse", "dumps"]
 
 _OPTS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 
@@ -41,3 +41,22 @@ class ProblemResponse(JSONResponse):
     """``application/problem+json`` (RFC 9457)."""
 
     media_type = "application/problem+json"
+
+
+class PreparedJSONResponse(Response):
+    """A 200 ``application/json`` answer of bytes already serialized, with header fields
+    already encoded (lower-case names): the single-check route's answer, which skips
+    Starlette's header set-up (a mapping built, each name lowered and encoded, the
+    fields searched for a content type: ~2 us a request)."""
+
+    media_type = "application/json"
+
+    def __init__(self, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+        self.status_code = 200
+        self.body = body
+        self.background = None
+        self.raw_headers = [
+            *headers,
+            (b"content-length", b"%d" % len(body)),
+            (b"content-type", b"application/json"),
+        ]

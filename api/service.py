@@ -67,14 +67,17 @@ _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _ID_RANDOM = random.Random(secrets.randbits(128))
 
 
+#: every pair of Crockford digits (10 bits), and the shifts of the id's 13 pairs
+_PAIRS = [a + b for a in _CROCKFORD for b in _CROCKFORD]
+_PAIR_SHIFTS = tuple(range(120, -1, -10))
+
+
 def new_id(prefix: str = "c_") -> str:
-    """A time-ordered unique id: ``prefix`` + 26 Crockford base-32 characters (a ULID)."""
+    """A time-ordered unique id: ``prefix`` + 26 Crockford base-32 characters (a ULID),
+    written two digits at a time (half the steps of one at a time)."""
     n = (time.time_ns() // 1_000_000) << 80 | _ID_RANDOM.getrandbits(80)
-    out = []
-    for _ in range(26):
-        out.append(_CROCKFORD[n & 31])
-        n >>= 5
-    return prefix + "".join(reversed(out))
+    pairs = _PAIRS
+    return prefix + "".join([pairs[n >> s & 1023] for s in _PAIR_SHIFTS])
 
 
 _CROCKFORD_BYTES = np.frombuffer(_CROCKFORD.encode(), np.uint8)

@@ -38,6 +38,7 @@ from geofence.decisions import (
     decide,
     decide_arrays,
     decide_many,
+    decide_values,
 )
 from geofence.errors import CheckError, CRSError, GeofenceError, PolicyError, ZoneDataError
 from geofence.index import ZoneIndex
@@ -67,4 +68,5 @@ __all__ = [
     "decide",
     "decide_arrays",
     "decide_many",
+    "decide_values",
 ]

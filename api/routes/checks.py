@@ -28,12 +28,14 @@ import orjson
 from fastapi import APIRouter, Path, Query, Request
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
+from starlette.types import Receive
 
 import geofence
 from api import bounds, columns
 from api.audit import CONFLICT, WriterClosed
-from api.auth import SECURITY, any_role, operator_of
+from api.auth import SECURITY, any_role, authenticate_scope, operator_of, require_operator
 from api.errors import Problem, from_domain, from_pydantic
 from api.models import (
     BatchResponse,
@@ -47,7 +49,7 @@ from api.models import (
     problems,
 )
 from api.paging import encode_cursor, next_link, page_headers, time_cursor
-from api.responses import JSONResponse, dumps
+from api.responses import JSONResponse, PreparedJSONResponse, dumps
 from api.routes import ready_state, store_of
 from api.service import audit_values, decided_now, ended_at_utc, new_id, new_ids
 from api.storage import Idempotent, china_day
@@ -99,22 +101,46 @@ def _idempotency_key(value: str | None) -> str | None:
 async def _read_json(request: Request, limit: int | None = None) -> bytes:
     """The JSON body; with ``limit``, 413 as soon as it is known to be longer (the
     declared length, or the bytes received so far: nothing more is read)."""
-    ctype = request.headers.get("content-type", "application/json").split(";")[0].strip()
-    if ctype and not (ctype == "application/json" or ctype.endswith("+json")):
-        raise Problem(415, "unsupported-media-type", f"send application/json, not {ctype}")
+    ctype = request.headers.get("content-type")
+    declared = request.headers.get("content-length")
+    _media_type(None if ctype is None else ctype.encode("latin-1"))
     if limit is None:
         return await request.body()
-    declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise _too_large(limit)
-    chunks = []
+    return await _receive_body(request.receive, limit)
+
+
+def _media_type(ctype: bytes | None) -> None:
+    """415 unless the Content-Type (absent: JSON) is JSON (``application/json`` or
+    ``+json``, parameters aside)."""
+    if ctype is None or ctype == b"application/json":
+        return
+    media = ctype.decode("latin-1").split(";")[0].strip()
+    if media and not (media == "application/json" or media.endswith("+json")):
+        raise Problem(415, "unsupported-media-type", f"send application/json, not {media}")
+
+
+async def _receive_body(receive: Receive, limit: int) -> bytes:
+    """The request body from ``receive``, 413 once more than ``limit`` bytes have come
+    (what :meth:`starlette.requests.Request.stream` reads, without its generator)."""
+    chunks: list[bytes] = []
     n = 0
-    async for chunk in request.stream():
-        n += len(chunk)
-        if n > limit:
-            raise _too_large(limit)
-        chunks.append(chunk)
-    return b"".join(chunks)
+    while True:
+        message = await receive()
+        if message["type"] == "http.request":
+            chunk = message.get("body", b"")
+            n += len(chunk)
+            if n > limit:
+                raise _too_large(limit)
+            if not message.get("more_body", False):
+                if not chunks:
+                    return chunk
+                chunks.append(chunk)
+                return b"".join(chunks)
+            chunks.append(chunk)
+        elif message["type"] == "http.disconnect":
+            raise ClientDisconnect()
 
 
 def _too_large(limit: int) -> Problem:
@@ -205,12 +231,15 @@ def _replayed_batch(prior: Idempotent, raw: bytes) -> Response:
 
 def _decide_one(
     st: Any, raw: bytes, op: str
-) -> tuple[Mapping[str, Any], dict[str, Any], str | None]:
-    """Parse and decide one check: ``(body, decision, district of a check off every box)``.
+) -> tuple[Mapping[str, Any], dict[str, Any], str | None, datetime]:
+    """Parse and decide one check: ``(body, decision, district of a check off every box,
+    decided_at)``.
 
-    The fast path reads the body with orjson straight into the engine's arrays
-    (:func:`api.columns.check_batch`); a body it does not plainly accept goes through
-    the request schema and :meth:`geofence.Check.from_mapping`, which word the errors.
+    The fast path reads the body with orjson straight into the numbers of the engine's
+    single-check entry point (:func:`api.columns.check_values`,
+    :func:`geofence.decide_values`: one compiled call, no :class:`geofence.Check`); a
+    body it does not plainly accept goes through the request schema and
+    :meth:`geofence.Check.from_mapping`, which word the errors.
     """
     active = st.active
     check_id = new_id()
@@ -219,26 +248,38 @@ def _decide_one(
         body = orjson.loads(raw)
     except orjson.JSONDecodeError:
         body = None
-    batch = columns.check_batch([body], op) if type(body) is dict else None
-    if batch is None:
-        try:
-            body = check_adapter.validate_json(raw)
-        except ValidationError as exc:
-            raise from_pydantic(exc) from None
+    got = columns.check_values(body) if type(body) is dict else None
+    d = None
+    if got is not None:
+        vals, ended, heading, device_class = got
+        d = geofence.decide_values(
+            active.index,
+            active.policy,
+            now,
+            vals,
+            ended,
+            heading,
+            operator=op,
+            device_class=device_class,
+            check_id=check_id,
+        )
+    if d is None:
+        if got is None:
+            try:
+                body = check_adapter.validate_json(raw)
+            except ValidationError as exc:
+                raise from_pydantic(exc) from None
         check = geofence.Check.from_mapping(body, operator=op)
         d = geofence.decide(active.index, check, active.policy, now, check_id=check_id)
-        decision = d.to_dict()
-        decision["policy_version"] = active.policy_version
-        district = None if decision["zone"] else st.districts.of_fixes(body["fixes"])
-        return body, decision, district
-    decision = geofence.decide_arrays(active.index, batch, active.policy, now)
-    out = decision.decision(0, check_id).to_dict()
-    out["policy_version"] = active.policy_version
+    decision = d.to_dict()
+    decision["policy_version"] = active.policy_version
     district = None
-    if out["zone"] is None:
-        last = int(batch.n_fixes[0]) - 1
-        district = st.districts.of_point(float(batch.lon[0, last]), float(batch.lat[0, last]))
-    return body, out, district
+    if decision["zone"] is None:
+        if got is None:
+            district = st.districts.of_fixes(body["fixes"])
+        else:
+            district = st.districts.of_point(vals[-5], vals[-4])  # the last fix, WGS-84
+    return body, decision, district, datetime.fromtimestamp(now, UTC)
 
 
 @router.post(
@@ -249,14 +290,41 @@ def _decide_one(
     summary="Decide one trip-end check (settle, reject or review) and record it",
 )
 async def post_check(request: Request) -> Response:
-    who = await operator_of(request)
+    # the request's headers read in one pass over the raw list (first occurrence wins,
+    # as Starlette's Headers.get): no Headers object, no per-header scan
+    scope = request.scope
+    api_key = idempotency = ctype = declared = None
+    for name, value in scope["headers"]:
+        if name == b"x-api-key":
+            if api_key is None:
+                api_key = value
+        elif name == b"content-type":
+            if ctype is None:
+                ctype = value
+        elif name == b"content-length":
+            if declared is None:
+                declared = value
+        elif name == b"idempotency-key" and idempotency is None:
+            idempotency = value
+    st = scope["app"].state.geofence
+    who = require_operator(
+        await authenticate_scope(st, scope, None if api_key is None else api_key.decode("latin-1"))
+    )
     st = ready_state(request)
-    key = _idempotency_key(request.headers.get("idempotency-key"))
-    raw = await _read_json(request, st.settings.max_check_bytes)
-    bounds.check(raw, bounds.Bounds(None, st.settings.max_fixes))
+    key = _idempotency_key(None if idempotency is None else idempotency.decode("latin-1"))
+    _media_type(ctype)
+    limit = st.settings.max_check_bytes
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit)
+    raw = await _receive_body(request.receive, limit)
+    max_fixes = st.settings.max_fixes
+    single = _SINGLE_BOUNDS.get(max_fixes)
+    if single is None:
+        single = _SINGLE_BOUNDS[max_fixes] = bounds.Bounds(None, max_fixes)
+    bounds.check(raw, single)
     # no look-up before deciding: a retry's row collides with the first one on the
     # (operator, idempotency_key) constraint, and the first decision is answered then
-    body, decision, district = _decide_one(st, raw, who.operator)
+    body, decision, district, decided_at = _decide_one(st, raw, who.operator)
     check_id = decision["check_id"]
     payload = dumps(decision)  # once: the response and the audit row
     row = audit_values(
@@ -267,6 +335,7 @@ async def post_check(request: Request) -> Response:
         decision=decision,
         idempotency_key=key,
         district=district,
+        decided_at=decided_at,
         decision_json=payload,
     )
     if await _record(st, [row]) == CONFLICT:  # a retry: answer the first decision
@@ -275,9 +344,13 @@ async def post_check(request: Request) -> Response:
             raise Problem(409, "idempotency-conflict", "retry: a concurrent request holds the key")
         return _replayed(prior, body)
     st.metrics.decided(decision["outcome"])
-    request.state.check_id = check_id
-    request.state.zone_set_version = decision.get("zone_set_version")
-    return JSONResponse(payload, headers={"Location": f"/v1/checks/{check_id}"})
+    state = scope["state"]  # the access log's fields (HabitsMiddleware made the dict)
+    state["check_id"] = check_id
+    state["zone_set_version"] = decision["zone_set_version"]
+    return PreparedJSONResponse(payload, [(b"location", b"/v1/checks/" + check_id.encode())])
+
+
+_SINGLE_BOUNDS: dict[int, bounds.Bounds] = {}  # a check body's bounds, per GEOFENCE_MAX_FIXES
 
 
 class _GCPause:

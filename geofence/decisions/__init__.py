@@ -30,7 +30,8 @@ The modules
 - ``bearings``: the true bearings of the nearest boxes (grid bearing plus meridian
   convergence).
 - ``batch``: :func:`decide_arrays` and :func:`decide_many`.
-- ``single``: :func:`decide`, the single-check path, and its per-thread buffers.
+- ``single``: :func:`decide`, the single-check path (:func:`decide_values`: the same
+  of a check given as numbers), and its per-thread buffers.
 
 The error model
 ---------------
@@ -95,7 +96,7 @@ from geofence.decisions.inputs import (
     Policy,
 )
 from geofence.decisions.outputs import Decision, DecisionBatch
-from geofence.decisions.single import decide
+from geofence.decisions.single import decide, decide_values
 
 __all__ = [
     "MAX_FIXES",
@@ -112,4 +113,5 @@ __all__ = [
     "decide",
     "decide_arrays",
     "decide_many",
+    "decide_values",
 ]

@@ -185,18 +185,15 @@ def decide(
     >>> d.outcome, d.reasons, d.nearest[0]["zone_id"], round(d.nearest[0]["bearing_deg"])
     ('reject', ('outside_all_boxes',), 'A', 270)
     """
-    t = _tables(index, policy.tolerance_m)
     fixes = check.fixes
-    m = len(fixes)
     nan = math.nan
     bz = -1
     if check.beacons:
-        stud = t.beacon_position
+        stud = _tables(index, policy.tolerance_m).beacon_position
         heard = [b for b in check.beacons if b.rssi >= policy.beacon_rssi_dbm and b.id in stud]
         if heard:
             bz = stud[max(heard, key=lambda b: (b.rssi, b.id)).id]
-    dc = check.device_class
-    # the check's numbers in one array (see _decide_one), in one pass over the fixes
+    # the check's numbers in one list (see decide_values), in one pass over the fixes
     vals: list[float] = []
     foreign = False
     for f in fixes:
@@ -212,20 +209,71 @@ def decide(
         )
         if f.crs not in _NATIVE:
             foreign = True
-    # the device class's row of the calibration's lookup (0), or the last row (-1)
-    vals += (
-        check.ended_at,
-        nan if check.heading_deg is None else check.heading_deg,
-        bz,
-        -1 if dc is None else 0,
-    )
-    inp = np.array(vals, np.float64)
     if foreign:
-        _to_wgs84(fixes, inp)
-    key = (policy.id, check.operator)
+        _to_wgs84(fixes, vals)
+    decision = decide_values(
+        index,
+        policy,
+        now,
+        vals,
+        check.ended_at,
+        check.heading_deg,
+        operator=check.operator,
+        device_class=check.device_class,
+        check_id=check_id,
+        beacon_zone=bz,
+    )
+    if decision is None:  # far from the zone's meridian: pyproj projects it, as in a batch
+        from geofence.decisions.batch import decide_many
+
+        return decide_many(index, [check], policy, now, [check_id])[0]
+    return decision
+
+
+def decide_values(
+    index: ZoneIndex,
+    policy: Policy,
+    now: float,
+    values: list[float],
+    ended_at: float,
+    heading_deg: float | None = None,
+    *,
+    operator: str | None = None,
+    device_class: str | None = None,
+    check_id: str | None = None,
+    beacon_zone: int = -1,
+) -> Decision | None:
+    """:func:`decide` of a check given as numbers, for readers that parse a body
+    straight to them (the web layer's single-check route): no :class:`Check` is built.
+
+    ``values`` holds the fixes' numbers, five a fix: WGS-84 lon and lat, accuracy_m
+    (NaN: none), at (POSIX seconds, NaN: none) and the quality's code
+    (:data:`~geofence.decisions.inputs.QUALITIES` index, ``Q_UNKNOWN`` for none); the
+    caller has checked them as :class:`Check` does (ranges, 1 to MAX_FIXES fixes).
+    ``beacon_zone``: the position of the box whose stud was heard, -1 for none.
+
+    None when the fused position lies outside the projection's fast domain: the
+    caller then decides through :func:`decide` (or the batch path), which projects it
+    with pyproj. Raises :class:`CheckError` as :func:`decide` does.
+    """
+    t = _tables(index, policy.tolerance_m)
+    m = len(values) // 5
+    nan = math.nan
+    # the device class's row of the calibration's lookup (0), or the last row (-1)
+    inp = np.array(
+        [
+            *values,
+            ended_at,
+            nan if heading_deg is None else heading_deg,
+            beacon_zone,
+            -1 if device_class is None else 0,
+        ],
+        np.float64,
+    )
+    key = (policy.id, operator)
     static = t.single_args.get(key)
     if static is None:
-        head, tail = _static_args(index, t, policy, check.operator)
+        head, tail = _static_args(index, t, policy, operator)
         fpar = (
             float(policy.default_accuracy_m),
             float(policy.max_fix_age_s),
@@ -242,7 +290,7 @@ def decide(
         tref,
         layout,
         scalars,
-        policy.calibration.lookup(check.operator, () if dc is None else (dc,)),
+        policy.calibration.lookup(operator, () if device_class is None else (device_class,)),
         inp,
         m,
         k,
@@ -263,10 +311,8 @@ def decide(
             rule="spread",
             check_index=0,
         )
-    if status == 2.0:  # far from the zone's meridian: pyproj projects it, as in a batch
-        from geofence.decisions.batch import decide_many
-
-        return decide_many(index, [check], policy, now, [check_id])[0]
+    if status == 2.0:
+        return None
     outcome, reasons, zone, p, d = v[_R_OUT:_R_NEAR]
     nearest: tuple[dict[str, Any], ...] = ()
     if k and v[_R_NEAR] >= 0:
@@ -306,19 +352,20 @@ def decide(
 _NATIVE = ("wgs84", "cgcs2000")  # the fixes' CRSs that need no conversion
 
 
-def _to_wgs84(fixes: tuple[Any, ...], inp: np.ndarray) -> None:
-    """The fixes in other CRSs converted in ``inp``, as CheckBatch.from_checks does
-    (one conversion per CRS)."""
+def _to_wgs84(fixes: tuple[Any, ...], vals: list[float]) -> None:
+    """The fixes in other CRSs converted in ``vals`` (five numbers a fix), as
+    CheckBatch.from_checks does (one conversion per CRS)."""
     crs_of: dict[str, list[int]] = {}
     for j, f in enumerate(fixes):
         if f.crs not in _NATIVE:
-            crs_of.setdefault(f.crs, []).append(5 * j)
+            crs_of.setdefault(f.crs, []).append(j)
     for name, jj in crs_of.items():
-        lon = inp[jj]
-        lat = inp[[j + 1 for j in jj]]
-        lon, lat = _crs.to_wgs84(lon, lat, name)
-        inp[jj] = lon
-        inp[[j + 1 for j in jj]] = lat
+        lon, lat = _crs.to_wgs84(
+            np.array([vals[5 * j] for j in jj]), np.array([vals[5 * j + 1] for j in jj]), name
+        )
+        for j, x, y in zip(jj, lon.tolist(), lat.tolist(), strict=True):
+            vals[5 * j] = x
+            vals[5 * j + 1] = y
 
 
 _SINGLE = threading.local()  # per-thread result arrays of the single-check path

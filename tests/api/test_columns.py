@@ -273,6 +273,85 @@ def test_decision_dicts_equal_the_engines_decisions(
     assert {d["outcome"] for d in fast} >= {"settle", "reject"}
 
 
+def _decided_slow(index: geofence.ZoneIndex, b: dict[str, Any]) -> Any:
+    """The engine's decision of ``b`` through the schema and a Check (or its error)."""
+    parsed = batch_adapter.validate_json(orjson.dumps({"checks": [b]}))["checks"][0]
+    check = geofence.Check.from_mapping(parsed, operator="op")
+    try:
+        return geofence.decide(index, check, geofence.Policy(), 1.8e9, check_id="c")
+    except geofence.CheckError as exc:
+        return str(exc)
+
+
+def _decided_fast(index: geofence.ZoneIndex, b: dict[str, Any]) -> Any:
+    """The single route's decision of ``b`` (its reader and the engine's entry point)."""
+    got = columns.check_values(b)
+    assert got is not None
+    vals, ended, heading, device_class = got
+    try:
+        return geofence.decide_values(
+            index,
+            geofence.Policy(),
+            1.8e9,
+            vals,
+            ended,
+            heading,
+            operator="op",
+            device_class=device_class,
+            check_id="c",
+        )
+    except geofence.CheckError as exc:
+        return str(exc)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(b=body | valid_body)
+def test_the_single_reader_takes_what_check_batch_takes_and_decides_as_the_engine(
+    index: geofence.ZoneIndex, b: dict[str, Any]
+) -> None:
+    got = columns.check_values(b)
+    assert (got is None) == (columns.check_batch([b], "op") is None)
+    if got is None:
+        return  # the schema's path decides (and words the error)
+    fast = _decided_fast(index, b)
+    if fast is None:  # outside the projection's fast domain: the route calls decide
+        return
+    assert fast == _decided_slow(index, b)
+
+
+def test_the_single_reader_decides_settles_rejects_and_reviews_as_the_engine(
+    index: geofence.ZoneIndex, small_fc: dict[str, Any]
+) -> None:
+    rng = np.random.default_rng(11)
+    outcomes = set()
+    for i, f in enumerate(small_fc["features"][:90]):
+        ring = f["geometry"]["coordinates"][0]
+        cx = sum(p[0] for p in ring[:-1]) / (len(ring) - 1)
+        cy = sum(p[1] for p in ring[:-1]) / (len(ring) - 1)
+        if i % 3 == 2:  # off every box
+            cx, cy = cx + 0.0004, cy + 0.0002
+        acc = [0.5, 3.0, 8.0, 30.0][i % 4]
+        b = {
+            "trip_id": f"T-{i}",
+            "bike_id": "B-1",
+            "vehicle_type": "bike",
+            "ended_at": TIMES[i % 2],
+            "fixes": [
+                {"lon": cx + float(d) * 1e-6, "lat": cy, "accuracy_m": acc}
+                | ({"quality": "rtk_fixed", "at": TIMES[1]} if acc < 1 else {})
+                | ({"crs": "gcj02"} if i % 7 == 3 else {})
+                for d in rng.normal(size=1 + i % 4)
+            ],
+            "heading_deg": float(i * 7 % 360) if i % 2 else None,
+        }
+        if i % 5 == 1:
+            b["device_class"] = "lock-bd-v3"
+        fast = _decided_fast(index, b)
+        assert fast == _decided_slow(index, b)
+        outcomes.add(fast.outcome)
+    assert outcomes == {"settle", "reject", "review"}
+
+
 # ---------------------------------------------------------------------------- the reader
 def _layouts(doc: Any) -> st.SearchStrategy[bytes]:
     """``doc`` as JSON bytes: compact (orjson), spaced, or indented."""
