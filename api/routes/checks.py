@@ -349,15 +349,16 @@ def _decide_batch_now(st: Any, raw: bytes, op: str, key: str | None) -> _Decided
     active = st.active
     decided_at = datetime.fromtimestamp(now, UTC)
     stamp = decided_at.isoformat().replace("+00:00", "Z")
-    dicts = columns.decision_dicts(decided, ids, stamp, active.policy_version)
-    decisions = list(map(orjson.dumps, dicts))  # once: the response and the rows
+    # once: the response and the rows
+    decisions = columns.decision_texts(decided, ids, stamp, active.policy_version)
     payload = b'{"results":[' + b",".join(decisions) + b"]}"
     offsets = np.empty(n + 1, np.int64)
     offsets[0] = len(b'{"results":[')
     np.cumsum(np.fromiter(map(len, decisions), np.int64, n) + 1, out=offsets[1:])
     offsets[1:] += offsets[0]
-    zones, districts = _zones_and_districts(st, batch, dicts)
-    outcomes = [d["outcome"] for d in dicts]
+    zones, districts = _zones_and_districts(st, batch, decided)
+    names = geofence.OUTCOMES
+    outcomes = [names[o] for o in decided.outcome.tolist()]
     unit = BatchUnit(
         batch_id=new_id("b_"),
         operator=op,
@@ -396,21 +397,25 @@ def _decide_arrays(st: Any, batch: geofence.CheckBatch, n: int) -> tuple[Any, li
 
 
 def _zones_and_districts(
-    st: Any, batch: geofence.CheckBatch, dicts: list[dict[str, Any]]
+    st: Any, batch: geofence.CheckBatch, decided: geofence.DecisionBatch
 ) -> tuple[list[str | None], list[str | None]]:
-    """Each check's zone id and district (a check matched to no zone: the district of
-    its last fix), as the audit log records them."""
-    n = len(dicts)
+    """Each check's zone id and district as the audit log records them (a check matched
+    to no zone: the district of its last fix)."""
+    n = len(decided.zone)
     last = batch.n_fixes - 1
     rows_n = np.arange(n)
-    near = st.districts.of_points(batch.lon[rows_n, last], batch.lat[rows_n, last])
+    districts: list[str | None] = list(
+        st.districts.of_points(batch.lon[rows_n, last], batch.lat[rows_n, last])
+    )
     zones: list[str | None] = [None] * n
-    districts: list[str | None] = list(near)
-    for i, d in enumerate(dicts):
-        zone = d["zone"]
-        if zone is not None:
-            zones[i] = zone["id"]
-            districts[i] = zone["district"] or None
+    zs = decided.index.zone_set
+    of: dict[int, tuple[str, str | None]] = {}
+    for i, z in enumerate(decided.zone.tolist()):
+        if z >= 0:
+            named = of.get(z)
+            if named is None:
+                named = of[z] = (str(zs.ids[z]), str(zs.district[z]) or None)
+            zones[i], districts[i] = named
     return zones, districts
 
 
@@ -438,7 +443,7 @@ def _decide_batch_parsed(st: Any, raw: bytes, op: str, key: str | None) -> _Deci
     stamp = decided_at.isoformat().replace("+00:00", "Z")
     dicts = columns.decision_dicts(decided, ids, stamp, active.policy_version)
     decisions = list(map(orjson.dumps, dicts))
-    _, districts = _zones_and_districts(st, batch, dicts)
+    _, districts = _zones_and_districts(st, batch, decided)
     unit = _parsed_unit(
         raw,
         bodies,

@@ -273,6 +273,12 @@ def test_decision_dicts_equal_the_engines_decisions(
     ]
     assert fast == slow
     assert {d["outcome"] for d in fast} >= {"settle", "reject"}
+    # the batch route's JSON of the same decisions: orjson's bytes of each dict
+    for version in (7, None):
+        texts = columns.decision_texts(decided, ids, "2026-11-26T00:00:00.5%Z", version)
+        dicts = columns.decision_dicts(decided, ids, "2026-11-26T00:00:00.5%Z", version)
+        assert texts == [orjson.dumps(d) for d in dicts]
+    assert columns.decision_texts(decided, [], "STAMP") == []
 
 
 # ---------------------------------------------------------------------------- the reader
