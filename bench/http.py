@@ -469,12 +469,16 @@ def run_batches(
     }
 
 
-def audit_floor(work: Path, n_checks: int, fixes: int, repeat: int = 3) -> dict[str, Any]:
+def audit_floor(
+    work: Path, n_checks: int, fixes: int, repeat: int = 3, *, inline: bool = False
+) -> dict[str, Any]:
     """What storing a batch's audit rows alone costs per fix, outside any server.
 
-    ``n_checks`` rows of ``fixes``-fix bodies (the JSON the batch route stores as
-    received) committed into the service's ``checks`` table the way the audit writer
-    does it (:class:`api.audit._Child`: the driver's ``executemany`` on a kept
+    ``n_checks`` rows of ``fixes``-fix checks committed into the service's ``checks``
+    table, each pointing into the batch's body stored once, zstd-compressed, in
+    ``batch_bodies`` (migration 6; the compression is counted in the insert), or with
+    ``inline`` each row with its body as received (the layout before), the way the
+    audit writer does it (:class:`api.audit._Child`: the driver's ``executemany`` on a kept
     connection, one commit, SQLite WAL with synchronous=FULL and the writer's own
     passive checkpoint after the commit). No HTTP, no parsing, no decision: a floor
     under the batch route's cost per fix on this machine. Medians of ``repeat``.
@@ -482,11 +486,12 @@ def audit_floor(work: Path, n_checks: int, fixes: int, repeat: int = 3) -> dict[
     import uuid
 
     import orjson
+    import zstandard
 
-    from api.audit import COLUMNS
+    from api.audit import BATCH_COLUMNS, COLUMNS, ZSTD_LEVEL
     from api.storage import Store, china_day
 
-    url = f"sqlite:///{work / f'audit-floor-{fixes}.db'}"
+    url = f"sqlite:///{work / f'audit-floor-{fixes}-{inline}.db'}"
     store = Store.open(url)
     bodies = [orjson.dumps(b).decode() for b in check_bodies(n_checks, fixes, seed=7)]
     decision = orjson.dumps(
@@ -507,7 +512,14 @@ def audit_floor(work: Path, n_checks: int, fixes: int, repeat: int = 3) -> dict[
             "position": {"lon": 113.5512345, "lat": 22.2712345, "accuracy_m": 4.2},
         }
     ).decode()
-    sql = f"INSERT INTO checks ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+    raw = ('{"checks":[' + ",".join(bodies) + "]}").encode()
+    spans, at = [], len('{"checks":[')
+    for b in bodies:
+        spans.append((at, at + len(b.encode())))
+        at += len(b.encode()) + 1
+    cols = COLUMNS if inline else COLUMNS + BATCH_COLUMNS
+    sql = f"INSERT INTO checks ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
+    zstd = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
     conn = store.engine.raw_connection()
     cur = conn.cursor()
     cur.execute("PRAGMA wal_autocheckpoint=0")
@@ -526,7 +538,7 @@ def audit_floor(work: Path, n_checks: int, fixes: int, repeat: int = 3) -> dict[
                     f"B{i}",
                     None,
                     batch,
-                    body,
+                    body if inline else "",
                     decision,
                     "reject",
                     None,
@@ -539,9 +551,15 @@ def audit_floor(work: Path, n_checks: int, fixes: int, repeat: int = 3) -> dict[
                     1,  # policy_version
                     None,  # device_class
                 )
+                + (() if inline else spans[i])
                 for i, body in enumerate(bodies)
             ]
             w, c = time.perf_counter(), time.process_time()
+            if not inline:
+                cur.execute(
+                    "INSERT INTO batch_bodies VALUES (?, ?, ?, ?, ?)",
+                    (batch, "meituan", stamp, len(bodies), zstd.compress(raw)),
+                )
             cur.executemany(sql, rows)
             conn.commit()
             insert.append((time.perf_counter() - w, time.process_time() - c))
@@ -560,6 +578,7 @@ def audit_floor(work: Path, n_checks: int, fixes: int, repeat: int = 3) -> dict[
     return {
         "checks": n_checks,
         "fixes_per_check": fixes,
+        "layout": "inline bodies" if inline else "batch body once, compressed",
         "body_bytes_per_check": round(statistics.mean(len(b) for b in bodies)),
         "insert_commit_ns_per_fix": {"wall": med(insert, 0), "cpu": med(insert, 1)},
         "checkpoint_ns_per_fix": {"wall": med(checkpoint, 0), "cpu": med(checkpoint, 1)},
@@ -984,7 +1003,11 @@ def batch_section(work: Path, url: str, key: str) -> dict[str, Any]:
         r = run_batches(url, key, n_checks, fixes, repeat, conc)
         batches.append(r)
         print("batch:", r, flush=True)
-    floor = [audit_floor(work, 10_000, fixes) for fixes in (10, 50)]
+    floor = [
+        audit_floor(work, 10_000, fixes, inline=inline)
+        for fixes in (10, 50)
+        for inline in (True, False)
+    ]
     print("audit floor:", floor, flush=True)
     best = {
         f"fixes_{f}": max(b["fixes_per_s"] for b in batches if b["fixes_per_check"] == f)
@@ -1002,7 +1025,6 @@ def main_batch(args: argparse.Namespace, work: Path) -> None:
     """``--only batch``: a fresh server, the batch runs and the audit floor, merged into
     ``http.json``."""
     out = RESULTS / "http.json"
-    results = json.loads(out.read_text()) if out.exists() else {}
     load0 = [round(x, 2) for x in os.getloadavg()]
     try:
         port = free_port()
@@ -1016,6 +1038,7 @@ def main_batch(args: argparse.Namespace, work: Path) -> None:
             shutil.rmtree(work, ignore_errors=True)
     section["date"] = datetime.now(UTC).isoformat(timespec="seconds")
     section["load_average"] = {"start": load0, "end": [round(x, 2) for x in os.getloadavg()]}
+    results = json.loads(out.read_text()) if out.exists() else {}  # read now: merged
     results["batch"] = section
     out.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
     print(json.dumps(section["best_fixes_per_s_by_fixes_per_check"], indent=2))
