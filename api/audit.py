@@ -578,6 +578,10 @@ class _Child:
         stamp = self._stamp if self.sqlite else _same
         packed = self.zstd.compress(unit.raw)
         head = (unit.batch_id, unit.operator, stamp(unit.decided_at), unit.n, packed)
+        if unit.rows is not None:  # built by the server: its times as any row's
+            rows = self.params(unit.rows)
+            size = sum(len(r[_TEXT[1]]) for r in rows)
+            return [], rows, [head], len(packed) + size
         return [], unit.check_rows(stamp), [head], len(packed) + len(unit.payload)
 
     def _connect(self) -> Any:
