@@ -29,12 +29,23 @@ rather than once per request. With a window, units are sent as they come (the wr
 waits for them).
 
 A row is a tuple of the ``checks`` table's values in :data:`COLUMNS` order (a mapping
-by column name is accepted too). The child inserts them with the database driver's
-``executemany`` and one prepared statement, not SQLAlchemy's per-row bind processing
-(measured: that was most of the writer's CPU per row); on SQLite it writes the
-timestamps in the text format SQLAlchemy's ``DateTime`` reads back.
+by column name is accepted too). A batch is one :class:`BatchUnit`: its request body as
+received, which the writer compresses (zstd) and stores once in ``batch_bodies``, and
+its checks' values as a few columns (arrays, one text per kind), from which the writer
+builds the rows, each pointing into the body (``body_start``, ``body_end``; no body of
+its own). Why: the verbatim body of every row was most of the audit log's bytes and of
+the writer's CPU per batch, and pickling 10,000 row tuples cost the server ~9 µs a
+check (measured, 10-fix checks); arrays and a few large texts pickle as copies, and the
+row tuples are built on the writer's core. Why zstd (the ``zstandard`` package): a
+batch's checks repeat their keys and much of their values, and zstd at level 1
+compresses them ~6.7x at ~500 MB/s (measured, :data:`ZSTD_LEVEL`), decompressing faster.
 
-Server -> writer: a list of ``(unit_id, rows)``. Writer -> server: ``(answers,
+The child inserts the rows with the database driver's ``executemany`` and one prepared
+statement, not SQLAlchemy's per-row bind processing (measured: that was most of the
+writer's CPU per row); on SQLite it writes the timestamps in the text format
+SQLAlchemy's ``DateTime`` reads back.
+
+Server -> writer: a list of ``(unit_id, rows or BatchUnit)``. Writer -> server: ``(answers,
 stats)`` with ``answers`` a list of ``(unit_id, result)``, ``result`` being
 :data:`COMMITTED`, :data:`CONFLICT` or an error message, and ``stats`` ``(n_rows,
 n_units, seconds)`` of the commit.
@@ -55,10 +66,23 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
-__all__ = ["COLUMNS", "COMMITTED", "CONFLICT", "AuditWriteError", "AuditWriter", "WriterClosed"]
+import numpy as np
+
+__all__ = [
+    "BATCH_COLUMNS",
+    "COLUMNS",
+    "COMMITTED",
+    "CONFLICT",
+    "ZSTD_LEVEL",
+    "AuditWriteError",
+    "AuditWriter",
+    "BatchUnit",
+    "WriterClosed",
+]
 
 log = logging.getLogger("geofence.audit")
 
@@ -88,11 +112,113 @@ COLUMNS: tuple[str, ...] = (
     "policy_version",
     "device_class",
 )
+#: the columns after :data:`COLUMNS`: where a batch's check's body lies in its batch's
+BATCH_COLUMNS: tuple[str, ...] = ("body_start", "body_end")
+#: zstd level of the batch bodies. Measured on the bench's 10,000-check bodies (10 and 50
+#: fixes, 2-core machine under load): level 1 stores 6.7x less than the text at ~500 MB/s;
+#: level 3 6.3-6.4x at 160-280 MB/s, level 6 6.9-7.3x at ~60 MB/s (zlib level 1: 5.6-5.9x
+#: at ~200 MB/s). The writer's CPU is the batch route's bound: level 1.
+ZSTD_LEVEL = 1
 _TIMES = (COLUMNS.index("ended_at"), COLUMNS.index("decided_at"))
 _TEXT = (COLUMNS.index("body"), COLUMNS.index("decision"))
 #: text committed between checkpoints: with the pages each commit rewrites (the table's
 #: and the indexes'), about SQLite's automatic 1,000 pages of log (measured 2.5-5x)
 _CHECKPOINT_BYTES = 1 << 20
+
+
+@dataclass(slots=True)
+class BatchUnit:
+    """One batch for the writer: its body, stored once, and its checks' rows as columns.
+
+    ``spans`` is an ``(n, 6)`` int64 array of byte ranges in ``raw``: the check's JSON
+    text, its ``trip_id`` and ``bike_id`` strings (without quotes; plain ASCII, as
+    :mod:`api._jsonscan` reads them). ``ended``: each check's ``ended_at`` (UTC; the
+    same object for the same time, which pickles once). ``ids``: the check ids, concatenated
+    (all of ``id_width`` characters). ``payload``: the response, decision ``i`` being
+    ``payload[offsets[i]:offsets[i + 1] - 1]``. ``outcomes``, ``zones``, ``districts``:
+    per check. ``class_codes``: per check, an index in ``classes`` or -1 (None: no
+    check names a device class).
+
+    ``rows`` instead of the columns (the slow paths, which parse every check anyway):
+    the rows, in :data:`COLUMNS` + :data:`BATCH_COLUMNS` order, ``body`` empty.
+    """
+
+    batch_id: str
+    operator: str
+    raw: bytes
+    decided_at: datetime
+    n: int
+    rows: list[tuple[Any, ...]] | None = None
+    key: str | None = None
+    spans: np.ndarray | None = None
+    ids: str = ""
+    id_width: int = 0
+    payload: bytes = b""
+    offsets: np.ndarray | None = None
+    ended: list[datetime | None] | None = None
+    outcomes: list[str] | None = None
+    zones: list[str | None] | None = None
+    districts: list[str | None] | None = None
+    zone_set_version: int | None = None
+    policy_id: str = ""
+    policy_version: int | None = None
+    day: str = ""
+    class_codes: np.ndarray | None = None
+    classes: tuple[str, ...] = ()
+
+    def __len__(self) -> int:
+        return self.n
+
+    def check_rows(self, stamp: Callable[[Any], Any]) -> list[Any]:
+        """The checks' rows (:data:`COLUMNS` + :data:`BATCH_COLUMNS`), the times through
+        ``stamp`` (the driver's form of a datetime)."""
+        if self.rows is not None:
+            return self.rows
+        assert self.spans is not None and self.offsets is not None
+        assert self.outcomes is not None and self.zones is not None
+        assert self.districts is not None and self.ended is not None
+        raw, w, ids, op, batch = self.raw, self.id_width, self.ids, self.operator, self.batch_id
+        payload = self.payload
+        offsets = self.offsets.tolist()
+        ended = [stamp(e) for e in self.ended]
+        key = self.key
+        keys: list[str | None] = [None] * self.n
+        if key is not None:
+            keys = [key] + [f"{key}/{i}" for i in range(1, self.n)]
+        classes = self.classes
+        codes = [-1] * self.n if self.class_codes is None else self.class_codes.tolist()
+        decided = stamp(self.decided_at)
+        version, policy, pv, day = (
+            self.zone_set_version,
+            self.policy_id,
+            self.policy_version,
+            self.day,
+        )
+        return [
+            (
+                ids[i * w : i * w + w],
+                op,
+                raw[t0:t1].decode("ascii"),
+                raw[b0:b1].decode("ascii"),
+                keys[i],
+                batch,
+                "",
+                payload[offsets[i] : offsets[i + 1] - 1].decode(),
+                self.outcomes[i],
+                self.zones[i],
+                self.districts[i],
+                version,
+                policy,
+                ended[i],
+                decided,
+                day,
+                pv,
+                None if codes[i] < 0 else classes[codes[i]],
+                c0,
+                c1,
+            )
+            for i, (c0, c1, t0, t1, b0, b1) in enumerate(self.spans.tolist())
+        ]
 
 
 class WriterClosed(RuntimeError):
@@ -101,6 +227,10 @@ class WriterClosed(RuntimeError):
 
 class AuditWriteError(RuntimeError):
     """The database refused a commit (the message is the writer's)."""
+
+
+def _same(value: Any) -> Any:
+    return value
 
 
 def _frame(obj: Any) -> bytes:
@@ -171,7 +301,7 @@ class AuditWriter:
             _grow_pipe(fd)
         self._next_id = 0
         self._waiting: dict[int, asyncio.Future[str]] = {}
-        self._pending: list[tuple[int, Sequence[Any]]] = []
+        self._pending: list[tuple[int, Any]] = []
         self._flush_scheduled = False
         self._in_flight = 0  # units sent to the writer and not answered yet
         self._hold = window_s <= 0  # hold units while a frame is in flight
@@ -183,8 +313,8 @@ class AuditWriter:
         self._loop.add_reader(self._in_fd, self._on_readable)
 
     # ------------------------------------------------------------------ API
-    async def write(self, rows: Sequence[tuple[Any, ...] | Mapping[str, Any]]) -> str:
-        """Queue ``rows`` (one unit) and wait until committed: returns :data:`COMMITTED`,
+    async def write(self, rows: Sequence[tuple[Any, ...] | Mapping[str, Any]] | BatchUnit) -> str:
+        """Queue ``rows`` or a batch (one unit) and wait until committed: returns :data:`COMMITTED`,
         or :data:`CONFLICT` if the idempotency constraint refused the unit. Raises
         :class:`WriterClosed` when the writer is stopped and :class:`AuditWriteError`
         when the database refused the commit."""
@@ -329,17 +459,25 @@ class _Child:
     """The writer process: read units, commit them in groups, answer."""
 
     def __init__(self, url: str, sync: str, window_s: float, max_rows: int) -> None:
+        import zstandard
+
         from api import schema as t
         from api.storage import make_engine
 
-        assert tuple(c.name for c in t.checks.columns) == COLUMNS
+        assert tuple(c.name for c in t.checks.columns) == COLUMNS + BATCH_COLUMNS
         self.engine = make_engine(url, sqlite_synchronous=sync)
         dialect = self.engine.dialect
         mark = "?" if dialect.paramstyle == "qmark" else "%s"
-        self.sql = (
-            f"INSERT INTO {t.checks.name} ({', '.join(COLUMNS)}) "
-            f"VALUES ({', '.join([mark] * len(COLUMNS))})"
-        )
+
+        def insert_sql(table: str, cols: Sequence[str]) -> str:
+            return (
+                f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join([mark] * len(cols))})"
+            )
+
+        self.sql = insert_sql(t.checks.name, COLUMNS)
+        self.sql_batch = insert_sql(t.checks.name, COLUMNS + BATCH_COLUMNS)
+        self.sql_body = insert_sql(t.batch_bodies.name, [c.name for c in t.batch_bodies.columns])
+        self.zstd = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
         self.sqlite = dialect.name == "sqlite"
         dbapi = dialect.loaded_dbapi
         self.integrity_error: type[Exception] = dbapi.IntegrityError
@@ -429,6 +567,23 @@ class _Child:
             out = [(*r[:i], stamp(r[i]), stamp(r[j]), *r[j + 1 :]) for r in out]
         return out
 
+    def prepare(self, unit: Any) -> tuple[list[Any], list[Any], list[Any], int]:
+        """A unit's driver parameters: ``(rows, batch rows, batch body rows, text
+        bytes)``; a batch's body compressed here, on the writer's core."""
+        if not isinstance(unit, BatchUnit):
+            rows = self.params(unit)
+            body, decision = _TEXT
+            size = sum(len(r[body]) + len(r[decision]) for r in rows)
+            return rows, [], [], size
+        stamp = self._stamp if self.sqlite else _same
+        packed = self.zstd.compress(unit.raw)
+        head = (unit.batch_id, unit.operator, stamp(unit.decided_at), unit.n, packed)
+        if unit.rows is not None:  # built by the server: its times as any row's
+            rows = self.params(unit.rows)
+            size = sum(len(r[_TEXT[1]]) for r in rows)
+            return [], rows, [head], len(packed) + size
+        return [], unit.check_rows(stamp), [head], len(packed) + len(unit.payload)
+
     def _connect(self) -> Any:
         """The writer's connection; on SQLite without automatic checkpoints
         (:meth:`checkpoint` runs them after the answers are sent)."""
@@ -466,11 +621,11 @@ class _Child:
         except Exception:  # the next commit finds out whether the connection is sound
             logging.getLogger("geofence.audit").exception("checkpoint failed")
 
-    def insert(self, rows: Sequence[Any]) -> None:
-        """Insert ``rows`` in one transaction and commit, on the driver's connection
-        (kept for the life of the process: no pool checkout and no SQLAlchemy layer per
-        commit). After any error the transaction is rolled back; after an error other
-        than a constraint's, the connection is dropped and the next commit opens one.
+    def insert(self, parts: Sequence[tuple[list[Any], list[Any], list[Any], int]]) -> None:
+        """Insert the units' ``parts`` (:meth:`prepare`) in one transaction and commit, on
+        the driver's connection (kept for the life of the process: no pool checkout and no
+        SQLAlchemy layer per commit). After any error the transaction is rolled back; after
+        an error other than a constraint's, the connection is dropped and the next commit opens one.
 
         A kept connection that fails before the commit is sent (the database restarted
         or failed over since the last commit) is replaced and the insert tried once more,
@@ -483,12 +638,14 @@ class _Child:
                 conn = self.conn = self._connect()
             committing = False
             try:
-                if rows:
-                    cur = conn.cursor()
-                    try:
-                        cur.executemany(self.sql, self.params(rows))
-                    finally:
-                        cur.close()
+                cur = conn.cursor()
+                try:
+                    for k, sql in enumerate((self.sql, self.sql_batch, self.sql_body)):
+                        params = [r for p in parts for r in p[k]]
+                        if params:
+                            cur.executemany(sql, params)
+                finally:
+                    cur.close()
                 committing = True
                 conn.commit()
                 return
@@ -507,11 +664,17 @@ class _Child:
 
     def commit(self, units: list[tuple[int, Any]]) -> None:
         t0 = time.perf_counter()
-        rows = [r for _, unit_rows in units for r in unit_rows]
-        answers: list[tuple[int, str]]
+        answers: list[tuple[int, str]] = []
+        ready: list[tuple[int, Any]] = []
+        for uid, unit in units:
+            try:
+                ready.append((uid, self.prepare(unit)))
+            except Exception as exc:  # a value the unit's rows cannot be made of
+                answers.append((uid, f"{type(exc).__name__}: {exc}"))
+        n_rows = sum(len(p[0]) + len(p[1]) for _, p in ready)
         try:
-            self.insert(rows)
-            answers = [(uid, COMMITTED) for uid, _ in units]
+            self.insert([p for _, p in ready])
+            answers += [(uid, COMMITTED) for uid, _ in ready]
         except self.row_errors as exc:
             # one unit's row (an idempotency conflict, or a value the driver or the
             # database refused): each unit alone, so that it fails its own request only
@@ -522,27 +685,20 @@ class _Child:
                     exc,
                     len(units),
                 )
-            answers = []
-            for uid, unit_rows in units:
+            for uid, part in ready:
                 try:
-                    self.insert(unit_rows)
+                    self.insert([part])
                     answers.append((uid, COMMITTED))
                 except self.integrity_error:
                     answers.append((uid, CONFLICT))
                 except Exception as exc:
                     answers.append((uid, f"{type(exc).__name__}: {exc}"))
         except Exception as exc:  # the database is down: every waiting request fails
-            logging.getLogger("geofence.audit").exception("commit failed (%d rows)", len(rows))
-            answers = [(uid, f"{type(exc).__name__}: {exc}") for uid, _ in units]
-        self.out.write(_frame((answers, (len(rows), len(units), time.perf_counter() - t0))))
+            logging.getLogger("geofence.audit").exception("commit failed (%d rows)", n_rows)
+            answers += [(uid, f"{type(exc).__name__}: {exc}") for uid, _ in ready]
+        self.out.write(_frame((answers, (n_rows, len(units), time.perf_counter() - t0))))
         if self.sqlite:
-            body, decision = _TEXT
-            self.logged += sum(
-                len(r[body]) + len(r[decision])
-                if type(r) is tuple
-                else len(r["body"]) + len(r["decision"])
-                for r in rows
-            )
+            self.logged += sum(p[3] for _, p in ready)
             self.checkpoint()
 
     def run(self) -> None:
@@ -570,4 +726,8 @@ def _main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    _main(sys.argv[1:])
+    # run as ``api.audit``, not ``__main__``: the units pickled by the server name
+    # ``api.audit.BatchUnit``, the class the writer must recognise
+    from api import audit
+
+    audit._main(sys.argv[1:])

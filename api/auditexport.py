@@ -20,7 +20,9 @@ check; the tests compare the two.
 and deletes them only when asked to (the command refuses without ``--yes`` and says
 what it would remove), in one transaction, in chunks of rows by their keys (a
 million-row delete in one statement holds SQLite's lock and PostgreSQL's memory for
-its whole length).
+its whole length). :func:`prune_bodies` then removes the batch bodies (migration 6) no
+check points to any more, and counts them (without ``--yes``: those the pruning would
+leave with no check).
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from api import schema as t
 from api.storage import Store
 from geofence.rfc3339 import parse_rfc3339
 
-__all__ = ["SCHEMA", "count_checks", "export_parquet", "prune", "rows_of"]
+__all__ = ["SCHEMA", "count_checks", "export_parquet", "prune", "prune_bodies", "rows_of"]
 
 _TS = pa.timestamp("us", tz="UTC")
 
@@ -227,3 +229,19 @@ def prune(store: Store, before: datetime, *, confirm: bool, chunk: int = 10_000)
             if not ids:
                 return n
             n += c.execute(sa.delete(t.checks).where(t.checks.c.check_id.in_(ids))).rowcount
+
+
+def prune_bodies(store: Store, before: datetime | None = None, *, confirm: bool) -> int:
+    """Remove the batch bodies no check points to (after :func:`prune`) if ``confirm``;
+    the number removed. Without ``confirm``, the number that would be once the checks
+    decided before ``before`` are removed (nothing is)."""
+    bb, c_ = t.batch_bodies.c, t.checks.c
+    kept = sa.select(c_.check_id).where(c_.batch_id == bb.batch_id)
+    if not confirm:
+        if before is not None:
+            kept = kept.where(c_.decided_at >= before.astimezone(UTC))
+        q = sa.select(sa.func.count()).select_from(t.batch_bodies).where(~kept.exists())
+        with store.engine.connect() as c:
+            return int(c.execute(q).scalar() or 0)
+    with store.engine.begin() as c:
+        return int(c.execute(sa.delete(t.batch_bodies).where(~kept.exists())).rowcount or 0)

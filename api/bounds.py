@@ -44,6 +44,7 @@ __all__ = [
     "MAX_TOKEN_BYTES",
     "Bounds",
     "check",
+    "item_spans",
     "item_texts",
     "zone_set_bounds",
 ]
@@ -355,10 +356,17 @@ def _spans(b: np.ndarray, out: np.ndarray) -> int:
     return k
 
 
-def item_texts(raw: bytes, n: int) -> list[str] | None:
-    """The JSON text, as received, of each of the ``n`` items of the array at depth 1
-    of the valid document ``raw`` (a batch's checks); None if there are not ``n``."""
+def item_spans(raw: bytes, n: int) -> np.ndarray | None:
+    """The byte ranges ``(n, 2)`` of the ``n`` items of the array at depth 1 of the valid
+    document ``raw`` (a batch's checks); None if there are not ``n``."""
     out = np.empty((n, 2), np.int64)
     if _spans(np.frombuffer(raw, np.uint8), out) != n:
         return None
-    return [raw[s:e].decode() for s, e in out.tolist()]
+    return out
+
+
+def item_texts(raw: bytes, n: int) -> list[str] | None:
+    """The JSON text, as received, of each of the ``n`` items of the array at depth 1
+    of the valid document ``raw`` (a batch's checks); None if there are not ``n``."""
+    out = item_spans(raw, n)
+    return None if out is None else [raw[s:e].decode() for s, e in out.tolist()]

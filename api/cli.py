@@ -329,22 +329,24 @@ def audit_prune(
     yes: Annotated[bool, typer.Option("--yes", help="Remove them (without: only count).")] = False,
 ) -> None:
     """Remove the checks decided before --before (retention). Refuses without --yes."""
-    from api.auditexport import prune
+    from api.auditexport import prune, prune_bodies
 
     t1 = _when(before, "before")
     assert t1 is not None
     store = _store()
     try:
         n = prune(store, t1, confirm=yes)
+        bodies = prune_bodies(store, t1, confirm=yes)
     finally:
         store.close()
     if not yes:
         sys.stderr.write(
-            f"would remove {n} checks decided before {before}; "
+            f"would remove {n} checks decided before {before} "
+            f"(and {bodies} batch bodies left with no check); "
             "nothing removed: run again with --yes to remove them\n"
         )
         raise typer.Exit(1)
-    print(f"removed {n} checks decided before {before}")
+    print(f"removed {n} checks decided before {before} and {bodies} batch bodies")
 
 
 def _render_replay(report, limit: int | None) -> None:  # report: api.replay.ReplayReport

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from itertools import chain, repeat
 from operator import itemgetter
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import orjson
@@ -29,9 +30,11 @@ from geofence.decisions.inputs import MAX_DEVICE_CLASS, Q_UNKNOWN, QUALITIES
 from geofence.rfc3339 import parse_rfc3339
 
 __all__ = [
+    "Scanned",
     "check_batch",
     "check_values",
     "decision_dicts",
+    "decision_texts",
     "parse_time_cached",
     "rounded",
     "scan_batch",
@@ -397,17 +400,22 @@ def _convert(text: bytes, slow: np.ndarray, columns: tuple[np.ndarray, ...]) -> 
             col[slow[mine, 1]] = values[mine]
 
 
-#: A scanned check's strings: ``trip_id``, ``bike_id``, ``ended_at`` and the check's
-#: JSON text as received
-Texts = tuple[str, str, str, str]
+class Scanned(NamedTuple):
+    """A batch read by :func:`scan_batch`: its arrays, each check's byte ranges in the
+    body (``(n, 6)``: the check's JSON text, its ``trip_id`` and its ``bike_id``, plain
+    ASCII) and each check's ``ended_at`` in UTC (one object per distinct time)."""
+
+    batch: geofence.CheckBatch
+    spans: np.ndarray
+    ended: list[datetime]
 
 
 def scan_batch(
     raw: bytes, operator: str | None, limit: int, *, max_fixes: int = MAX_FIXES
-) -> tuple[geofence.CheckBatch, list[Texts]] | None:
+) -> Scanned | None:
     """The arrays of a batch body read straight from its bytes (:mod:`api._jsonscan`),
-    and each check's strings; None unless the body is in the plain form that reader
-    takes and every check is plainly valid (as :func:`check_batch` judges)."""
+    and where each check lies in it; None unless the body is in the plain form that
+    reader takes and every check is plainly valid (as :func:`check_batch` judges)."""
     n_bytes = len(raw)
     cap_checks = min(limit, n_bytes // 60 + 1)  # a check takes more than 60 bytes
     cap_fixes = n_bytes // 17 + 1  # {"lon":0,"lat":0}
@@ -434,20 +442,29 @@ def scan_batch(
     ids = lengths[:, _jsonscan.SPAN_TRIP : _jsonscan.SPAN_BIKE + 1]
     if not ((ids > 0) & (ids <= 256)).all():
         return None
-    ended = np.empty(n)
-    texts: list[Texts] = []
-    names: list[str | None] = [None] * n
-    bounds = spans.reshape(n, 2 * _jsonscan.N_SPANS).tolist()
-    for k, (c0, c1, t0, t1, b0, b1, v0, v1, e0, e1, d0, d1) in enumerate(bounds):
-        if raw[v0:v1] not in _VEHICLE_BYTES:
-            return None
-        end = raw[e0:e1].decode()
-        t = parse_time_cached(end)
+    vehicles = _texts_of(buf, spans[:, _jsonscan.SPAN_VEHICLE], 5)
+    if vehicles is None or not set(np.unique(vehicles).tolist()) <= _VEHICLE_BYTES:
+        return None
+    ends = _texts_of(buf, spans[:, _jsonscan.SPAN_ENDED], 64)
+    if ends is None:
+        return None
+    distinct, which = np.unique(ends, return_inverse=True)
+    seconds: list[float] = []
+    utc: list[datetime] = []
+    for end in distinct.tolist():
+        text = end.decode()
+        t = parse_time_cached(text)
         if t is None:
             return None
-        ended[k] = t
-        texts.append((raw[t0:t1].decode(), raw[b0:b1].decode(), end, raw[c0:c1].decode()))
-        if d0 >= 0:
+        seconds.append(t)
+        utc.append(parse_rfc3339(text).astimezone(UTC))
+    ended = np.array(seconds)[which]
+    names: list[str | None] = [None] * n
+    named = np.flatnonzero(spans[:, _jsonscan.SPAN_CLASS, 0] >= 0)
+    if len(named):
+        for k, (d0, d1) in zip(
+            named.tolist(), spans[named, _jsonscan.SPAN_CLASS].tolist(), strict=True
+        ):
             names[k] = raw[d0:d1].decode()
     classes = _classes(names)
     if classes is None:
@@ -466,7 +483,22 @@ def scan_batch(
         flat_quality=quality,
         classes=classes,
     )
-    return None if batch is None else (batch, texts)
+    if batch is None:
+        return None
+    where = spans[:, : _jsonscan.SPAN_BIKE + 1].reshape(n, 6)
+    return Scanned(batch, where, [utc[k] for k in which.tolist()])
+
+
+def _texts_of(buf: np.ndarray, spans: np.ndarray, width: int) -> np.ndarray | None:
+    """The byte strings at ``spans`` (``(n, 2)``) of ``buf`` as one ``S{width}`` array
+    (one gather, no Python object per string); None if one is longer than ``width``."""
+    lengths = spans[:, 1] - spans[:, 0]
+    if len(lengths) and int(lengths.max()) > width:
+        return None
+    cols = np.arange(width)
+    at = np.minimum(spans[:, :1] + cols, len(buf) - 1)
+    out = np.where(cols < lengths[:, None], buf[at], 0).astype(np.uint8)
+    return out.view(f"S{width}").ravel()
 
 
 def rounded(a: np.ndarray, ndigits: int) -> list[Any]:
@@ -570,5 +602,101 @@ def decision_dicts(
                 "position": {"lon": lon, "lat": lat, "accuracy_m": acc},
                 "policy_version": policy_version,
             }
+        )
+    return out
+
+
+def decision_texts(
+    decided: geofence.DecisionBatch,
+    check_ids: Sequence[str],
+    decided_at: str,
+    policy_version: int | None = None,
+) -> list[bytes]:
+    """Each decision's JSON, the bytes ``orjson.dumps`` writes of
+    :func:`decision_dicts`' dicts, without the dicts.
+
+    The numbers are written by one ``orjson.dumps`` of each rounded column (so each is
+    spelled as orjson spells it; NaN as ``null``, as a dict's None is), the zones,
+    reason lists and the batch's constants serialized once, and each decision is one
+    ``bytes`` formatting of those pieces: measured ~2 µs a check where the dicts and a
+    ``dumps`` of each cost ~17 µs (10-fix checks, 2-core machine under load).
+    """
+    n = len(check_ids)
+    if n == 0:
+        return []
+    zs = decided.index.zone_set
+    outcomes = [orjson.dumps(o) for o in geofence.OUTCOMES]
+    reason_names = geofence.REASONS
+    kinds = geofence.KIND_NAMES
+
+    def numbers(a: np.ndarray, ndigits: int) -> list[bytes]:
+        return orjson.dumps(rounded(a, ndigits))[1:-1].split(b",")
+
+    def const(v: Any) -> bytes:  # a constant inside the template
+        return orjson.dumps(v).replace(b"%", b"%%")
+
+    template = (
+        b'{"outcome":%s,"zone":%s,"p_inside":%s,"distance_m":%s,"nearest":%s,"reasons":%s,'
+        b'"zone_set_version":'
+        + const(zs.version)
+        + b',"policy":'
+        + const(decided.policy.id)
+        + b',"check_id":"%s","decided_at":'
+        + const(decided_at)
+        + b',"position":{"lon":%s,"lat":%s,"accuracy_m":%s},"policy_version":'
+        + const(policy_version)
+        + b"}"
+    )
+    zone_of: dict[int, bytes] = {-1: b"null"}
+    id_of: dict[int, bytes] = {}
+    reasons_of: dict[int, bytes] = {}
+    k = decided.nearest_pos.shape[1] if decided.nearest_pos.ndim == 2 else 0
+    nearest_of: list[bytes] = [b"[]"] * n
+    if k:
+        near_d = numbers(decided.nearest_dist, 2)
+        near_b = numbers(decided.nearest_bearing, 1)
+        entry = b'{"zone_id":%s,"distance_m":%s,"bearing_deg":%s}'
+        for i, row in enumerate(decided.nearest_pos.tolist()):
+            parts = []
+            for j, q in enumerate(row):
+                if q >= 0:
+                    name = id_of.get(q)
+                    if name is None:
+                        name = id_of[q] = orjson.dumps(str(zs.ids[q]))
+                    parts.append(entry % (name, near_d[i * k + j], near_b[i * k + j]))
+            if parts:
+                nearest_of[i] = b"[" + b",".join(parts) + b"]"
+    out = []
+    for cid, o, bits, z, p, dist, lon, lat, acc, nearest in zip(
+        check_ids,
+        decided.outcome.tolist(),
+        decided.reasons.tolist(),
+        decided.zone.tolist(),
+        numbers(decided.p_inside, 4),
+        numbers(decided.distance_m, 2),
+        numbers(decided.lon, 7),
+        numbers(decided.lat, 7),
+        numbers(decided.accuracy_m, 2),
+        nearest_of,
+        strict=True,
+    ):
+        zone = zone_of.get(z if z >= 0 else -1)
+        if zone is None:
+            zone = zone_of[z] = orjson.dumps(
+                {
+                    "id": str(zs.ids[z]),
+                    "kind": kinds[int(zs.kind[z])],
+                    "fenced": bool(zs.fenced[z]),
+                    "district": str(zs.district[z]),
+                    "name": str(zs.name[z]),
+                }
+            )
+        reasons = reasons_of.get(bits)
+        if reasons is None:
+            reasons = reasons_of[bits] = orjson.dumps(
+                [r for b, r in enumerate(reason_names) if bits >> b & 1]
+            )
+        out.append(
+            template % (outcomes[o], zone, p, dist, nearest, reasons, cid.encode(), lon, lat, acc)
         )
     return out

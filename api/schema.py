@@ -31,7 +31,10 @@ Tables
                    read-back). ``(operator, idempotency_key)`` is unique (one key space
                    across the single and batch routes: a batch's rows carry ``key``,
                    ``key/1``, …); indexed by time, operator and time, batch, zone
-                   and time, trip and time (migration 5).
+                   and time, trip and time (migration 5). A batch's check (migration
+                   6) has no body of its own: ``body_start``/``body_end`` point into
+                   its batch's body in ``batch_bodies``.
+``batch_bodies``   a batch's request body as received, once, zstd-compressed.
 ``api_keys``       SHA-256 hashes of the API keys (never the keys), role, operator.
 """
 
@@ -50,6 +53,7 @@ __all__ = [
     "active_policy",
     "active_zone_set",
     "api_keys",
+    "batch_bodies",
     "checks",
     "file_lock",
     "metadata",
@@ -149,12 +153,30 @@ checks = sa.Table(
     sa.Column("decided_day", sa.String(10), nullable=False),
     sa.Column("policy_version", sa.Integer, nullable=True),  # migration 4
     sa.Column("device_class", sa.String(64), nullable=True),  # migration 4
+    # migration 6: a batch's check reads its body from ``batch_bodies`` (these bytes of
+    # the batch's request body); its own ``body`` is then empty
+    sa.Column("body_start", sa.Integer, nullable=True),
+    sa.Column("body_end", sa.Integer, nullable=True),
     sa.UniqueConstraint("operator", "idempotency_key", name="uq_checks_operator_idempotency"),
     sa.Index("ix_checks_decided_at", "decided_at"),
     sa.Index("ix_checks_operator_decided_at", "operator", "decided_at"),
     sa.Index("ix_checks_batch", "batch_id"),
     sa.Index("ix_checks_zone_decided_at", "zone_id", "decided_at"),  # migration 2
     sa.Index("ix_checks_trip_decided_at", "trip_id", "decided_at"),  # migration 5
+)
+
+#: a batch's request body as received, once, zstd-compressed (migration 6): each of its
+#: checks' rows points into it (``body_start``, ``body_end``: bytes of the decompressed
+#: body). Committed in the same transaction as the rows; ``geofence audit prune``
+#: removes the bodies no row points to.
+batch_bodies = sa.Table(
+    "batch_bodies",
+    metadata,
+    sa.Column("batch_id", sa.String(40), primary_key=True),
+    sa.Column("operator", sa.String(64), nullable=False),
+    sa.Column("decided_at", _TS, nullable=False),
+    sa.Column("n_checks", sa.Integer, nullable=False),
+    sa.Column("body", sa.LargeBinary, nullable=False),
 )
 
 policy_versions = sa.Table(
@@ -267,8 +289,20 @@ def _v5(conn: Connection) -> None:
             )
 
 
+def _v6(conn: Connection) -> None:
+    """A batch's request body stored once, compressed (``batch_bodies``), its checks'
+    rows pointing into it (``body_start``, ``body_end``): measured, the verbatim body of
+    every row was most of the audit log's bytes and of the writer's CPU per batch. Old
+    rows keep their inline body (NULL pointers) and read as before."""
+    batch_bodies.create(conn, checkfirst=True)
+    have = {c["name"] for c in sa.inspect(conn).get_columns("checks")}
+    for name in ("body_start", "body_end"):  # a new database has them (step 1)
+        if name not in have:
+            conn.exec_driver_sql(f"ALTER TABLE checks ADD COLUMN {name} INTEGER")
+
+
 #: Ordered migration steps: step ``i`` (1-based) brings the schema to version ``i``.
-MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_v1, _v2, _v3, _v4, _v5)
+MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_v1, _v2, _v3, _v4, _v5, _v6)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -4,7 +4,11 @@ SQLAlchemy Core over SQLite (WAL mode, a file under ``var/``) or PostgreSQL; the
 URL is the only difference. Every method is synchronous and thread-safe (one
 engine, a connection pool); the web layer calls them from worker threads. The
 audit log is written through :class:`api.audit.AuditWriter` (group commit), and
-read here.
+read here: a batch's check's body (migration 6) from its batch's body, stored once
+and zstd-compressed, which every reader here decompresses once per read (a page of
+checks from one batch: once) and keeps for the next reads (the last few, up to
+:data:`BODY_CACHE_BYTES`: the pages of a search or an export walk one batch after
+another).
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ import contextlib
 import hashlib
 import hmac
 import secrets
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -21,11 +27,13 @@ from typing import Any, Literal
 
 import orjson
 import sqlalchemy as sa
+import zstandard
 from sqlalchemy.engine import Connection, Engine
 
 from api import schema as t
 
 __all__ = [
+    "BODY_CACHE_BYTES",
     "CHINA_STANDARD_TIME",
     "ROLES",
     "ApiKey",
@@ -48,6 +56,9 @@ Role = Literal["admin", "operator"]
 CHINA_STANDARD_TIME = timedelta(hours=8)
 
 GroupBy = Literal["operator", "district", "zone", "day"]
+
+#: decompressed batch bodies kept by a store for the next reads, in bytes at most
+BODY_CACHE_BYTES = 64 << 20
 
 
 def as_utc(dt: datetime | None) -> datetime | None:
@@ -328,6 +339,7 @@ class Store:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self._bodies = _BodyCache(BODY_CACHE_BYTES)
 
     @classmethod
     def open(cls, url: str, *, sqlite_synchronous: str = "FULL", pool_size: int = 8) -> Store:
@@ -688,37 +700,60 @@ class Store:
         either route, race-free. The first row is found by its exact key, a batch's
         others by its ``batch_id`` (indexed). Exact comparisons only, no ``LIKE``
         pattern, so the result is the same on every backend and collation
-        (case-sensitive, ``%`` and ``_`` taken literally).
+        (case-sensitive, ``%`` and ``_`` taken literally). The bodies are read through
+        the batch's stored body (migration 6) when the rows point into it.
         """
         c_ = t.checks.c
+        cols = (c_.idempotency_key, c_.batch_id, c_.body, c_.decision, c_.body_start, c_.body_end)
         with self.engine.connect() as c:
             first = c.execute(
-                sa.select(c_.batch_id, c_.body, c_.decision).where(
-                    c_.operator == operator, c_.idempotency_key == key
-                )
+                sa.select(*cols).where(c_.operator == operator, c_.idempotency_key == key)
             ).first()
             if first is None:
                 return None
             if first.batch_id is None:
-                return Idempotent(None, [first.body], [first.decision])
+                return Idempotent(None, self._body_texts(c, [first]), [first.decision])
             rows = c.execute(
-                sa.select(c_.idempotency_key, c_.body, c_.decision).where(
-                    c_.batch_id == first.batch_id, c_.operator == operator
-                )
+                sa.select(*cols).where(c_.batch_id == first.batch_id, c_.operator == operator)
             ).all()
+            texts = self._body_texts(c, rows)
         prefix = key + "/"
-        found: dict[int, tuple[str, str]] = {0: (first.body, first.decision)}
-        for k, b, d in rows:
-            if k is not None and k.startswith(prefix) and k[len(prefix) :].isdigit():
-                found[int(k[len(prefix) :])] = (b, d)
+        found: dict[int, tuple[str, str]] = {}
+        for r, b in zip(rows, texts, strict=True):
+            k = r.idempotency_key
+            if k == key:
+                found[0] = (b, r.decision)
+            elif k is not None and k.startswith(prefix) and k[len(prefix) :].isdigit():
+                found[int(k[len(prefix) :])] = (b, r.decision)
         ordered = [found[i] for i in sorted(found)]
         return Idempotent(first.batch_id, [b for b, _ in ordered], [d for _, d in ordered])
+
+    def _body_texts(self, c: Connection, rows: Sequence[Any]) -> list[str]:
+        """Each row's check body as received: its own (``body``), or its bytes in its
+        batch's stored body (``body_start``, ``body_end``)."""
+        need = {r.batch_id for r in rows if r.body_start is not None}
+        bodies = {b: raw for b in need if (raw := self._bodies.get(b)) is not None}
+        missing = sorted(need - bodies.keys())
+        if missing:
+            bb = t.batch_bodies.c
+            for batch_id, packed in c.execute(
+                sa.select(bb.batch_id, bb.body).where(bb.batch_id.in_(missing))
+            ):
+                raw = zstandard.ZstdDecompressor().decompress(packed)
+                bodies[batch_id] = raw
+                self._bodies.put(batch_id, raw)
+        return [
+            r.body
+            if r.body_start is None
+            else bodies[r.batch_id][r.body_start : r.body_end].decode()
+            for r in rows
+        ]
 
     def get_check(self, check_id: str) -> dict[str, Any] | None:
         """One audit-log record, or None."""
         with self.engine.connect() as c:
             r = c.execute(sa.select(t.checks).where(t.checks.c.check_id == check_id)).first()
-        return None if r is None else _check_record(r)
+            return None if r is None else _check_record(r, self._body_texts(c, [r])[0])
 
     def search_checks(
         self,
@@ -764,7 +799,8 @@ class Store:
         )
         with self.engine.connect() as conn:
             rows = conn.execute(q).all()
-        return [_check_record(r) for r in rows]
+            texts = self._body_texts(conn, rows)
+        return [_check_record(r, b) for r, b in zip(rows, texts, strict=True)]
 
     def count_checks(self) -> int:
         with self.engine.connect() as c:
@@ -807,8 +843,9 @@ class Store:
             q = q.order_by(t.checks.c.decided_at, t.checks.c.check_id).limit(chunk)
             with self.engine.connect() as c:
                 rows = c.execute(q).all()
-            for r in rows:
-                yield _check_record(r)
+                texts = self._body_texts(c, rows)
+            for r, b in zip(rows, texts, strict=True):
+                yield _check_record(r, b)
             if len(rows) < chunk:
                 return
             last = (rows[-1].decided_at, rows[-1].check_id)
@@ -943,7 +980,36 @@ class Store:
         return _key_from_row(r)
 
 
-def _check_record(r: Any) -> dict[str, Any]:
+class _BodyCache:
+    """Decompressed batch bodies by batch id, the most recently used kept up to
+    ``max_bytes`` in all (thread-safe)."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._items: OrderedDict[str, bytes] = OrderedDict()
+        self._size = 0
+        self._lock = threading.Lock()
+
+    def get(self, batch_id: str) -> bytes | None:
+        with self._lock:
+            raw = self._items.get(batch_id)
+            if raw is not None:
+                self._items.move_to_end(batch_id)
+            return raw
+
+    def put(self, batch_id: str, raw: bytes) -> None:
+        if len(raw) > self.max_bytes:
+            return
+        with self._lock:
+            old = self._items.pop(batch_id, None)
+            self._size += len(raw) - (0 if old is None else len(old))
+            self._items[batch_id] = raw
+            while self._size > self.max_bytes:
+                _, dropped = self._items.popitem(last=False)
+                self._size -= len(dropped)
+
+
+def _check_record(r: Any, body: str) -> dict[str, Any]:
     return {
         "check_id": r.check_id,
         "operator": r.operator,
@@ -955,6 +1021,6 @@ def _check_record(r: Any) -> dict[str, Any]:
         "policy": r.policy_id,
         "policy_version": r.policy_version,
         "decided_at": rfc3339(as_utc(r.decided_at)),
-        "request": orjson.loads(r.body),
+        "request": orjson.loads(body),
         "decision": orjson.loads(r.decision),
     }

@@ -469,12 +469,16 @@ def run_batches(
     }
 
 
-def audit_floor(work: Path, n_checks: int, fixes: int, repeat: int = 3) -> dict[str, Any]:
+def audit_floor(
+    work: Path, n_checks: int, fixes: int, repeat: int = 3, *, inline: bool = False
+) -> dict[str, Any]:
     """What storing a batch's audit rows alone costs per fix, outside any server.
 
-    ``n_checks`` rows of ``fixes``-fix bodies (the JSON the batch route stores as
-    received) committed into the service's ``checks`` table the way the audit writer
-    does it (:class:`api.audit._Child`: the driver's ``executemany`` on a kept
+    ``n_checks`` rows of ``fixes``-fix checks committed into the service's ``checks``
+    table, each pointing into the batch's body stored once, zstd-compressed, in
+    ``batch_bodies`` (migration 6; the compression is counted in the insert), or with
+    ``inline`` each row with its body as received (the layout before), the way the
+    audit writer does it (:class:`api.audit._Child`: the driver's ``executemany`` on a kept
     connection, one commit, SQLite WAL with synchronous=FULL and the writer's own
     passive checkpoint after the commit). No HTTP, no parsing, no decision: a floor
     under the batch route's cost per fix on this machine. Medians of ``repeat``.
@@ -482,11 +486,12 @@ def audit_floor(work: Path, n_checks: int, fixes: int, repeat: int = 3) -> dict[
     import uuid
 
     import orjson
+    import zstandard
 
-    from api.audit import COLUMNS
+    from api.audit import BATCH_COLUMNS, COLUMNS, ZSTD_LEVEL
     from api.storage import Store, china_day
 
-    url = f"sqlite:///{work / f'audit-floor-{fixes}.db'}"
+    url = f"sqlite:///{work / f'audit-floor-{fixes}-{inline}.db'}"
     store = Store.open(url)
     bodies = [orjson.dumps(b).decode() for b in check_bodies(n_checks, fixes, seed=7)]
     decision = orjson.dumps(
@@ -507,7 +512,14 @@ def audit_floor(work: Path, n_checks: int, fixes: int, repeat: int = 3) -> dict[
             "position": {"lon": 113.5512345, "lat": 22.2712345, "accuracy_m": 4.2},
         }
     ).decode()
-    sql = f"INSERT INTO checks ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+    raw = ('{"checks":[' + ",".join(bodies) + "]}").encode()
+    spans, at = [], len('{"checks":[')
+    for b in bodies:
+        spans.append((at, at + len(b.encode())))
+        at += len(b.encode()) + 1
+    cols = COLUMNS if inline else COLUMNS + BATCH_COLUMNS
+    sql = f"INSERT INTO checks ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
+    zstd = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
     conn = store.engine.raw_connection()
     cur = conn.cursor()
     cur.execute("PRAGMA wal_autocheckpoint=0")
@@ -526,7 +538,7 @@ def audit_floor(work: Path, n_checks: int, fixes: int, repeat: int = 3) -> dict[
                     f"B{i}",
                     None,
                     batch,
-                    body,
+                    body if inline else "",
                     decision,
                     "reject",
                     None,
@@ -539,9 +551,15 @@ def audit_floor(work: Path, n_checks: int, fixes: int, repeat: int = 3) -> dict[
                     1,  # policy_version
                     None,  # device_class
                 )
+                + (() if inline else spans[i])
                 for i, body in enumerate(bodies)
             ]
             w, c = time.perf_counter(), time.process_time()
+            if not inline:
+                cur.execute(
+                    "INSERT INTO batch_bodies VALUES (?, ?, ?, ?, ?)",
+                    (batch, "meituan", stamp, len(bodies), zstd.compress(raw)),
+                )
             cur.executemany(sql, rows)
             conn.commit()
             insert.append((time.perf_counter() - w, time.process_time() - c))
@@ -560,6 +578,7 @@ def audit_floor(work: Path, n_checks: int, fixes: int, repeat: int = 3) -> dict[
     return {
         "checks": n_checks,
         "fixes_per_check": fixes,
+        "layout": "inline bodies" if inline else "batch body once, compressed",
         "body_bytes_per_check": round(statistics.mean(len(b) for b in bodies)),
         "insert_commit_ns_per_fix": {"wall": med(insert, 0), "cpu": med(insert, 1)},
         "checkpoint_ns_per_fix": {"wall": med(checkpoint, 0), "cpu": med(checkpoint, 1)},
@@ -573,8 +592,8 @@ def audit_bytes(work: Path, n_checks: int = 2000) -> list[dict[str, Any]]:
     one by one (10 fixes each, with an idempotency key: every stored column filled),
     and then as batches of 500 checks of 10 and of 50 fixes, each scenario on a fresh
     database; the growth of the database (SQLite: the file after a truncating
-    checkpoint; PostgreSQL: ``pg_total_relation_size('checks')``: rows, TOAST and
-    indexes) over the decisions stored.
+    checkpoint; PostgreSQL: ``pg_total_relation_size`` of ``checks`` and
+    ``batch_bodies``: rows, TOAST and indexes) over the decisions stored.
     """
     import orjson
     import sqlalchemy as sa
@@ -591,7 +610,10 @@ def audit_bytes(work: Path, n_checks: int = 2000) -> list[dict[str, Any]]:
                 c.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
                 pages = c.exec_driver_sql("PRAGMA page_count").scalar()
                 return int(pages) * int(c.exec_driver_sql("PRAGMA page_size").scalar())
-            return int(c.execute(sa.text("SELECT pg_total_relation_size('checks')")).scalar())
+            q = "SELECT pg_total_relation_size('checks')"
+            if c.dialect.has_table(c, "batch_bodies"):  # migration 6
+                q += " + pg_total_relation_size('batch_bodies')"
+            return int(c.execute(sa.text(q)).scalar())
 
     scenarios = (("single", 10), ("batch", 10), ("batch", 50))
     out: list[dict[str, Any]] = []
@@ -811,10 +833,11 @@ def main() -> None:
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     ap.add_argument(
         "--only",
-        choices=["all", "processes", "bytes"],
+        choices=["all", "processes", "bytes", "batch"],
         default="all",
         help="processes: only the workers x backends runs, merged into the existing http.json; "
-        "bytes: only the audit log's bytes per decision, likewise",
+        "bytes: only the audit log's bytes per decision, likewise; batch: only the batch "
+        "runs and the audit floor, likewise",
     )
     ap.add_argument(
         "--quiet-load",
@@ -843,6 +866,9 @@ def main() -> None:
         merged["audit_bytes"] = stored
         merged["audit_bytes_date"] = datetime.now(UTC).isoformat(timespec="seconds")
         path.write_text(json.dumps(merged, indent=2, ensure_ascii=False) + "\n")
+        return
+    if args.only == "batch":
+        main_batch(args, work)
         return
     results: dict[str, Any] = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -940,24 +966,7 @@ def main() -> None:
             "note": "medians of three 10 s runs at 1,000 checks/s",
         }
 
-        # batches
-        batches = []
-        for n_checks, fixes, repeat, conc in (
-            (1000, 10, 10, 1),
-            (10000, 10, 4, 1),
-            (10000, 10, 4, 2),
-            (10000, 50, 2, 1),
-        ):
-            r = run_batches(url, key, n_checks, fixes, repeat, conc)
-            batches.append(r)
-            print("batch:", r, flush=True)
-        floor = [audit_floor(work, 10_000, fixes) for fixes in (10, 50)]
-        print("audit floor:", floor, flush=True)
-        results["batch"] = {
-            "runs": batches,
-            "best_fixes_per_s": max(b["fixes_per_s"] for b in batches),
-            "audit_floor": floor,
-        }
+        results["batch"] = batch_section(work, url, key)
         results["audit_bytes"] = audit_bytes(work)
         results["processes"] = run_processes(work, bodies_file, lua, args.duration)
         results["targets"] = {
@@ -981,6 +990,60 @@ def main() -> None:
     (RESULTS / "http.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
     plot(results, RESULTS / "http.png")
     print(json.dumps(results["targets"], indent=2))
+
+
+def batch_section(work: Path, url: str, key: str) -> dict[str, Any]:
+    """The batch runs against the server at ``url`` and the audit floor."""
+    batches = []
+    for n_checks, fixes, repeat, conc in (
+        (1000, 10, 10, 1),
+        (10000, 10, 4, 1),
+        (10000, 10, 4, 2),
+        (10000, 50, 2, 1),
+        (10000, 50, 2, 2),
+    ):
+        r = run_batches(url, key, n_checks, fixes, repeat, conc)
+        batches.append(r)
+        print("batch:", r, flush=True)
+    floor = [
+        audit_floor(work, 10_000, fixes, inline=inline)
+        for fixes in (10, 50)
+        for inline in (True, False)
+    ]
+    print("audit floor:", floor, flush=True)
+    best = {
+        f"fixes_{f}": max(b["fixes_per_s"] for b in batches if b["fixes_per_check"] == f)
+        for f in (10, 50)
+    }
+    return {
+        "runs": batches,
+        "best_fixes_per_s": max(best.values()),
+        "best_fixes_per_s_by_fixes_per_check": best,
+        "audit_floor": floor,
+    }
+
+
+def main_batch(args: argparse.Namespace, work: Path) -> None:
+    """``--only batch``: a fresh server, the batch runs and the audit floor, merged into
+    ``http.json``."""
+    out = RESULTS / "http.json"
+    load0 = [round(x, 2) for x in os.getloadavg()]
+    try:
+        port = free_port()
+        proc, _ = start_geofence(work, port)
+        keys = dict(re.findall(r"^\s+\w+\s+(\w+)\s+(gfk_\S+)$", proc.out.read_text(), re.M))
+        section = batch_section(work, f"http://127.0.0.1:{port}", keys["meituan"])
+    finally:
+        for p in _STARTED:
+            p.stop()
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    section["date"] = datetime.now(UTC).isoformat(timespec="seconds")
+    section["load_average"] = {"start": load0, "end": [round(x, 2) for x in os.getloadavg()]}
+    results = json.loads(out.read_text()) if out.exists() else {}  # read now: merged
+    results["batch"] = section
+    out.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+    print(json.dumps(section["best_fixes_per_s_by_fixes_per_check"], indent=2))
 
 
 def main_processes(args: argparse.Namespace, work: Path, waited: float) -> None:

@@ -34,7 +34,7 @@ from starlette.types import Receive
 
 import geofence
 from api import bounds, columns
-from api.audit import CONFLICT, WriterClosed
+from api.audit import COLUMNS, CONFLICT, BatchUnit, WriterClosed
 from api.auth import SECURITY, any_role, authenticate_scope, operator_of, require_operator
 from api.errors import Problem, from_domain, from_pydantic
 from api.models import (
@@ -51,7 +51,7 @@ from api.models import (
 from api.paging import encode_cursor, next_link, page_headers, time_cursor
 from api.responses import JSONResponse, PreparedJSONResponse, dumps
 from api.routes import ready_state, store_of
-from api.service import audit_values, decided_now, ended_at_utc, new_id, new_ids
+from api.service import audit_values, decided_now, new_id, new_ids
 from api.storage import Idempotent, china_day
 
 __all__ = ["router"]
@@ -154,7 +154,7 @@ def _too_large(limit: int) -> Problem:
     )
 
 
-async def _record(st: Any, rows: list[tuple[Any, ...]]) -> str:
+async def _record(st: Any, rows: list[tuple[Any, ...]] | BatchUnit) -> str:
     try:
         return await st.writer.write(rows)
     except WriterClosed:
@@ -386,102 +386,199 @@ class _GCPause:
 _gc_paused = _GCPause()
 
 
-def _decide_batch(
-    st: Any, raw: bytes, op: str, key: str | None
-) -> tuple[list[tuple[Any, ...]], bytes, Counter[str]]:
+def _decide_batch(st: Any, raw: bytes, op: str, key: str | None) -> _Decided:
     """:func:`_decide_batch_now` with the garbage collector paused."""
     with _gc_paused:
         return _decide_batch_now(st, raw, op, key)
 
 
-def _decide_batch_now(
-    st: Any, raw: bytes, op: str, key: str | None
-) -> tuple[list[tuple[Any, ...]], bytes, Counter[str]]:
-    """Parse, validate and decide a batch (in a worker thread): rows, response, outcomes.
+#: a decided batch: what the audit writer records, the response, the outcomes' counts
+_Decided = tuple[BatchUnit, bytes, Counter[str]]
+
+
+def _decide_batch_now(st: Any, raw: bytes, op: str, key: str | None) -> _Decided:
+    """Parse, validate and decide a batch (in a worker thread): its audit unit, the
+    response, the outcomes.
 
     The fast paths read the body straight into one :class:`geofence.CheckBatch` and
     decide it with one call of :func:`geofence.decide_arrays`: a compiled reader of the
-    bytes (:func:`api.columns.scan_batch`, the plain form clients send; each check's
-    JSON text is then kept as received), else orjson and
+    bytes (:func:`api.columns.scan_batch`, the plain form clients send), else orjson and
     :func:`api.columns.check_batch`. A batch neither plainly accepts (or one over the
-    limit) takes the schema's path, which words the errors.
+    limit) takes the schema's path, which words the errors. Every path records the
+    body once, as received (:class:`api.audit.BatchUnit`), each check's row pointing
+    at its bytes in it.
+
+    The fast reader's checks go to the writer as columns (the writer builds the rows,
+    on its own core): the check ids, the response and its decisions' offsets, the
+    outcomes, zones and districts, each check's byte ranges.
     """
-    texts: list[columns.Texts]
     limit, max_fixes = st.settings.batch_limit, st.settings.max_fixes
     scanned = columns.scan_batch(raw, op, limit, max_fixes=max_fixes)
-    if scanned is not None:
-        batch, texts = scanned
-    else:
-        # counted before anything parses the body (the compiled reader above is bounded)
-        bounds.check(raw, bounds.Bounds(limit, max_fixes))
-        try:
-            doc = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            doc = None
-        bodies = doc.get("checks") if type(doc) is dict and len(doc) == 1 else None
-        parsed = None
-        if type(bodies) is list and len(bodies) <= st.settings.batch_limit:
-            parsed = columns.check_batch(bodies, op)
-        if parsed is None:
-            return _decide_batch_slow(st, raw, op, key)
-        assert bodies is not None
-        batch = parsed
-        received = bounds.item_texts(raw, len(bodies))  # each check as received
-        if received is None:  # pragma: no cover - a parsed body has its items
-            received = [orjson.dumps(b).decode() for b in bodies]
-        texts = [
-            (b["trip_id"], b["bike_id"], b["ended_at"], text)
-            for b, text in zip(bodies, received, strict=True)
-        ]
+    if scanned is None:
+        return _decide_batch_parsed(st, raw, op, key)
+    batch = scanned.batch
+    n = len(scanned.ended)
+    decided, ids, now = _decide_arrays(st, batch, n)
+    active = st.active
+    decided_at = datetime.fromtimestamp(now, UTC)
+    stamp = decided_at.isoformat().replace("+00:00", "Z")
+    # once: the response and the rows
+    decisions = columns.decision_texts(decided, ids, stamp, active.policy_version)
+    payload = b'{"results":[' + b",".join(decisions) + b"]}"
+    offsets = np.empty(n + 1, np.int64)
+    offsets[0] = len(b'{"results":[')
+    np.cumsum(np.fromiter(map(len, decisions), np.int64, n) + 1, out=offsets[1:])
+    offsets[1:] += offsets[0]
+    zones, districts = _zones_and_districts(st, batch, decided)
+    names = geofence.OUTCOMES
+    outcomes = [names[o] for o in decided.outcome.tolist()]
+    unit = BatchUnit(
+        batch_id=new_id("b_"),
+        operator=op,
+        raw=raw,
+        decided_at=decided_at,
+        n=n,
+        key=key,
+        spans=scanned.spans,
+        ids="".join(ids),
+        id_width=len(ids[0]),
+        payload=payload,
+        offsets=offsets,
+        ended=scanned.ended,
+        outcomes=outcomes,
+        zones=zones,
+        districts=districts,
+        zone_set_version=decided.index.zone_set.version,
+        policy_id=decided.policy.id,
+        policy_version=active.policy_version,
+        day=china_day(decided_at),
+        class_codes=batch.device_class,
+        classes=batch.device_classes,
+    )
+    return unit, payload, Counter(outcomes)
+
+
+def _decide_arrays(st: Any, batch: geofence.CheckBatch, n: int) -> tuple[Any, list[str], float]:
+    """The decisions of ``batch`` (``n`` checks), their ids, and ``now``."""
     active = st.active
     now = decided_now()
     try:
         decided = geofence.decide_arrays(active.index, batch, active.policy, now)
     except geofence.CheckError as exc:
-        raise _batch_problem(exc, len(texts)) from None
-    n = len(texts)
-    ids = new_ids(n)
+        raise _batch_problem(exc, n) from None
+    return decided, new_ids(n), now
+
+
+def _zones_and_districts(
+    st: Any, batch: geofence.CheckBatch, decided: geofence.DecisionBatch
+) -> tuple[list[str | None], list[str | None]]:
+    """Each check's zone id and district as the audit log records them (a check matched
+    to no zone: the district of its last fix)."""
+    n = len(decided.zone)
+    last = batch.n_fixes - 1
+    rows_n = np.arange(n)
+    districts: list[str | None] = list(
+        st.districts.of_points(batch.lon[rows_n, last], batch.lat[rows_n, last])
+    )
+    zones: list[str | None] = [None] * n
+    zs = decided.index.zone_set
+    of: dict[int, tuple[str, str | None]] = {}
+    for i, z in enumerate(decided.zone.tolist()):
+        if z >= 0:
+            named = of.get(z)
+            if named is None:
+                named = of[z] = (str(zs.ids[z]), str(zs.district[z]) or None)
+            zones[i], districts[i] = named
+    return zones, districts
+
+
+def _decide_batch_parsed(st: Any, raw: bytes, op: str, key: str | None) -> _Decided:
+    """A batch the compiled reader did not take: orjson and
+    :func:`api.columns.check_batch`, else :func:`_decide_batch_slow`."""
+    limit, max_fixes = st.settings.batch_limit, st.settings.max_fixes
+    # counted before anything parses the body (the compiled reader above is bounded)
+    bounds.check(raw, bounds.Bounds(limit, max_fixes))
+    try:
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        doc = None
+    bodies = doc.get("checks") if type(doc) is dict and len(doc) == 1 else None
+    batch = None
+    if type(bodies) is list and len(bodies) <= limit:
+        batch = columns.check_batch(bodies, op)
+    if batch is None:
+        return _decide_batch_slow(st, raw, op, key)
+    assert bodies is not None
+    n = len(bodies)
+    decided, ids, now = _decide_arrays(st, batch, n)
+    active = st.active
     decided_at = datetime.fromtimestamp(now, UTC)
     stamp = decided_at.isoformat().replace("+00:00", "Z")
     dicts = columns.decision_dicts(decided, ids, stamp, active.policy_version)
-    last = batch.n_fixes - 1
-    rows_n = np.arange(n)
-    districts = st.districts.of_points(batch.lon[rows_n, last], batch.lat[rows_n, last])
+    decisions = list(map(orjson.dumps, dicts))
+    _, districts = _zones_and_districts(st, batch, decided)
+    unit = _parsed_unit(
+        raw,
+        bodies,
+        dicts,
+        ids,
+        op,
+        key,
+        districts,
+        decided_at=decided_at,
+        decisions=decisions,
+    )
+    payload = b'{"results":[' + b",".join(decisions) + b"]}"
+    return unit, payload, Counter(d["outcome"] for d in dicts)
+
+
+def _parsed_unit(
+    raw: bytes,
+    bodies: list[Any],
+    dicts: list[dict[str, Any]],
+    ids: list[str],
+    op: str,
+    key: str | None,
+    districts: list[str | None],
+    *,
+    decided_at: datetime | None = None,
+    decisions: list[bytes] | None = None,
+) -> BatchUnit:
+    """The audit unit of a batch parsed into ``bodies``: its rows, each pointing at its
+    check's bytes in ``raw`` (``decisions``: the decisions' JSON, when made already)."""
+    n = len(bodies)
     batch_id = new_id("b_")
-    decisions = list(map(orjson.dumps, dicts))  # once: the rows and the response
-    version, policy = decided.index.zone_set.version, decided.policy.id
-    policy_version = active.policy_version
-    classes = batch.device_classes
-    class_of = [None] * n if batch.device_class is None else batch.device_class.tolist()
-    day = china_day(decided_at)
+    at = _item_spans(raw, n)
+    day = None if decided_at is None else china_day(decided_at)
     rows = [
         (
-            ids[i],
-            op,
-            trip,
-            bike,
-            _row_key(key, i),
-            batch_id,
-            body_json,
-            decisions[i].decode(),
-            d["outcome"],
-            None if zone is None else zone["id"],
-            districts[i] if zone is None else zone["district"] or None,
-            version,
-            policy,
-            ended_at_utc(ended),
-            decided_at,
-            day,
-            policy_version,
-            None if c is None or c < 0 else classes[c],
+            *audit_values(
+                check_id=ids[i],
+                operator=op,
+                body=bodies[i],
+                body_json="",
+                decision=dicts[i],
+                idempotency_key=_row_key(key, i),
+                batch_id=batch_id,
+                district=districts[i],
+                decided_at=decided_at,
+                decision_json=None if decisions is None else decisions[i],
+                decided_day=day,
+            ),
+            *at[i],
         )
-        for i, ((trip, bike, ended, body_json), d, c) in enumerate(
-            zip(texts, dicts, class_of, strict=True)
-        )
-        for zone in (d["zone"],)
+        for i in range(n)
     ]
-    payload = b'{"results":[' + b",".join(decisions) + b"]}"
-    return rows, payload, Counter(d["outcome"] for d in dicts)
+    when = rows[0][COLUMNS.index("decided_at")] if rows else datetime.now(UTC)
+    return BatchUnit(batch_id=batch_id, operator=op, raw=raw, decided_at=when, n=n, rows=rows)
+
+
+def _item_spans(raw: bytes, n: int) -> list[tuple[int, int]]:
+    """Each check's byte range in the (parsed, valid) batch body ``raw``."""
+    at = bounds.item_spans(raw, n)
+    if at is None:  # pragma: no cover - a parsed body has its items
+        raise Problem(422, "validation", "the batch's checks could not be delimited")
+    return [(s, e) for s, e in at.tolist()]
 
 
 def _batch_problem(exc: geofence.CheckError, n_parsed: int) -> Problem:
@@ -536,9 +633,7 @@ def _validate_batch(raw: bytes, cap: int) -> list[Any]:
     return bodies
 
 
-def _decide_batch_slow(
-    st: Any, raw: bytes, op: str, key: str | None
-) -> tuple[list[tuple[Any, ...]], bytes, Counter[str]]:
+def _decide_batch_slow(st: Any, raw: bytes, op: str, key: str | None) -> _Decided:
     """The batch through the request schema and a :class:`geofence.Check` per body."""
     bodies = _validate_batch(raw, st.settings.max_problem_errors)
     limit = st.settings.batch_limit
@@ -553,31 +648,18 @@ def _decide_batch_slow(
         for body in bodies:
             checks.append(geofence.Check.from_mapping(body, operator=op))
         active = st.active
-        batch_id = new_id("b_")
         ids = new_ids(len(checks))
         decisions = geofence.decide_many(active.index, checks, active.policy, decided_now(), ids)
     except geofence.CheckError as exc:
         raise _batch_problem(exc, len(checks)) from None
     dicts = [d.to_dict() | {"policy_version": active.policy_version} for d in decisions]
-    districts = st.districts
-    received = bounds.item_texts(raw, len(bodies))  # each check as received
-    if received is None:  # pragma: no cover - a parsed body has its items
-        received = [orjson.dumps(b).decode() for b in bodies]
-    rows = [
-        audit_values(
-            check_id=ids[i],
-            operator=op,
-            body=bodies[i],
-            body_json=received[i],
-            decision=dicts[i],
-            idempotency_key=_row_key(key, i),
-            batch_id=batch_id,
-            district=None if dicts[i].get("zone") else districts.of_fixes(bodies[i]["fixes"]),
-        )
-        for i in range(len(checks))
+    districts = [
+        None if d.get("zone") else st.districts.of_fixes(b["fixes"])
+        for d, b in zip(dicts, bodies, strict=True)
     ]
+    unit = _parsed_unit(raw, bodies, dicts, ids, op, key, districts)
     payload = orjson.dumps({"results": dicts}, option=orjson.OPT_SERIALIZE_NUMPY)
-    return rows, payload, Counter(d["outcome"] for d in dicts)
+    return unit, payload, Counter(d["outcome"] for d in dicts)
 
 
 @router.post(
@@ -596,15 +678,15 @@ async def post_batch(request: Request) -> Response:
         prior = await run_in_threadpool(st.store.find_idempotent, who.operator, key)
         if prior is not None:
             return _replayed_batch(prior, raw)
-    rows, payload, outcomes = await run_in_threadpool(_decide_batch, st, raw, who.operator, key)
-    if await _record(st, rows) == CONFLICT:  # the key was taken meanwhile
+    unit, payload, outcomes = await run_in_threadpool(_decide_batch, st, raw, who.operator, key)
+    if await _record(st, unit) == CONFLICT:  # the key was taken meanwhile
         prior = await run_in_threadpool(st.store.find_idempotent, who.operator, key)
         if prior is None:  # pragma: no cover
             raise Problem(409, "idempotency-conflict", "retry: a concurrent request holds the key")
         return _replayed_batch(prior, raw)
     for outcome, n in outcomes.items():
         st.metrics.decided(outcome, n)
-    request.state.n_checks = len(rows)
+    request.state.n_checks = len(unit)
     return Response(payload, media_type="application/json")
 
 

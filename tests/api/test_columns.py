@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+from datetime import timedelta
 from typing import Any
 
 import numpy as np
@@ -23,6 +24,7 @@ import geofence
 from api import columns
 from api.models import batch_adapter
 from geofence.decisions.inputs import QUALITIES
+from geofence.rfc3339 import parse_rfc3339
 
 LON, LAT = 113.5233, 22.2688
 TIMES = ["2026-11-26T08:31:05+08:00", "2026-11-26T00:31:01Z", "2026-11-26T08:31:05"]
@@ -271,6 +273,12 @@ def test_decision_dicts_equal_the_engines_decisions(
     ]
     assert fast == slow
     assert {d["outcome"] for d in fast} >= {"settle", "reject"}
+    # the batch route's JSON of the same decisions: orjson's bytes of each dict
+    for version in (7, None):
+        texts = columns.decision_texts(decided, ids, "2026-11-26T00:00:00.5%Z", version)
+        dicts = columns.decision_dicts(decided, ids, "2026-11-26T00:00:00.5%Z", version)
+        assert texts == [orjson.dumps(d) for d in dicts]
+    assert columns.decision_texts(decided, [], "STAMP") == []
 
 
 def _decided_slow(index: geofence.ZoneIndex, b: dict[str, Any]) -> Any:
@@ -371,15 +379,16 @@ def _check_scanned(index: geofence.ZoneIndex, raw: bytes) -> bool:
     got = columns.scan_batch(raw, "op", 10_000)
     if got is None:
         return False
-    batch, texts = got
+    batch, spans, ended = got
     bodies = orjson.loads(raw)["checks"]
     ref = columns.check_batch(bodies, "op")
     assert ref is not None, "the reader accepted what check_batch refuses"
     _same(batch, ref)
-    assert len(texts) == len(bodies)
-    for (trip, bike, ended, text), b in zip(texts, bodies, strict=True):
-        assert orjson.loads(text) == b
-        assert (trip, bike, ended) == (b["trip_id"], b["bike_id"], b["ended_at"])
+    assert len(spans) == len(ended) == len(bodies)
+    for (c0, c1, t0, t1, b0, b1), end, b in zip(spans.tolist(), ended, bodies, strict=True):
+        assert orjson.loads(raw[c0:c1]) == b
+        assert (raw[t0:t1].decode(), raw[b0:b1].decode()) == (b["trip_id"], b["bike_id"])
+        assert end == parse_rfc3339(b["ended_at"]) and end.utcoffset() == timedelta(0)
     return True
 
 

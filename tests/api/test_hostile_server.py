@@ -258,12 +258,20 @@ def test_the_slow_batch_path_stores_the_checks_as_received(server: Server, small
         timeout=10,
     )
     assert r.status_code == 200, r.text
+    import zstandard
     from sqlalchemy import create_engine, text
 
     eng = create_engine(server.db_url)
-    with eng.connect() as conn:
-        stored = conn.execute(
-            text("SELECT body FROM checks WHERE trip_id LIKE 'T-as-received-%' ORDER BY trip_id")
-        ).scalars()
-        assert list(stored) == texts
+    with eng.connect() as conn:  # the batch's body once, each row pointing into it
+        rows = conn.execute(
+            text(
+                "SELECT c.body, c.body_start, c.body_end, b.body FROM checks c "
+                "JOIN batch_bodies b ON b.batch_id = c.batch_id "
+                "WHERE c.trip_id LIKE 'T-as-received-%' ORDER BY c.trip_id"
+            )
+        ).all()
     eng.dispose()
+    assert [own for own, *_ in rows] == ["", ""]
+    for *_, packed in rows:
+        assert zstandard.ZstdDecompressor().decompress(packed) == raw
+    assert [raw[start:end].decode() for _, start, end, _ in rows] == texts
