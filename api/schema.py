@@ -31,7 +31,14 @@ Tables
                    read-back). ``(operator, idempotency_key)`` is unique (one key space
                    across the single and batch routes: a batch's rows carry ``key``,
                    ``key/1``, …); indexed by time, operator and time, batch, zone
-                   and time, trip and time (migration 5).
+                   and time, trip and time (migration 5). On PostgreSQL partitioned by
+                   month of ``decided_at`` (migration 6, :mod:`api.partitions`): the
+                   primary key is ``(check_id, decided_at)`` there, and the key
+                   uniqueness lives in ``check_keys``; this definition is SQLite's and
+                   the columns every query uses.
+``check_keys``     PostgreSQL only (migration 6): ``(operator, idempotency_key)`` ->
+                   ``(check_id, decided_at)``, the primary key that refuses a key's
+                   second use, filled by a trigger on ``checks``.
 ``api_keys``       SHA-256 hashes of the API keys (never the keys), role, operator.
 """
 
@@ -39,6 +46,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -50,6 +58,7 @@ __all__ = [
     "active_policy",
     "active_zone_set",
     "api_keys",
+    "check_keys",
     "checks",
     "file_lock",
     "metadata",
@@ -155,6 +164,18 @@ checks = sa.Table(
     sa.Index("ix_checks_batch", "batch_id"),
     sa.Index("ix_checks_zone_decided_at", "zone_id", "decided_at"),  # migration 2
     sa.Index("ix_checks_trip_decided_at", "trip_id", "decided_at"),  # migration 5
+)
+
+#: PostgreSQL only (migration 6): the idempotency key space of the partitioned
+#: ``checks`` (a unique constraint there would have to contain ``decided_at``)
+check_keys = sa.Table(
+    "check_keys",
+    metadata,
+    sa.Column("operator", sa.String(64), primary_key=True),
+    sa.Column("idempotency_key", sa.String(200), primary_key=True),
+    sa.Column("check_id", sa.String(40), nullable=False),
+    sa.Column("decided_at", _TS, nullable=False),
+    sa.Index("ix_check_keys_decided_at", "decided_at"),  # prune
 )
 
 policy_versions = sa.Table(
@@ -267,8 +288,27 @@ def _v5(conn: Connection) -> None:
             )
 
 
+def _partition_checks(conn: Connection) -> None:
+    """PostgreSQL: the audit log partitioned by month (:mod:`api.partitions`), every row
+    copied in this step's transaction; the idempotency keys in ``check_keys``. SQLite:
+    nothing (its plain table stays)."""
+    if conn.dialect.name == "postgresql":
+        from datetime import UTC, datetime
+
+        from api.partitions import partition_checks
+
+        partition_checks(conn, datetime.now(UTC))
+
+
 #: Ordered migration steps: step ``i`` (1-based) brings the schema to version ``i``.
-MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_v1, _v2, _v3, _v4, _v5)
+MIGRATIONS: tuple[Callable[[Connection], None], ...] = (
+    _v1,
+    _v2,
+    _v3,
+    _v4,
+    _v5,
+    _partition_checks,
+)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -314,6 +354,16 @@ def migrate(engine: sa.Engine) -> int:
         return _migrate(engine)
 
 
+def _months_ahead(conn: Connection, now: Any) -> None:
+    """PostgreSQL: the audit log's partitions of this month and the next ones, created
+    at every migration (every start) if missing (:func:`api.partitions.ensure_months`)."""
+    if conn.dialect.name == "postgresql":
+        from api.partitions import ensure_months, is_partitioned
+
+        if is_partitioned(conn):
+            ensure_months(conn, now)
+
+
 def _migrate(engine: sa.Engine) -> int:
     from datetime import UTC, datetime
 
@@ -333,6 +383,7 @@ def _migrate(engine: sa.Engine) -> int:
                     f"({SCHEMA_VERSION}): upgrade the code"
                 )
             if current == SCHEMA_VERSION:
+                _months_ahead(conn, now=datetime.now(UTC))
                 return current
             MIGRATIONS[current](conn)
             now = datetime.now(UTC)

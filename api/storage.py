@@ -685,18 +685,26 @@ class Store:
         a single check's row carries the key itself; a batch's first row carries the
         key too and its others ``key/1``, ``key/2``, … (a key has no ``/``), so the
         unique index on ``(operator, idempotency_key)`` refuses a key's second use on
-        either route, race-free. The first row is found by its exact key, a batch's
-        others by its ``batch_id`` (indexed). Exact comparisons only, no ``LIKE``
+        either route, race-free (on PostgreSQL the primary key of ``check_keys``, the
+        checks table being partitioned: :mod:`api.partitions`). The first row is found
+        by its exact key, a batch's others by its ``batch_id`` (indexed). Exact
+        comparisons only, no ``LIKE``
         pattern, so the result is the same on every backend and collation
         (case-sensitive, ``%`` and ``_`` taken literally).
         """
         c_ = t.checks.c
+        by_key = sa.select(c_.batch_id, c_.body, c_.decision)
+        if self.dialect == "postgresql":  # partitioned: the key's row through check_keys
+            k = t.check_keys.c
+            by_key = by_key.join_from(
+                t.check_keys,
+                t.checks,
+                sa.and_(c_.check_id == k.check_id, c_.decided_at == k.decided_at),
+            ).where(k.operator == operator, k.idempotency_key == key)
+        else:
+            by_key = by_key.where(c_.operator == operator, c_.idempotency_key == key)
         with self.engine.connect() as c:
-            first = c.execute(
-                sa.select(c_.batch_id, c_.body, c_.decision).where(
-                    c_.operator == operator, c_.idempotency_key == key
-                )
-            ).first()
+            first = c.execute(by_key).first()
             if first is None:
                 return None
             if first.batch_id is None:

@@ -1,0 +1,268 @@
+"""PostgreSQL: the audit log partitioned by month, and its retention.
+
+On PostgreSQL ``checks`` is a partitioned table (``PARTITION BY RANGE (decided_at)``),
+one partition per calendar month in UTC (``checks_p202612`` holds
+``[2026-12-01T00:00Z, 2027-01-01T00:00Z)``) and a ``DEFAULT`` partition
+(``checks_default``), so that no insert ever fails for a month nobody created. SQLite
+keeps its plain table: nothing here runs there.
+
+Why partitions: retention. ``geofence audit prune --before T`` drops each month that
+lies wholly before ``T`` (``DROP TABLE`` of a partition: no row-by-row delete, no
+bloat, no vacuum, whatever its size) and deletes only the rows of the month ``T``
+falls in (and of the default partition) one by one.
+
+What partitioning costs, and how it is paid:
+
+- Every unique constraint of a partitioned table must contain the partition key, so
+  ``(operator, idempotency_key)`` (one key space per operator across the single and
+  batch routes; the constraint that settles idempotency races) cannot stay on
+  ``checks``. It lives on a small unpartitioned table, ``check_keys`` (its primary
+  key), filled by a row trigger on ``checks`` (``AFTER INSERT ... WHEN
+  idempotency_key IS NOT NULL``) in the inserting statement. A key used twice raises
+  the same unique violation from the same ``INSERT INTO checks`` as before, so the
+  audit writer (:mod:`api.audit`) answers ``CONFLICT`` unchanged, and a race is settled
+  by the key table's index exactly as it was by the checks table's. Why a trigger and
+  not a second insert in the writer: the writer stays one statement and knows nothing
+  of partitions; every other insert path (the tests' ``Store.insert_checks``, a
+  migration's copy) is covered too. AFTER rather than BEFORE: row triggers of both
+  kinds work on a partitioned table from PostgreSQL 13, AFTER from 11; the cost is
+  the same within the noise (measured, see README).
+- The primary key is ``(check_id, decided_at)``: ``check_id`` is no longer unique by
+  itself in the database. It is a ULID drawn by the server (80 random bits per
+  millisecond), unique by construction; the key table keeps ``check_id`` too, so
+  ``find_idempotent`` reads the first row of a key by ``(check_id, decided_at)``, one
+  partition.
+- A look-up by ``check_id`` alone (``GET /v1/checks/{id}``) carries no time, so it
+  probes the primary key's index of every partition (one B-tree descent each): the
+  cost grows with the number of months kept, not with their rows (figures in the
+  README).
+
+Partitions are created ahead: :func:`ensure_months` makes the current month's and
+the next :data:`MONTHS_AHEAD`' partitions, run by every migration (every command that
+opens the database and every server start, :func:`api.schema.migrate`) under the
+migration lock. Rows that landed in the default partition (a server that ran for
+months without a restart) are moved into their month's partition when it is created.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy.engine import Connection
+
+__all__ = [
+    "DEFAULT",
+    "KEYS",
+    "MONTHS_AHEAD",
+    "Partition",
+    "ensure_months",
+    "is_partitioned",
+    "month_of",
+    "partition_checks",
+    "partitions",
+    "prune_partitions",
+]
+
+#: Months created ahead of the current one
+MONTHS_AHEAD = 3
+#: The default partition (rows of a month without a partition of its own)
+DEFAULT = "checks_default"
+#: The idempotency keys' table
+KEYS = "check_keys"
+
+_BOUND = re.compile(r"FROM \('([^']+)'\) TO \('([^']+)'\)")
+
+
+@dataclass(frozen=True, slots=True)
+class Partition:
+    """One partition of ``checks``: its table and ``[lo, hi)`` (None for the default)."""
+
+    name: str
+    lo: datetime | None
+    hi: datetime | None
+
+
+def month_of(dt: datetime) -> datetime:
+    """The first instant (UTC) of ``dt``'s calendar month in UTC."""
+    d = dt.astimezone(UTC)
+    return datetime(d.year, d.month, 1, tzinfo=UTC)
+
+
+def _next(month: datetime) -> datetime:
+    return month.replace(year=month.year + month.month // 12, month=month.month % 12 + 1)
+
+
+def _name(month: datetime) -> str:
+    return f"checks_p{month.year:04d}{month.month:02d}"
+
+
+def _lit(dt: datetime) -> str:
+    """A timestamptz literal (only ever of a datetime built here)."""
+    return "'" + dt.astimezone(UTC).isoformat() + "'"
+
+
+def is_partitioned(conn: Connection) -> bool:
+    """Whether ``checks`` is a partitioned table (PostgreSQL after the migration)."""
+    if conn.dialect.name != "postgresql":
+        return False
+    kind = conn.exec_driver_sql(
+        "SELECT relkind FROM pg_class WHERE oid = to_regclass('checks')"
+    ).scalar()
+    return kind == "p"
+
+
+def partitions(conn: Connection) -> list[Partition]:
+    """The partitions of ``checks``, oldest first, the default last."""
+    conn.exec_driver_sql("SET LOCAL TimeZone = 'UTC'")
+    conn.exec_driver_sql("SET LOCAL DateStyle = 'ISO'")
+    rows = conn.exec_driver_sql(
+        "SELECT c.relname, pg_get_expr(c.relpartbound, c.oid) FROM pg_inherits i "
+        "JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = to_regclass('checks')"
+    ).all()
+    out: list[Partition] = []
+    default: list[Partition] = []
+    for name, bound in rows:
+        m = _BOUND.search(bound or "")
+        if m is None:
+            default.append(Partition(name, None, None))
+            continue
+        lo, hi = (datetime.fromisoformat(x).astimezone(UTC) for x in m.groups())
+        out.append(Partition(name, lo, hi))
+    out.sort(key=lambda p: p.lo)  # type: ignore[arg-type, return-value]
+    return out + default
+
+
+def _add_month(conn: Connection, month: datetime, have_default: bool) -> None:
+    """Create ``month``'s partition; rows of it in the default partition move into it."""
+    name, lo, hi = _name(month), _lit(month), _lit(_next(month))
+    bounds = f"FOR VALUES FROM ({lo}) TO ({hi})"
+    stray = have_default and (
+        conn.exec_driver_sql(
+            f"SELECT 1 FROM {DEFAULT} WHERE decided_at >= {lo} AND decided_at < {hi} LIMIT 1"
+        ).first()
+        is not None
+    )
+    if not stray:
+        conn.exec_driver_sql(f"CREATE TABLE {name} PARTITION OF checks {bounds}")
+        return
+    # PostgreSQL refuses a new partition while the default holds rows of its range:
+    # build it beside, move the rows, attach it (the attach builds its indexes, clones
+    # the trigger and checks that the default no longer holds any row of the range)
+    conn.exec_driver_sql(f"CREATE TABLE {name} (LIKE checks INCLUDING DEFAULTS)")
+    conn.exec_driver_sql(
+        f"WITH moved AS (DELETE FROM {DEFAULT} WHERE decided_at >= {lo} AND decided_at < {hi} "
+        f"RETURNING *) INSERT INTO {name} SELECT * FROM moved"
+    )
+    conn.exec_driver_sql(f"ALTER TABLE checks ATTACH PARTITION {name} {bounds}")
+
+
+def ensure_months(
+    conn: Connection, now: datetime, *, ahead: int = MONTHS_AHEAD, since: datetime | None = None
+) -> list[str]:
+    """Create the partitions of the months from ``since`` (default: ``now``'s) to
+    ``ahead`` months after ``now``'s, and the default partition, where missing; the
+    names created. A no-op (two catalog reads) when they all exist."""
+    have = partitions(conn)
+    covered = [(p.lo, p.hi) for p in have if p.lo is not None]
+    has_default = any(p.lo is None for p in have)
+    made: list[str] = []
+    month = month_of(since if since is not None and since < now else now)
+    last = month_of(now)
+    for _ in range(ahead):
+        last = _next(last)
+    while month <= last:
+        end = _next(month)
+        if not any(lo < end and month < hi for lo, hi in covered):  # type: ignore[operator]
+            _add_month(conn, month, has_default)
+            made.append(_name(month))
+        month = end
+    if not has_default:
+        conn.exec_driver_sql(f"CREATE TABLE {DEFAULT} PARTITION OF checks DEFAULT")
+        made.append(DEFAULT)
+    return made
+
+
+_KEY_TRIGGER = f"""
+CREATE FUNCTION checks_claim_key() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO {KEYS} (operator, idempotency_key, check_id, decided_at)
+    VALUES (NEW.operator, NEW.idempotency_key, NEW.check_id, NEW.decided_at);
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER checks_claim_key AFTER INSERT ON checks FOR EACH ROW
+    WHEN (NEW.idempotency_key IS NOT NULL) EXECUTE FUNCTION checks_claim_key();
+"""
+
+
+def partition_checks(conn: Connection, now: datetime) -> None:
+    """Turn the plain ``checks`` table into the partitioned one, on ``conn``'s
+    transaction (the migration's): every row copied, the key table filled, the indexes
+    of the plain table built on the partitioned one. A no-op if already done.
+
+    The new table is ``LIKE`` the old (so columns added by any earlier step come
+    along, in order); the indexes and the primary key are built after the copy (one
+    sort per index rather than a B-tree insert per row).
+    """
+    from api import schema as t
+
+    if is_partitioned(conn):
+        return
+    old = "checks_unpartitioned"
+    conn.exec_driver_sql(f"ALTER TABLE checks RENAME TO {old}")
+    # index and constraint names are the schema's: free them for the new table's
+    for name in conn.exec_driver_sql(
+        f"SELECT conname FROM pg_constraint WHERE conrelid = '{old}'::regclass "
+        "AND contype IN ('p', 'u')"
+    ).scalars():
+        conn.exec_driver_sql(f'ALTER TABLE {old} DROP CONSTRAINT "{name}"')
+    for name in conn.exec_driver_sql(
+        f"SELECT indexrelid::regclass::text FROM pg_index WHERE indrelid = '{old}'::regclass"
+    ).scalars():
+        conn.exec_driver_sql(f"DROP INDEX {name}")
+    conn.exec_driver_sql(
+        f"CREATE TABLE checks (LIKE {old} INCLUDING DEFAULTS) PARTITION BY RANGE (decided_at)"
+    )
+    t.check_keys.create(conn)
+    first = conn.exec_driver_sql(f"SELECT min(decided_at) FROM {old}").scalar()
+    ensure_months(conn, now, since=first)
+    conn.exec_driver_sql(f"INSERT INTO checks SELECT * FROM {old}")
+    conn.exec_driver_sql(
+        f"INSERT INTO {KEYS} (operator, idempotency_key, check_id, decided_at) "
+        f"SELECT operator, idempotency_key, check_id, decided_at FROM {old} "
+        "WHERE idempotency_key IS NOT NULL"
+    )
+    conn.exec_driver_sql("ALTER TABLE checks ADD PRIMARY KEY (check_id, decided_at)")
+    for ix in t.checks.indexes:
+        ix.create(conn)
+    conn.exec_driver_sql(_KEY_TRIGGER)
+    conn.exec_driver_sql(f"DROP TABLE {old}")
+
+
+def prune_partitions(conn: Connection, before: datetime) -> int:
+    """Remove the checks decided before ``before`` on ``conn``'s transaction; the
+    number removed. Months wholly before ``before`` are dropped (their rows counted
+    first); the rows of the month it falls in and of the default partition are
+    deleted; the key table's rows of every removed check too.
+
+    Order: the row deletes first, the drops last and the commit right after them, as
+    dropping a partition takes an exclusive lock on ``checks`` (the audit writer
+    waits for it) until the transaction ends.
+    """
+    cut = _lit(before)
+    parts = partitions(conn)
+    whole = [p for p in parts if p.hi is not None and p.hi <= before]
+    partial = [p for p in parts if p.hi is None or (p.lo is not None and p.lo < before < p.hi)]
+    n = 0
+    for p in partial:
+        n += conn.exec_driver_sql(f"DELETE FROM {p.name} WHERE decided_at < {cut}").rowcount
+    conn.exec_driver_sql(f"DELETE FROM {KEYS} WHERE decided_at < {cut}")
+    for p in whole:
+        # SHARE: nothing may insert into it between the count and the drop
+        conn.exec_driver_sql(f"LOCK TABLE {p.name} IN SHARE MODE")
+        n += int(conn.exec_driver_sql(f"SELECT count(*) FROM {p.name}").scalar() or 0)
+    for p in whole:
+        conn.exec_driver_sql(f"DROP TABLE {p.name}")
+    return n
