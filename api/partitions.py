@@ -27,6 +27,11 @@ What partitioning costs, and how it is paid:
   migration's copy) is covered too. AFTER rather than BEFORE: row triggers of both
   kinds work on a partitioned table from PostgreSQL 13, AFTER from 11; the cost is
   the same within the noise (measured, see README).
+- The audit log is append-only, and must stay so: an ``UPDATE`` of ``decided_at``
+  that moved a row to another month is an insert into that partition, which would
+  claim its key again (and be refused). Moving a month's rows out of the default
+  partition (:func:`ensure_months`) is done on a table not yet attached, without the
+  trigger.
 - The primary key is ``(check_id, decided_at)``: ``check_id`` is no longer unique by
   itself in the database. It is a ULID drawn by the server (80 random bits per
   millisecond), unique by construction; the key table keeps ``check_id`` too, so
