@@ -37,10 +37,15 @@ What partitioning costs, and how it is paid:
   millisecond), unique by construction; the key table keeps ``check_id`` too, so
   ``find_idempotent`` reads the first row of a key by ``(check_id, decided_at)``, one
   partition.
-- A look-up by ``check_id`` alone (``GET /v1/checks/{id}``) carries no time, so it
-  probes the primary key's index of every partition (one B-tree descent each): the
-  cost grows with the number of months kept, not with their rows (figures in the
-  README).
+- A look-up by ``check_id`` alone would probe the primary key's index of every
+  partition, and plan them all (measured with 16 partitions: 240 µs of planning and
+  75 µs of execution on the server against 34 and 18 µs on the plain table). But a
+  check id is a ULID (:func:`api.service.new_id`): its first 48 bits are the
+  millisecond it was drawn, a few milliseconds from the ``decided_at`` the same
+  request records. :func:`id_window` turns it into a time range of a day either side,
+  so ``GET /v1/checks/{id}`` reads one partition (two at a month's edge) and falls
+  back to every partition only when that finds nothing (an id of another form, a
+  404).
 
 Partitions are created ahead: :func:`ensure_months` makes the current month's and
 the next :data:`MONTHS_AHEAD`' partitions, run by every migration (every command that
@@ -53,7 +58,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.engine import Connection
 
@@ -63,6 +68,7 @@ __all__ = [
     "MONTHS_AHEAD",
     "Partition",
     "ensure_months",
+    "id_window",
     "is_partitioned",
     "month_of",
     "partition_checks",
@@ -106,6 +112,31 @@ def _name(month: datetime) -> str:
 def _lit(dt: datetime) -> str:
     """A timestamptz literal (only ever of a datetime built here)."""
     return "'" + dt.astimezone(UTC).isoformat() + "'"
+
+
+_CROCKFORD = {ch: i for i, ch in enumerate("0123456789ABCDEFGHJKMNPQRSTVWXYZ")}
+#: how far from its id's time a check's ``decided_at`` is looked for first
+ID_SLACK = timedelta(days=1)
+
+
+def id_window(check_id: str) -> tuple[datetime, datetime] | None:
+    """``[t - 1 day, t + 1 day)`` around the time ``t`` a ULID check id (``c_`` and 26
+    Crockford base-32 characters, :func:`api.service.new_id`) was drawn; None for an
+    id of another form."""
+    body = check_id[2:]
+    if len(body) != 26:
+        return None
+    ms = 0
+    for ch in body[:10]:  # 50 bits: 2 zero bits, then the 48 bits of the millisecond
+        v = _CROCKFORD.get(ch)
+        if v is None:
+            return None
+        ms = ms * 32 + v
+    try:
+        at = datetime.fromtimestamp(ms / 1000, UTC)
+        return at - ID_SLACK, at + ID_SLACK
+    except (OverflowError, ValueError, OSError):  # past year 9999: not a time
+        return None
 
 
 def is_partitioned(conn: Connection) -> bool:

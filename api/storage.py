@@ -24,6 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from api import schema as t
+from api.partitions import id_window
 
 __all__ = [
     "CHINA_STANDARD_TIME",
@@ -723,9 +724,17 @@ class Store:
         return Idempotent(first.batch_id, [b for b, _ in ordered], [d for _, d in ordered])
 
     def get_check(self, check_id: str) -> dict[str, Any] | None:
-        """One audit-log record, or None."""
+        """One audit-log record, or None. On PostgreSQL (partitioned by month), looked
+        for first around the time its id was drawn (:func:`api.partitions.id_window`)."""
+        q = sa.select(t.checks).where(t.checks.c.check_id == check_id)
+        window = id_window(check_id) if self.dialect == "postgresql" else None
         with self.engine.connect() as c:
-            r = c.execute(sa.select(t.checks).where(t.checks.c.check_id == check_id)).first()
+            r = None
+            if window is not None:  # partitioned: the month(s) of the id's time first
+                at = t.checks.c.decided_at
+                r = c.execute(q.where(at >= window[0], at < window[1])).first()
+            if r is None:
+                r = c.execute(q).first()
         return None if r is None else _check_record(r)
 
     def search_checks(
