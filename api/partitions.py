@@ -17,8 +17,11 @@ What partitioning costs, and how it is paid:
   ``(operator, idempotency_key)`` (one key space per operator across the single and
   batch routes; the constraint that settles idempotency races) cannot stay on
   ``checks``. It lives on a small unpartitioned table, ``check_keys`` (its primary
-  key), filled by a row trigger on ``checks`` (``AFTER INSERT ... WHEN
-  idempotency_key IS NOT NULL``) in the inserting statement. A key used twice raises
+  key), filled by a row trigger on ``checks`` (``AFTER INSERT ... WHEN`` the row
+  carries a request's key) in the inserting statement. One row per request, not per
+  check: a batch's first row carries the request's key, its others ``key/1``,
+  ``key/2`` … (:meth:`api.storage.Store.find_idempotent`), and as a request's key has
+  no ``/`` only that batch could ever use them; they are not claimed. A key used twice raises
   the same unique violation from the same ``INSERT INTO checks`` as before, so the
   audit writer (:mod:`api.audit`) answers ``CONFLICT`` unchanged, and a race is settled
   by the key table's index exactly as it was by the checks table's. Why a trigger and
@@ -220,6 +223,9 @@ def ensure_months(
     return made
 
 
+#: the rows whose key is claimed: a request's own key (a key has no ``/``), not the
+#: ``key/1``, ``key/2`` … of a batch's other rows, which only that batch can use
+_CLAIMS = "{0}idempotency_key IS NOT NULL AND strpos({0}idempotency_key, '/') = 0"
 _KEY_TRIGGER = f"""
 CREATE FUNCTION checks_claim_key() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -229,7 +235,7 @@ BEGIN
 END
 $$;
 CREATE TRIGGER checks_claim_key AFTER INSERT ON checks FOR EACH ROW
-    WHEN (NEW.idempotency_key IS NOT NULL) EXECUTE FUNCTION checks_claim_key();
+    WHEN ({_CLAIMS.format("NEW.")}) EXECUTE FUNCTION checks_claim_key();
 """
 
 
@@ -265,10 +271,10 @@ def partition_checks(conn: Connection, now: datetime) -> None:
     first = conn.exec_driver_sql(f"SELECT min(decided_at) FROM {old}").scalar()
     ensure_months(conn, now, since=first)
     conn.exec_driver_sql(f"INSERT INTO checks SELECT * FROM {old}")
+    claimed = _CLAIMS.format("")
     conn.exec_driver_sql(
         f"INSERT INTO {KEYS} (operator, idempotency_key, check_id, decided_at) "
-        f"SELECT operator, idempotency_key, check_id, decided_at FROM {old} "
-        "WHERE idempotency_key IS NOT NULL"
+        f"SELECT operator, idempotency_key, check_id, decided_at FROM {old} WHERE {claimed}"
     )
     conn.exec_driver_sql("ALTER TABLE checks ADD PRIMARY KEY (check_id, decided_at)")
     for ix in t.checks.indexes:

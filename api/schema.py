@@ -341,8 +341,9 @@ def file_lock(engine: sa.Engine, name: str = "migrate") -> Iterator[None]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def migrate(engine: sa.Engine) -> int:
-    """Create or upgrade the schema to :data:`SCHEMA_VERSION`; returns the version.
+def migrate(engine: sa.Engine, upto: int | None = None) -> int:
+    """Create or upgrade the schema to :data:`SCHEMA_VERSION` (or to version ``upto``:
+    the tests' and benchmarks' databases of an earlier schema); returns the version.
 
     Safe to call from several processes at once: each step runs in one transaction
     and re-reads the version inside it; on PostgreSQL, where several servers may
@@ -351,7 +352,7 @@ def migrate(engine: sa.Engine) -> int:
     migration holds a file lock.
     """
     with file_lock(engine):
-        return _migrate(engine)
+        return _migrate(engine, SCHEMA_VERSION if upto is None else upto)
 
 
 def _months_ahead(conn: Connection, now: Any) -> None:
@@ -364,7 +365,7 @@ def _months_ahead(conn: Connection, now: Any) -> None:
             ensure_months(conn, now)
 
 
-def _migrate(engine: sa.Engine) -> int:
+def _migrate(engine: sa.Engine, upto: int) -> int:
     from datetime import UTC, datetime
 
     with engine.begin() as conn:
@@ -382,7 +383,7 @@ def _migrate(engine: sa.Engine) -> int:
                     f"the database schema is version {current}, newer than this code "
                     f"({SCHEMA_VERSION}): upgrade the code"
                 )
-            if current == SCHEMA_VERSION:
+            if current >= upto:
                 _months_ahead(conn, now=datetime.now(UTC))
                 return current
             MIGRATIONS[current](conn)

@@ -16,7 +16,8 @@ the id's time narrows it to a month, :func:`api.partitions.id_window`) and the s
 planning and execution time of a look-up by id alone, every partition
 (``EXPLAIN ANALYZE``); the audit writer's
 statement (``executemany`` of 10,000 rows, keyed and not, one transaction, rolled
-back); and retention: ``prune`` of the oldest half of the months on ``parted``
+back) and one ``COPY`` of the same rows (what a writer sending one statement a commit
+would pay); and retention: ``prune`` of the oldest half of the months on ``parted``
 against one ``DELETE`` of the same rows on ``plain``.
 
 Writes ``bench/results/partitions.json`` and prints it.
@@ -108,18 +109,9 @@ def _rows(n: int, months: int, start: datetime, seed: int = 1) -> list[tuple[Any
 
 def _plain(url: str, rows: list[tuple[Any, ...]]) -> float:
     """A database at the schema before partitioning, holding ``rows``; seconds to load."""
-    upto = schema.MIGRATIONS.index(schema._partition_checks)
     engine = sa.create_engine(url)
     try:
-        with engine.begin() as c:
-            schema.schema_version.create(c)
-            for step in schema.MIGRATIONS[:upto]:
-                step(c)
-            c.execute(
-                sa.insert(schema.schema_version).values(
-                    id=1, version=upto, migrated_at=datetime.now(UTC)
-                )
-            )
+        schema.migrate(engine, schema.MIGRATIONS.index(schema._partition_checks))
         t0 = time.perf_counter()
         raw = engine.raw_connection()
         try:
@@ -185,8 +177,9 @@ def _lookups(stores: dict[str, Store], ids: list[str], rounds: int = 5) -> dict[
     return out
 
 
-def _writes(store: Store, rows: list[tuple[Any, ...]], keyed: bool) -> float:
-    """µs a row of the audit writer's statement (executemany, one transaction)."""
+def _writes(store: Store, rows: list[tuple[Any, ...]], keyed: bool, copy: bool = False) -> float:
+    """µs a row of the audit writer's statement (executemany: one INSERT a row, in one
+    transaction), or of one ``COPY`` of the same rows; best of 3, rolled back."""
     cols = ", ".join(COLUMNS)
     sql = f"INSERT INTO checks ({cols}) VALUES ({', '.join(['%s'] * len(COLUMNS))})"
     k = COLUMNS.index("idempotency_key")
@@ -197,7 +190,12 @@ def _writes(store: Store, rows: list[tuple[Any, ...]], keyed: bool) -> float:
         try:
             cur = raw.cursor()
             t0 = time.perf_counter()
-            cur.executemany(sql, batch)
+            if copy:
+                with cur.copy(f"COPY checks ({cols}) FROM STDIN") as cp:
+                    for r in batch:
+                        cp.write_row(r)
+            else:
+                cur.executemany(sql, batch)
             best = min(best, time.perf_counter() - t0)
             raw.rollback()
         finally:
@@ -235,7 +233,12 @@ def main() -> None:
         res["lookup_by_id"] = _lookups(stores, ids)
         fresh = _rows(10_000, 1, now, seed=3)
         res["writer_us_per_row"] = {
-            name: {"keyed": _writes(s, fresh, True), "unkeyed": _writes(s, fresh, False)}
+            name: {
+                "keyed": _writes(s, fresh, True),
+                "unkeyed": _writes(s, fresh, False),
+                "copy_keyed": _writes(s, fresh, True, copy=True),
+                "copy_unkeyed": _writes(s, fresh, False, copy=True),
+            }
             for name, s in (("plain", plain), ("parted", parted))
         }
         half = start

@@ -97,18 +97,9 @@ def _v_before(url: str) -> int:
     upto = schema.MIGRATIONS.index(schema._partition_checks)
     engine = sa.create_engine(url)
     try:
-        with engine.begin() as c:
-            schema.schema_version.create(c)
-            for step in schema.MIGRATIONS[:upto]:
-                step(c)
-            c.execute(
-                sa.insert(schema.schema_version).values(
-                    id=1, version=upto, migrated_at=datetime.now(UTC)
-                )
-            )
+        return schema.migrate(engine, upto)
     finally:
         engine.dispose()
-    return upto
 
 
 def _answers(s: Store, rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -186,7 +177,8 @@ def test_migrating_a_populated_database_keeps_every_row_and_answer(
         assert after == before and len(after) == len(rows)
         expect = Counter(f"checks_p{r['decided_at']:%Y%m}" for r in rows)
         assert where == expect  # each row in its own month's partition, none in the default
-        assert n_keys == sum(r["idempotency_key"] is not None for r in rows)
+        claimed = [r for r in rows if r["idempotency_key"] and "/" not in r["idempotency_key"]]
+        assert n_keys == len(claimed)  # a request's key, not a batch's key/1, key/2 …
         assert _answers(s, rows) == _answers(twin, rows)
         names = {p.name for p in partitions(s.engine.connect())}
         now = month_of(datetime.now(UTC))
@@ -321,9 +313,8 @@ def test_prune_drops_whole_months_deletes_the_rest_and_counts_as_sqlite(
         assert {"checks_p202610", "checks_p202611", "checks_p202612", DEFAULT} <= set(names)
         with s.engine.connect() as c:
             keys = set(c.execute(sa.select(schema.check_keys.c.idempotency_key)).scalars())
-        assert keys == {
-            r["idempotency_key"] for r in rows if r["idempotency_key"] and r["decided_at"] >= cut
-        }
+        kept_keys = [r["idempotency_key"] for r in rows if r["decided_at"] >= cut]
+        assert keys == {k for k in kept_keys if k and "/" not in k}
         assert _answers(s, rows) == _answers(twin, rows)
         old = next(r for r in rows if r["idempotency_key"] and r["decided_at"] < cut)
         kept = next(r for r in rows if r["idempotency_key"] and r["decided_at"] >= cut)
@@ -421,3 +412,19 @@ def test_reads_replay_and_export_through_the_app_across_months(
     assert [
         d.isoformat().replace("+00:00", "Z") for d in table.column("decided_at").to_pylist()
     ] == [got[i].json()["decided_at"] for i in reversed(by_time)]
+
+
+def test_an_id_window_holds_the_time_its_id_was_drawn() -> None:
+    from api.partitions import ID_SLACK, id_window
+    from api.service import new_id, new_ids
+
+    before = datetime.now(UTC) - timedelta(milliseconds=1)
+    ids = [new_id(), *new_ids(50), new_id("b_")]
+    after = datetime.now(UTC) + timedelta(milliseconds=1)
+    for i in ids:
+        window = id_window(i)
+        assert window is not None
+        assert window[1] - window[0] == 2 * ID_SLACK
+        assert before <= window[0] + ID_SLACK <= after
+    for other in ("c_00000001", "c_" + "Z" * 26, "c_" + "I" * 26, "c_" + "0" * 25, ""):
+        assert id_window(other) is None, other
