@@ -224,8 +224,7 @@ def prune(store: Store, before: datetime, *, confirm: bool, chunk: int = 10_000)
     if store.dialect == "postgresql":  # partitioned by month: whole months dropped
         from api.partitions import prune_partitions
 
-        with store.engine.begin() as c:
-            return prune_partitions(c, before)
+        return prune_partitions(store.engine, before)
     cond = t.checks.c.decided_at < before.astimezone(UTC)
     n = 0
     with store.engine.begin() as c:

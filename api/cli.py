@@ -330,12 +330,16 @@ def audit_prune(
 ) -> None:
     """Remove the checks decided before --before (retention). Refuses without --yes."""
     from api.auditexport import prune
+    from api.partitions import PruneBlocked
 
     t1 = _when(before, "before")
     assert t1 is not None
     store = _store()
     try:
         n = prune(store, t1, confirm=yes)
+    except PruneBlocked as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        raise typer.Exit(1) from None
     finally:
         store.close()
     if not yes:

@@ -9,7 +9,8 @@ keeps its plain table: nothing here runs there.
 Why partitions: retention. ``geofence audit prune --before T`` drops each month that
 lies wholly before ``T`` (``DROP TABLE`` of a partition: no row-by-row delete, no
 bloat, no vacuum, whatever its size) and deletes only the rows of the month ``T``
-falls in (and of the default partition) one by one.
+falls in (and of the default partition) one by one (:func:`prune_partitions`: how it
+keeps the audit writer from waiting behind a drop).
 
 What partitioning costs, and how it is paid:
 
@@ -21,15 +22,15 @@ What partitioning costs, and how it is paid:
   carries a request's key) in the inserting statement. One row per request, not per
   check: a batch's first row carries the request's key, its others ``key/1``,
   ``key/2`` … (:meth:`api.storage.Store.find_idempotent`), and as a request's key has
-  no ``/`` only that batch could ever use them; they are not claimed. A key used twice raises
-  the same unique violation from the same ``INSERT INTO checks`` as before, so the
-  audit writer (:mod:`api.audit`) answers ``CONFLICT`` unchanged, and a race is settled
-  by the key table's index exactly as it was by the checks table's. Why a trigger and
-  not a second insert in the writer: the writer stays one statement and knows nothing
-  of partitions; every other insert path (the tests' ``Store.insert_checks``, a
-  migration's copy) is covered too. AFTER rather than BEFORE: row triggers of both
-  kinds work on a partitioned table from PostgreSQL 13, AFTER from 11; the cost is
-  the same within the noise (measured, see README).
+  no ``/`` only that batch could ever use them; they are not claimed. A key used
+  twice raises the same unique violation from the same ``INSERT INTO checks`` as
+  before, so the audit writer (:mod:`api.audit`) answers ``CONFLICT`` unchanged, and a
+  race is settled by the key table's index exactly as it was by the checks table's.
+  Why a trigger and not a second insert in the writer: the writer stays one statement
+  and knows nothing of partitions; every other insert path (the tests'
+  ``Store.insert_checks``, a migration's copy, a ``COPY``) is covered too. AFTER
+  rather than BEFORE: AFTER row triggers work on a partitioned table from PostgreSQL
+  11 (BEFORE from 13), and a BEFORE row trigger turns off ``COPY``'s batched inserts.
 - The audit log is append-only, and must stay so: an ``UPDATE`` of ``decided_at``
   that moved a row to another month is an insert into that partition, which would
   claim its key again (and be refused). Moving a month's rows out of the default
@@ -53,8 +54,10 @@ What partitioning costs, and how it is paid:
 Partitions are created ahead: :func:`ensure_months` makes the current month's and
 the next :data:`MONTHS_AHEAD`' partitions, run by every migration (every command that
 opens the database and every server start, :func:`api.schema.migrate`) under the
-migration lock. Rows that landed in the default partition (a server that ran for
-months without a restart) are moved into their month's partition when it is created.
+migration lock, waiting 5 s at most for its locks (then the start goes on and the
+months come at the next one). Rows that landed in the default partition (a server
+that ran for months without a restart) are moved into their month's partition when it
+is created.
 """
 
 from __future__ import annotations
@@ -63,13 +66,14 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 
 __all__ = [
     "DEFAULT",
     "KEYS",
     "MONTHS_AHEAD",
     "Partition",
+    "PruneBlocked",
     "ensure_months",
     "id_window",
     "is_partitioned",
@@ -174,27 +178,25 @@ def partitions(conn: Connection) -> list[Partition]:
 
 
 def _add_month(conn: Connection, month: datetime, have_default: bool) -> None:
-    """Create ``month``'s partition; rows of it in the default partition move into it."""
+    """Create ``month``'s partition; its rows in the default partition move into it.
+
+    Built beside and attached, not ``CREATE TABLE … PARTITION OF``: an attach takes
+    ``SHARE UPDATE EXCLUSIVE`` on ``checks`` (inserts and reads go on; ``ACCESS
+    EXCLUSIVE`` only on the default partition, which it checks holds no row of the
+    month), a create ``ACCESS EXCLUSIVE`` on ``checks``: behind a long export, every
+    insert would queue behind it. The attach builds the partition's indexes (on an
+    empty table: nothing) and clones the trigger.
+    """
     name, lo, hi = _name(month), _lit(month), _lit(_next(month))
-    bounds = f"FOR VALUES FROM ({lo}) TO ({hi})"
-    stray = have_default and (
-        conn.exec_driver_sql(
-            f"SELECT 1 FROM {DEFAULT} WHERE decided_at >= {lo} AND decided_at < {hi} LIMIT 1"
-        ).first()
-        is not None
-    )
-    if not stray:
-        conn.exec_driver_sql(f"CREATE TABLE {name} PARTITION OF checks {bounds}")
-        return
-    # PostgreSQL refuses a new partition while the default holds rows of its range:
-    # build it beside, move the rows, attach it (the attach builds its indexes, clones
-    # the trigger and checks that the default no longer holds any row of the range)
     conn.exec_driver_sql(f"CREATE TABLE {name} (LIKE checks INCLUDING DEFAULTS)")
+    if have_default:  # PostgreSQL refuses the attach while the default holds such rows
+        conn.exec_driver_sql(
+            f"WITH moved AS (DELETE FROM {DEFAULT} WHERE decided_at >= {lo} "
+            f"AND decided_at < {hi} RETURNING *) INSERT INTO {name} SELECT * FROM moved"
+        )
     conn.exec_driver_sql(
-        f"WITH moved AS (DELETE FROM {DEFAULT} WHERE decided_at >= {lo} AND decided_at < {hi} "
-        f"RETURNING *) INSERT INTO {name} SELECT * FROM moved"
+        f"ALTER TABLE checks ATTACH PARTITION {name} FOR VALUES FROM ({lo}) TO ({hi})"
     )
-    conn.exec_driver_sql(f"ALTER TABLE checks ATTACH PARTITION {name} {bounds}")
 
 
 def ensure_months(
@@ -283,28 +285,73 @@ def partition_checks(conn: Connection, now: datetime) -> None:
     conn.exec_driver_sql(f"DROP TABLE {old}")
 
 
-def prune_partitions(conn: Connection, before: datetime) -> int:
-    """Remove the checks decided before ``before`` on ``conn``'s transaction; the
-    number removed. Months wholly before ``before`` are dropped (their rows counted
-    first); the rows of the month it falls in and of the default partition are
-    deleted; the key table's rows of every removed check too.
+#: how long a drop waits for its lock on ``checks`` before it gives up and tries again
+#: (the audit writer's inserts queue behind a waiting drop: this bounds their wait)
+LOCK_TIMEOUT = "2s"
+#: how many times
+LOCK_TRIES = 30
 
-    Order: the row deletes first, the drops last and the commit right after them, as
-    dropping a partition takes an exclusive lock on ``checks`` (the audit writer
-    waits for it) until the transaction ends.
+
+def prune_partitions(engine: Engine, before: datetime) -> int:
+    """Remove the checks decided before ``before``; the number removed.
+
+    Each month wholly before ``before``: in a transaction of its own, its key rows
+    deleted, its rows counted, its partition dropped. Dropping a partition takes
+    ``ACCESS EXCLUSIVE`` on ``checks`` until the commit (right after), and while it
+    waits for that lock (behind a long export, say) the audit writer's inserts queue
+    behind it: so it waits :data:`LOCK_TIMEOUT` at most, and the month is tried again
+    after a pause, up to :data:`LOCK_TRIES` times (then :class:`PruneBlocked`, saying
+    how many were removed). Then, in one transaction, the rows before ``before`` of
+    the month it falls in and of the default partition, and their key rows, are
+    deleted. Each transaction removes its checks and their keys together: a key is
+    free again exactly when its check is gone.
     """
+    import time
+
+    from sqlalchemy.exc import OperationalError
+
     cut = _lit(before)
-    parts = partitions(conn)
-    whole = [p for p in parts if p.hi is not None and p.hi <= before]
-    partial = [p for p in parts if p.hi is None or (p.lo is not None and p.lo < before < p.hi)]
+    with engine.begin() as c:
+        parts = partitions(c)
     n = 0
-    for p in partial:
-        n += conn.exec_driver_sql(f"DELETE FROM {p.name} WHERE decided_at < {cut}").rowcount
-    conn.exec_driver_sql(f"DELETE FROM {KEYS} WHERE decided_at < {cut}")
-    for p in whole:
-        # SHARE: nothing may insert into it between the count and the drop
-        conn.exec_driver_sql(f"LOCK TABLE {p.name} IN SHARE MODE")
-        n += int(conn.exec_driver_sql(f"SELECT count(*) FROM {p.name}").scalar() or 0)
-    for p in whole:
-        conn.exec_driver_sql(f"DROP TABLE {p.name}")
+    for p in (p for p in parts if p.hi is not None and p.hi <= before):
+        for attempt in range(LOCK_TRIES):
+            try:
+                with engine.begin() as c:
+                    c.exec_driver_sql(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
+                    c.exec_driver_sql(
+                        f"DELETE FROM {KEYS} WHERE decided_at >= {_lit(p.lo)} "  # type: ignore[arg-type]
+                        f"AND decided_at < {_lit(p.hi)}"
+                    )
+                    # SHARE on the month itself: nothing inserts there between the count
+                    # and the drop (and the writer, inserting into this month, goes on)
+                    c.exec_driver_sql(f"LOCK TABLE {p.name} IN SHARE MODE")
+                    k = int(c.exec_driver_sql(f"SELECT count(*) FROM {p.name}").scalar() or 0)
+                    c.exec_driver_sql(f"DROP TABLE {p.name}")
+                n += k
+                break
+            except OperationalError as exc:
+                timed_out = getattr(exc.orig, "sqlstate", None) == "55P03"  # lock_not_available
+                if not timed_out:
+                    raise
+                if attempt == LOCK_TRIES - 1:
+                    raise PruneBlocked(p.name, n) from exc
+                time.sleep(min(1.0, 0.1 * (attempt + 1)))
+    with engine.begin() as c:
+        for p in partitions(c):
+            if p.hi is None or (p.lo is not None and p.lo < before < p.hi):
+                n += c.exec_driver_sql(f"DELETE FROM {p.name} WHERE decided_at < {cut}").rowcount
+        c.exec_driver_sql(f"DELETE FROM {KEYS} WHERE decided_at < {cut}")
     return n
+
+
+class PruneBlocked(RuntimeError):
+    """A month's partition could not be dropped: its lock was never granted."""
+
+    def __init__(self, name: str, removed: int) -> None:
+        super().__init__(
+            f"could not drop {name}: the lock on checks was not granted within "
+            f"{LOCK_TIMEOUT} in {LOCK_TRIES} tries (a long query holds it); "
+            f"{removed} checks were removed before it: run prune again later"
+        )
+        self.removed = removed

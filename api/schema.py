@@ -361,8 +361,21 @@ def _months_ahead(conn: Connection, now: Any) -> None:
     if conn.dialect.name == "postgresql":
         from api.partitions import ensure_months, is_partitioned
 
-        if is_partitioned(conn):
-            ensure_months(conn, now)
+        if not is_partitioned(conn):
+            return
+        try:
+            with conn.begin_nested():
+                # a start must not wait behind a long query, nor make inserts wait
+                conn.exec_driver_sql("SET LOCAL lock_timeout = '5s'")
+                ensure_months(conn, now)
+        except sa.exc.OperationalError as exc:
+            import logging
+
+            logging.getLogger("geofence.schema").warning(
+                "the audit log's partitions of the coming months were not created "
+                "(%s); their checks go to the default partition until the next start",
+                str(exc).splitlines()[0],
+            )
 
 
 def _migrate(engine: sa.Engine, upto: int) -> int:

@@ -180,7 +180,8 @@ def test_migrating_a_populated_database_keeps_every_row_and_answer(
         claimed = [r for r in rows if r["idempotency_key"] and "/" not in r["idempotency_key"]]
         assert n_keys == len(claimed)  # a request's key, not a batch's key/1, key/2 …
         assert _answers(s, rows) == _answers(twin, rows)
-        names = {p.name for p in partitions(s.engine.connect())}
+        with s.engine.connect() as c:
+            names = {p.name for p in partitions(c)}
         now = month_of(datetime.now(UTC))
         assert {DEFAULT, f"checks_p{now:%Y%m}"} <= names
         assert {f"checks_p2026{m:02d}" for m in range(7, 13)} <= names
@@ -308,7 +309,8 @@ def test_prune_drops_whole_months_deletes_the_rest_and_counts_as_sqlite(
             == twin.check_ids()
             == {r["check_id"] for r in rows if r["decided_at"] >= cut}
         )
-        names = [p.name for p in partitions(s.engine.connect())]
+        with s.engine.connect() as c:
+            names = [p.name for p in partitions(c)]
         assert not {"checks_p202607", "checks_p202608", "checks_p202609"} & set(names)
         assert {"checks_p202610", "checks_p202611", "checks_p202612", DEFAULT} <= set(names)
         with s.engine.connect() as c:
@@ -428,3 +430,51 @@ def test_an_id_window_holds_the_time_its_id_was_drawn() -> None:
         assert before <= window[0] + ID_SLACK <= after
     for other in ("c_00000001", "c_" + "Z" * 26, "c_" + "I" * 26, "c_" + "0" * 25, ""):
         assert id_window(other) is None, other
+
+
+def test_prune_waits_for_its_lock_a_bounded_time_and_can_be_run_again(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A query holding ``checks`` (a long export) keeps a month from being dropped: prune
+    gives up after its tries, says how many it removed, and inserts into the current
+    month were not held up meanwhile; run again later, it removes the rest."""
+    import threading
+    import time
+
+    from api import partitions as parts
+
+    monkeypatch.setattr(parts, "LOCK_TIMEOUT", "100ms")
+    monkeypatch.setattr(parts, "LOCK_TRIES", 3)
+    rows = _history()
+    cut = datetime(2026, 10, 1, tzinfo=UTC)
+    s = Store.open(database_url)
+    try:
+        with s.engine.begin() as c:
+            ensure_months(c, datetime(2026, 12, 1, tzinfo=UTC), since=T0)
+            s.insert_checks(c, rows)
+        holder = s.engine.connect()
+        holder.exec_driver_sql("SELECT count(*) FROM checks_p202608").scalar()  # holds it
+        inserted: list[float] = []
+
+        def insert_now() -> None:
+            t0 = time.perf_counter()
+            with s.engine.begin() as c:
+                s.insert_checks(c, [_row(7777, datetime.now(UTC))])
+            inserted.append(time.perf_counter() - t0)
+
+        t = threading.Thread(target=insert_now)
+        with pytest.raises(parts.PruneBlocked) as blocked:
+            t.start()
+            prune(s, cut, confirm=True)
+        t.join(30)
+        july = sum(r["decided_at"] < datetime(2026, 8, 1, tzinfo=UTC) for r in rows)
+        assert blocked.value.removed == july  # July dropped, August held
+        assert "checks_p202608" in str(blocked.value)
+        assert inserted and inserted[0] < 5
+        holder.rollback()
+        holder.close()
+        rest = sum(r["decided_at"] < cut for r in rows) - july
+        assert prune(s, cut, confirm=True) == rest
+        assert s.count_checks() == len(rows) - july - rest + 1
+    finally:
+        s.close()
