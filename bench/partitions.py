@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import statistics
 import time
@@ -213,7 +214,12 @@ def main() -> None:
     start = datetime(now.year - 1, now.month, 1, tzinfo=UTC) + timedelta(days=31)
     start = start.replace(day=1)
     rows = _rows(args.rows, args.months, start)
-    res: dict[str, Any] = {"rows": args.rows, "months": args.months, "from": start.isoformat()}
+    res: dict[str, Any] = {
+        "rows": args.rows,
+        "months": args.months,
+        "from": start.isoformat(),
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+    }
     with TempCluster(prefix="pg_bench_parts_") as pg:
         urls = {name: pg.create_database(name) for name in ("plain", "parted")}
         res["load_s"] = {name: round(_plain(url, rows), 2) for name, url in urls.items()}
@@ -255,6 +261,7 @@ def main() -> None:
         res["delete_plain"] = {"removed": m, "seconds": round(time.perf_counter() - t0, 3)}
         plain.close()
         parted.close()
+    res["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "partitions.json").write_text(json.dumps(res, indent=2) + "\n")
     print(json.dumps(res, indent=2))
