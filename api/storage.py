@@ -689,22 +689,29 @@ class Store:
         either route, race-free (on PostgreSQL the primary key of ``check_keys``, the
         checks table being partitioned: :mod:`api.partitions`). The first row is found
         by its exact key, a batch's others by its ``batch_id`` (indexed). Exact
-        comparisons only, no ``LIKE``
-        pattern, so the result is the same on every backend and collation
-        (case-sensitive, ``%`` and ``_`` taken literally).
+        comparisons only, no ``LIKE`` pattern, so the result is the same on every
+        backend and collation (case-sensitive, ``%`` and ``_`` taken literally).
         """
         c_ = t.checks.c
         by_key = sa.select(c_.batch_id, c_.body, c_.decision)
-        if self.dialect == "postgresql":  # partitioned: the key's row through check_keys
-            k = t.check_keys.c
-            by_key = by_key.join_from(
-                t.check_keys,
-                t.checks,
-                sa.and_(c_.check_id == k.check_id, c_.decided_at == k.decided_at),
-            ).where(k.operator == operator, k.idempotency_key == key)
-        else:
-            by_key = by_key.where(c_.operator == operator, c_.idempotency_key == key)
         with self.engine.connect() as c:
+            if self.dialect == "postgresql":
+                # partitioned: the key's check and time from check_keys, then the row
+                # from its month's partition alone (pruned when the query is planned;
+                # a join would plan every partition)
+                k = t.check_keys.c
+                claim = c.execute(
+                    sa.select(k.check_id, k.decided_at).where(
+                        k.operator == operator, k.idempotency_key == key
+                    )
+                ).first()
+                if claim is None:
+                    return None
+                by_key = by_key.where(
+                    c_.check_id == claim.check_id, c_.decided_at == claim.decided_at
+                )
+            else:
+                by_key = by_key.where(c_.operator == operator, c_.idempotency_key == key)
             first = c.execute(by_key).first()
             if first is None:
                 return None
