@@ -314,20 +314,21 @@ def prune_partitions(engine: Engine, before: datetime) -> int:
     with engine.begin() as c:
         parts = partitions(c)
     n = 0
-    for p in (p for p in parts if p.hi is not None and p.hi <= before):
+    whole = [(p.name, p.lo, p.hi) for p in parts if p.lo and p.hi and p.hi <= before]
+    for name, lo, hi in whole:
         for attempt in range(LOCK_TRIES):
             try:
                 with engine.begin() as c:
                     c.exec_driver_sql(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
                     c.exec_driver_sql(
-                        f"DELETE FROM {KEYS} WHERE decided_at >= {_lit(p.lo)} "  # type: ignore[arg-type]
-                        f"AND decided_at < {_lit(p.hi)}"
+                        f"DELETE FROM {KEYS} WHERE decided_at >= {_lit(lo)} "
+                        f"AND decided_at < {_lit(hi)}"
                     )
                     # SHARE on the month itself: nothing inserts there between the count
                     # and the drop (and the writer, inserting into this month, goes on)
-                    c.exec_driver_sql(f"LOCK TABLE {p.name} IN SHARE MODE")
-                    k = int(c.exec_driver_sql(f"SELECT count(*) FROM {p.name}").scalar() or 0)
-                    c.exec_driver_sql(f"DROP TABLE {p.name}")
+                    c.exec_driver_sql(f"LOCK TABLE {name} IN SHARE MODE")
+                    k = int(c.exec_driver_sql(f"SELECT count(*) FROM {name}").scalar() or 0)
+                    c.exec_driver_sql(f"DROP TABLE {name}")
                 n += k
                 break
             except OperationalError as exc:
@@ -335,7 +336,7 @@ def prune_partitions(engine: Engine, before: datetime) -> int:
                 if not timed_out:
                     raise
                 if attempt == LOCK_TRIES - 1:
-                    raise PruneBlocked(p.name, n) from exc
+                    raise PruneBlocked(name, n) from exc
                 time.sleep(min(1.0, 0.1 * (attempt + 1)))
     with engine.begin() as c:
         for p in partitions(c):

@@ -74,7 +74,7 @@ def _rows(n: int, months: int, start: datetime, seed: int = 1) -> list[tuple[Any
                 for _ in range(3)
             ],
         }
-        decision = {
+        decision: dict[str, Any] = {
             "check_id": f"c_{i:026d}",
             "outcome": "settle",
             "reasons": ["inside_fenced_box"],
@@ -149,8 +149,8 @@ def _server(store: Store, ids: list[str], windowed: bool) -> dict[str, float]:
             params: dict[str, Any] = {"i": cid}
             if windowed:
                 sql += " AND decided_at >= %(lo)s AND decided_at < %(hi)s"
-                params["lo"], params["hi"] = id_window(cid)  # type: ignore[misc]
-            plan = c.exec_driver_sql(sql, params).scalar()
+                params["lo"], params["hi"] = id_window(cid) or (None, None)
+            plan: Any = c.exec_driver_sql(sql, params).scalar()
             plan_ms.append(plan[0]["Planning Time"])
             run_ms.append(plan[0]["Execution Time"])
     return {
