@@ -20,9 +20,11 @@ check; the tests compare the two.
 and deletes them only when asked to (the command refuses without ``--yes`` and says
 what it would remove), in one transaction, in chunks of rows by their keys (a
 million-row delete in one statement holds SQLite's lock and PostgreSQL's memory for
-its whole length). :func:`prune_bodies` then removes the batch bodies (migration 6) no
-check points to any more, and counts them (without ``--yes``: those the pruning would
-leave with no check).
+its whole length). On PostgreSQL the months wholly before the cut are dropped whole
+(:func:`api.partitions.prune_partitions`) and only the rows of the month the cut
+falls in are deleted. :func:`prune_bodies` then removes the batch bodies (migration 6)
+no check points to any more, and counts them (without ``--yes``: those the pruning
+would leave with no check).
 """
 
 from __future__ import annotations
@@ -221,6 +223,10 @@ def prune(store: Store, before: datetime, *, confirm: bool, chunk: int = 10_000)
     (or that would be, without ``confirm``)."""
     if not confirm:
         return count_checks(store, None, before)
+    if store.dialect == "postgresql":  # partitioned by month: whole months dropped
+        from api.partitions import prune_partitions
+
+        return prune_partitions(store.engine, before)
     cond = t.checks.c.decided_at < before.astimezone(UTC)
     n = 0
     with store.engine.begin() as c:

@@ -330,6 +330,7 @@ def audit_prune(
 ) -> None:
     """Remove the checks decided before --before (retention). Refuses without --yes."""
     from api.auditexport import prune, prune_bodies
+    from api.partitions import PruneBlocked
 
     t1 = _when(before, "before")
     assert t1 is not None
@@ -337,6 +338,9 @@ def audit_prune(
     try:
         n = prune(store, t1, confirm=yes)
         bodies = prune_bodies(store, t1, confirm=yes)
+    except PruneBlocked as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        raise typer.Exit(1) from None
     finally:
         store.close()
     if not yes:

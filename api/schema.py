@@ -35,6 +35,14 @@ Tables
                    6) has no body of its own: ``body_start``/``body_end`` point into
                    its batch's body in ``batch_bodies``.
 ``batch_bodies``   a batch's request body as received, once, zstd-compressed.
+                   and time, trip and time (migration 5). On PostgreSQL partitioned by
+                   month of ``decided_at`` (migration 7, :mod:`api.partitions`): the
+                   primary key is ``(check_id, decided_at)`` there, and the key
+                   uniqueness lives in ``check_keys``; this definition is SQLite's and
+                   the columns every query uses.
+``check_keys``     PostgreSQL only (migration 7): ``(operator, idempotency_key)`` ->
+                   ``(check_id, decided_at)``, the primary key that refuses a key's
+                   second use, filled by a trigger on ``checks``.
 ``api_keys``       SHA-256 hashes of the API keys (never the keys), role, operator.
 """
 
@@ -42,6 +50,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -54,6 +63,7 @@ __all__ = [
     "active_zone_set",
     "api_keys",
     "batch_bodies",
+    "check_keys",
     "checks",
     "file_lock",
     "metadata",
@@ -179,6 +189,18 @@ batch_bodies = sa.Table(
     sa.Column("body", sa.LargeBinary, nullable=False),
 )
 
+#: PostgreSQL only (migration 7): the idempotency key space of the partitioned
+#: ``checks`` (a unique constraint there would have to contain ``decided_at``)
+check_keys = sa.Table(
+    "check_keys",
+    metadata,
+    sa.Column("operator", sa.String(64), primary_key=True),
+    sa.Column("idempotency_key", sa.String(200), primary_key=True),
+    sa.Column("check_id", sa.String(40), nullable=False),
+    sa.Column("decided_at", _TS, nullable=False),
+    sa.Index("ix_check_keys_decided_at", "decided_at"),  # prune
+)
+
 policy_versions = sa.Table(
     "policy_versions",
     metadata,
@@ -301,8 +323,28 @@ def _v6(conn: Connection) -> None:
             conn.exec_driver_sql(f"ALTER TABLE checks ADD COLUMN {name} INTEGER")
 
 
+def _partition_checks(conn: Connection) -> None:
+    """PostgreSQL: the audit log partitioned by month (:mod:`api.partitions`), every row
+    copied in this step's transaction; the idempotency keys in ``check_keys``. SQLite:
+    nothing (its plain table stays)."""
+    if conn.dialect.name == "postgresql":
+        from datetime import UTC, datetime
+
+        from api.partitions import partition_checks
+
+        partition_checks(conn, datetime.now(UTC))
+
+
 #: Ordered migration steps: step ``i`` (1-based) brings the schema to version ``i``.
-MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_v1, _v2, _v3, _v4, _v5, _v6)
+MIGRATIONS: tuple[Callable[[Connection], None], ...] = (
+    _v1,
+    _v2,
+    _v3,
+    _v4,
+    _v5,
+    _v6,
+    _partition_checks,
+)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -335,8 +377,9 @@ def file_lock(engine: sa.Engine, name: str = "migrate") -> Iterator[None]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def migrate(engine: sa.Engine) -> int:
-    """Create or upgrade the schema to :data:`SCHEMA_VERSION`; returns the version.
+def migrate(engine: sa.Engine, upto: int | None = None) -> int:
+    """Create or upgrade the schema to :data:`SCHEMA_VERSION` (or to version ``upto``:
+    the tests' and benchmarks' databases of an earlier schema); returns the version.
 
     Safe to call from several processes at once: each step runs in one transaction
     and re-reads the version inside it; on PostgreSQL, where several servers may
@@ -345,10 +388,33 @@ def migrate(engine: sa.Engine) -> int:
     migration holds a file lock.
     """
     with file_lock(engine):
-        return _migrate(engine)
+        return _migrate(engine, SCHEMA_VERSION if upto is None else upto)
 
 
-def _migrate(engine: sa.Engine) -> int:
+def _months_ahead(conn: Connection, now: Any) -> None:
+    """PostgreSQL: the audit log's partitions of this month and the next ones, created
+    at every migration (every start) if missing (:func:`api.partitions.ensure_months`)."""
+    if conn.dialect.name == "postgresql":
+        from api.partitions import ensure_months, is_partitioned
+
+        if not is_partitioned(conn):
+            return
+        try:
+            with conn.begin_nested():
+                # a start must not wait behind a long query, nor make inserts wait
+                conn.exec_driver_sql("SET LOCAL lock_timeout = '5s'")
+                ensure_months(conn, now)
+        except sa.exc.OperationalError as exc:
+            import logging
+
+            logging.getLogger("geofence.schema").warning(
+                "the audit log's partitions of the coming months were not created "
+                "(%s); their checks go to the default partition until the next start",
+                str(exc).splitlines()[0],
+            )
+
+
+def _migrate(engine: sa.Engine, upto: int) -> int:
     from datetime import UTC, datetime
 
     with engine.begin() as conn:
@@ -366,7 +432,8 @@ def _migrate(engine: sa.Engine) -> int:
                     f"the database schema is version {current}, newer than this code "
                     f"({SCHEMA_VERSION}): upgrade the code"
                 )
-            if current == SCHEMA_VERSION:
+            if current >= upto:
+                _months_ahead(conn, now=datetime.now(UTC))
                 return current
             MIGRATIONS[current](conn)
             now = datetime.now(UTC)

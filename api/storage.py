@@ -31,6 +31,7 @@ import zstandard
 from sqlalchemy.engine import Connection, Engine
 
 from api import schema as t
+from api.partitions import id_window
 
 __all__ = [
     "BODY_CACHE_BYTES",
@@ -697,18 +698,36 @@ class Store:
         a single check's row carries the key itself; a batch's first row carries the
         key too and its others ``key/1``, ``key/2``, … (a key has no ``/``), so the
         unique index on ``(operator, idempotency_key)`` refuses a key's second use on
-        either route, race-free. The first row is found by its exact key, a batch's
-        others by its ``batch_id`` (indexed). Exact comparisons only, no ``LIKE``
-        pattern, so the result is the same on every backend and collation
-        (case-sensitive, ``%`` and ``_`` taken literally). The bodies are read through
-        the batch's stored body (migration 6) when the rows point into it.
+        either route, race-free (on PostgreSQL the primary key of ``check_keys``, the
+        checks table being partitioned: :mod:`api.partitions`). The first row is found
+        by its exact key, a batch's others by its ``batch_id`` (indexed). Exact
+        comparisons only, no ``LIKE`` pattern, so the result is the same on every
+        backend and collation (case-sensitive, ``%`` and ``_`` taken literally). The
+        bodies are read through the batch's stored body (migration 6) when the rows
+        point into it.
         """
         c_ = t.checks.c
         cols = (c_.idempotency_key, c_.batch_id, c_.body, c_.decision, c_.body_start, c_.body_end)
+        by_key = sa.select(*cols)
         with self.engine.connect() as c:
-            first = c.execute(
-                sa.select(*cols).where(c_.operator == operator, c_.idempotency_key == key)
-            ).first()
+            if self.dialect == "postgresql":
+                # partitioned: the key's check and time from check_keys, then the row
+                # from its month's partition alone (pruned when the query is planned;
+                # a join would plan every partition)
+                k = t.check_keys.c
+                claim = c.execute(
+                    sa.select(k.check_id, k.decided_at).where(
+                        k.operator == operator, k.idempotency_key == key
+                    )
+                ).first()
+                if claim is None:
+                    return None
+                by_key = by_key.where(
+                    c_.check_id == claim.check_id, c_.decided_at == claim.decided_at
+                )
+            else:
+                by_key = by_key.where(c_.operator == operator, c_.idempotency_key == key)
+            first = c.execute(by_key).first()
             if first is None:
                 return None
             if first.batch_id is None:
@@ -750,9 +769,17 @@ class Store:
         ]
 
     def get_check(self, check_id: str) -> dict[str, Any] | None:
-        """One audit-log record, or None."""
+        """One audit-log record, or None. On PostgreSQL (partitioned by month), looked
+        for first around the time its id was drawn (:func:`api.partitions.id_window`)."""
+        q = sa.select(t.checks).where(t.checks.c.check_id == check_id)
+        window = id_window(check_id) if self.dialect == "postgresql" else None
         with self.engine.connect() as c:
-            r = c.execute(sa.select(t.checks).where(t.checks.c.check_id == check_id)).first()
+            r = None
+            if window is not None:  # partitioned: the month(s) of the id's time first
+                at = t.checks.c.decided_at
+                r = c.execute(q.where(at >= window[0], at < window[1])).first()
+            if r is None:
+                r = c.execute(q).first()
             return None if r is None else _check_record(r, self._body_texts(c, [r])[0])
 
     def search_checks(
