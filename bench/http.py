@@ -673,7 +673,7 @@ def propagation(proc: Proc, version: int, t_activated: float) -> float:
     """Seconds from the activation's answer until the last other worker served ``version``
     (its log line \"followed activation\" is written right after the swap)."""
     deadline = time.monotonic() + 30
-    pat = re.compile(rf'"ts":"([^"]+)"[^\n]*followed activation of zone set version {version}\b')
+    pat = re.compile(rf'"ts":"([^"]+)"[^\n]*followed activation: zone set version {version}\b')
     while time.monotonic() < deadline:
         found = pat.findall(proc.err.read_text())
         if found:
