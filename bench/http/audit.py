@@ -137,8 +137,9 @@ def audit_bytes(work: Path, n_checks: int = 2000) -> list[dict[str, Any]]:
     one by one (10 fixes each, with an idempotency key: every stored column filled),
     and then as batches of 500 checks of 10 and of 50 fixes, each scenario on a fresh
     database; the growth of the database (SQLite: the file after a truncating
-    checkpoint; PostgreSQL: ``pg_total_relation_size`` of ``checks`` and
-    ``batch_bodies``: rows, TOAST and indexes) over the decisions stored.
+    checkpoint; PostgreSQL: ``pg_total_relation_size`` of every partition of ``checks``,
+    of ``batch_bodies`` and of ``check_keys``: rows, TOAST and indexes) over the
+    decisions stored.
     """
     import orjson
     import sqlalchemy as sa
@@ -155,9 +156,15 @@ def audit_bytes(work: Path, n_checks: int = 2000) -> list[dict[str, Any]]:
                 c.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
                 pages = c.exec_driver_sql("PRAGMA page_count").scalar()
                 return int(pages) * int(c.exec_driver_sql("PRAGMA page_size").scalar())
-            q = "SELECT pg_total_relation_size('checks')"
-            if c.dialect.has_table(c, "batch_bodies"):  # migration 6
-                q += " + pg_total_relation_size('batch_bodies')"
+            # a partitioned table (migration 7) has no storage of its own: its
+            # partitions hold the rows (pg_partition_tree lists a plain table alone)
+            q = (
+                "SELECT (SELECT coalesce(sum(pg_total_relation_size(relid)), 0) "
+                "FROM pg_partition_tree('checks'))"
+            )
+            for table in ("batch_bodies", "check_keys"):  # migrations 6, 7
+                if c.dialect.has_table(c, table):
+                    q += f" + pg_total_relation_size('{table}')"
             return int(c.execute(sa.text(q)).scalar())
 
     scenarios = (("single", 10), ("batch", 10), ("batch", 50))
