@@ -26,7 +26,7 @@ browser:
 	bash .ci/install-chromium
 
 # Debian's PostgreSQL and PostGIS: the tests run the store and the API on both SQLite and
-# a throwaway PostgreSQL cluster (api/pgtest.py); apt-get when missing; fails loudly
+# a throwaway PostgreSQL cluster (api/testing/pgtest.py); apt-get when missing; fails loudly
 postgres:
 	bash .ci/install-postgres
 

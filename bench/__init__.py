@@ -2,7 +2,7 @@
 ``bench/results/``; the tests assert behaviour.
 
 * :mod:`~bench.engine`: the zone index against shapely's STRtree, rtree, brute force and
-  PostGIS (:mod:`~bench.pg`, a throwaway cluster from :mod:`api.pgtest`);
+  PostGIS (:mod:`~bench.pg`, a throwaway cluster from :mod:`api.testing.pgtest`);
 * :mod:`~bench.decisions`: decision quality against ground truth, the policy sweep and
   the decision throughput (a package: workload, metrics, throughput, report, runner);
 * :mod:`~bench.gnss`: decisions under published GNSS error scenarios (a package:
@@ -11,7 +11,7 @@
   open-loop client; a package run as ``python -m bench.http``: harness, baselines,
   scenarios, audit, processes, report);
 * :mod:`~bench.hostile`: the hostile-input probes against a real server
-  (:mod:`api.servetest`) while an honest operator keeps checking;
+  (:mod:`api.testing.servetest`) while an honest operator keeps checking;
 * :mod:`~bench.hot_routes_ab`, :mod:`~bench.response_class_ab`: A/B runs of the web
   layer's hot routes.
 """

@@ -1,7 +1,7 @@
 """Hostile-input bench (issue 19): a real ``geofence serve`` process under each probe of
 the issue, while an honest operator keeps sending single checks.
 
-The server is started the README's way (:class:`api.servetest.Server`: a fresh SQLite
+The server is started the README's way (:class:`api.testing.servetest.Server`: a fresh SQLite
 database, the bundled 18,300-zone city, default settings), its audit log seeded with
 ``--rejects`` rejected checks (trip ends off every box, for the hot-spot probes). An
 honest client sends one check every ``1 / --rate`` seconds on a keep-alive connection
@@ -45,8 +45,8 @@ import httpx
 import numpy as np
 import orjson
 
-from api.servetest import Server, check_at
 from api.settings import DEFAULT_SEED_FILE
+from api.testing.servetest import Server, check_at
 from zones.workload import make_trip_ends
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,18 +1,18 @@
 """The audit log partitioned by month on PostgreSQL: what it costs and what it saves.
 
-On a throwaway cluster (:class:`api.pgtest.TempCluster`, fsync off: the figures are
+On a throwaway cluster (:class:`api.testing.pgtest.TempCluster`, fsync off: the figures are
 CPU and I/O of the statements, not of the disk's flushes), two databases hold the same
 ``--rows`` checks spread evenly over ``--months`` months (a third of them with an
 idempotency key, ~0.7 kB of JSON a row, as the API writes them):
 
 * ``plain``: the schema before partitioning (one table, ``check_id`` primary key,
   ``(operator, idempotency_key)`` unique);
-* ``parted``: the same database after the migration (:mod:`api.partitions`); its
+* ``parted``: the same database after the migration (:mod:`api.storage.partitions`); its
   duration is the migration figure.
 
 Then, on both: ``Store.get_check`` by a random existing id (median of ``--lookups``
 calls, the store's whole path: pool, SQLAlchemy, one or two round trips; on ``parted``
-the id's time narrows it to a month, :func:`api.partitions.id_window`) and the server's
+the id's time narrows it to a month, :func:`api.storage.partitions.id_window`) and the server's
 planning and execution time of a look-up by id alone, every partition
 (``EXPLAIN ANALYZE``); the audit writer's
 statement (``executemany`` of 10,000 rows, keyed and not, one transaction, rolled
@@ -40,13 +40,12 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
-from api import schema
 from api.audit import COLUMNS
-from api.auditexport import prune
-from api.partitions import id_window
-from api.pgtest import TempCluster
+from api.operations.auditexport import prune
 from api.service import _CROCKFORD
-from api.storage import Store, china_day
+from api.storage import Store, china_day, schema
+from api.storage.partitions import id_window
+from api.testing.pgtest import TempCluster
 
 RESULTS = Path(__file__).parent / "results"
 

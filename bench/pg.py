@@ -2,7 +2,7 @@
 
 Used by ``python -m bench.engine``: when Debian's PostgreSQL and PostGIS are
 installed (``bash .ci/install-postgres``; :func:`available`), a throwaway cluster
-(:class:`api.pgtest.TempCluster`, a Unix socket in a temporary folder) gets the
+(:class:`api.testing.pgtest.TempCluster`, a Unix socket in a temporary folder) gets the
 zones (``geometry(Geometry, 4326)``, the same lon/lat polygons our index holds) with
 a GiST index, and the fixes as points. Measured, on the same data as our engine:
 
@@ -34,7 +34,7 @@ __all__ = ["PostGIS", "available"]
 def available() -> str | None:
     """None when PostgreSQL with PostGIS can run here, else why not."""
     try:
-        from api.pgtest import find_bindir
+        from api.testing.pgtest import find_bindir
 
         bindir = find_bindir()
     except Exception as exc:
@@ -52,7 +52,7 @@ class PostGIS:
     def __init__(self) -> None:
         import psycopg
 
-        from api.pgtest import TempCluster
+        from api.testing.pgtest import TempCluster
 
         self.cluster = TempCluster(
             settings={"max_parallel_workers_per_gather": "0", "jit": "off"}, prefix="pg_bench_"

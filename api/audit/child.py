@@ -47,8 +47,8 @@ class _Child:
     def __init__(self, url: str, sync: str, window_s: float, max_rows: int) -> None:
         import zstandard
 
-        from api import schema as t
         from api.storage import make_engine
+        from api.storage import schema as t
 
         assert tuple(c.name for c in t.checks.columns) == COLUMNS + BATCH_COLUMNS
         self.engine = make_engine(url, sqlite_synchronous=sync)

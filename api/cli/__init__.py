@@ -2,7 +2,7 @@
 
 ``serve`` runs the HTTP service; ``keys`` manages API keys; ``checks replay``
 re-decides recorded checks; ``audit export`` writes the audit log to Parquet and
-``audit prune`` removes old checks (:mod:`api.auditexport`); ``calibrate`` fits
+``audit prune`` removes old checks (:mod:`api.operations.auditexport`); ``calibrate`` fits
 the GNSS error model to labelled trips; ``zones`` is the zone tool (validate, diff, export,
 synth from :mod:`zones.cli`, plus ``upload`` and ``activate`` against a running
 server, registered here). Commands that touch the database create or migrate its

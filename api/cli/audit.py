@@ -1,6 +1,6 @@
 """The audit log's commands: ``geofence checks replay`` (re-decide recorded checks,
-:mod:`api.replay`, and its table) and ``geofence audit export`` / ``prune``
-(:mod:`api.auditexport`)."""
+:mod:`api.operations.replay`, and its table) and ``geofence audit export`` / ``prune``
+(:mod:`api.operations.auditexport`)."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def checks_replay(
     """Re-decide recorded checks against a zone-set version; report the differences."""
     from rich.console import Console
 
-    from api.replay import replay
+    from api.operations.replay import replay
 
     t0, t1 = _when(since, "since"), _when(until, "until")
     store = _store()
@@ -76,7 +76,7 @@ def audit_export(
         raise typer.Exit(2)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-    from api.auditexport import count_checks, export_parquet
+    from api.operations.auditexport import count_checks, export_parquet
 
     t0, t1 = _when(since, "from"), _when(until, "to")
     store = _store()
@@ -107,8 +107,8 @@ def audit_prune(
     yes: Annotated[bool, typer.Option("--yes", help="Remove them (without: only count).")] = False,
 ) -> None:
     """Remove the checks decided before --before (retention). Refuses without --yes."""
-    from api.auditexport import prune, prune_bodies
-    from api.partitions import PruneBlocked
+    from api.operations.auditexport import prune, prune_bodies
+    from api.storage.partitions import PruneBlocked
 
     t1 = _when(before, "before")
     assert t1 is not None
@@ -131,7 +131,7 @@ def audit_prune(
     print(f"removed {n} checks decided before {before} and {bodies} batch bodies")
 
 
-def _render_replay(report, limit: int | None) -> None:  # report: api.replay.ReplayReport
+def _render_replay(report, limit: int | None) -> None:  # report: api.operations.replay.ReplayReport
     from rich.console import Console
     from rich.table import Table
 

@@ -1,5 +1,5 @@
 """``geofence calibrate``: fit the error model to labelled trips (a label file or the
-audit log's beacon hits, :mod:`api.labels`; :func:`geofence.fitting.fit_calibration`),
+audit log's beacon hits, :mod:`api.operations.labels`; :func:`geofence.fitting.fit_calibration`),
 its table of classes and the reliability plot written beside the policy."""
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ def calibrate_cmd(
                 sys.stderr.write(f"error: no label file {labels}\n")
                 raise typer.Exit(2)
             index = _calibrate_index(zones)
-            from api.labels import LabelError, read_labels
+            from api.operations.labels import LabelError, read_labels
 
             try:
                 found = read_labels(labels, index.zone_set.position)
@@ -74,7 +74,7 @@ def calibrate_cmd(
                 raise typer.Exit(1) from None
             source = f"{len(found)} labels from {labels}"
         else:
-            from api.labels import labels_from_audit
+            from api.operations.labels import labels_from_audit
 
             store = _store()
             index = _calibrate_index(zones, store)

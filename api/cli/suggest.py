@@ -2,7 +2,7 @@
 
 Reads the audit log of the database (``GEOFENCE_DATABASE_URL``, as ``geofence checks
 replay`` does), clusters the window's rejected trip ends against the active zone set
-(:mod:`api.hotspots`) and writes the proposed boxes as a GeoJSON FeatureCollection
+(:mod:`api.operations.hotspots`) and writes the proposed boxes as a GeoJSON FeatureCollection
 that ``geofence zones validate`` accepts (ids ``ZH-SUG-0001`` …, kind ``parking``,
 ``fenced`` false). Hot spots in an unfenced painted box are listed in the draft's
 ``zone_set.fence`` metadata: fence that box rather than paint a new one.
@@ -15,7 +15,7 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-from api.hotspots import find_hotspots
+from api.operations.hotspots import find_hotspots
 from api.service import load_zone_set
 from api.storage import Store
 
@@ -57,7 +57,7 @@ def suggest(
     return 0
 
 
-def _render(found, out: Path, n_boxes: int) -> None:  # found: api.hotspots.Hotspots
+def _render(found, out: Path, n_boxes: int) -> None:  # found: api.operations.hotspots.Hotspots
     from rich.console import Console
     from rich.table import Table
 

@@ -30,8 +30,6 @@ from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import FileResponse, Response
 
-from api import hotspots as hs
-from api import mapdata
 from api.auth import admin, any_role
 from api.errors import Problem
 from api.models import (
@@ -44,6 +42,8 @@ from api.models import (
     ZoneStats,
     problems,
 )
+from api.operations import hotspots as hs
+from api.operations import mapdata
 from api.paging import encode_cursor, next_link, page_headers, time_cursor
 from api.responses import GeoJSONResponse, JSONResponse
 from api.routes import app_state, ready_state

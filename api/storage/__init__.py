@@ -4,8 +4,8 @@ SQLAlchemy Core over SQLite (WAL mode, a file under ``var/``) or PostgreSQL; the
 URL is the only difference. Every method is synchronous and thread-safe (one
 engine, a connection pool); the web layer calls them from worker threads. The
 audit log is written through :class:`api.audit.AuditWriter` (group commit), and
-read here. The tables and their migrations are :mod:`api.schema`; the audit log's
-monthly partitions on PostgreSQL, :mod:`api.partitions`.
+read here. The tables and their migrations are :mod:`api.storage.schema`; the audit log's
+monthly partitions on PostgreSQL, :mod:`api.storage.partitions`.
 
 This package is the public face: everything is imported from ``api.storage``. Its
 modules, one area each:
@@ -21,7 +21,11 @@ modules, one area each:
   active versions;
 * :mod:`~api.storage.checks`: the audit log's reads (idempotency, one check, search,
   export walk, stats) and the cache of decompressed batch bodies they share;
-* :mod:`~api.storage.keys`: API keys, stored as hashes.
+* :mod:`~api.storage.keys`: API keys, stored as hashes;
+* :mod:`~api.storage.schema`: the tables (SQLAlchemy Core) and their numbered
+  migrations, run under a lock by every process that opens the database;
+* :mod:`~api.storage.partitions`: PostgreSQL's monthly partitions of the audit log,
+  the idempotency keys' table beside them, and retention by dropping months.
 
 Why :class:`Store` is composed of one class per area (each a :class:`StoreBase`) rather
 than delegating to per-area objects: every caller (the web layer, the CLI, the benches,

@@ -19,7 +19,7 @@ from typing import Any, Self
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from api import schema as t
+from api.storage import schema as t
 from api.storage.engine import make_engine
 
 __all__ = ["StoreBase"]

@@ -22,10 +22,10 @@ import sqlalchemy as sa
 import zstandard
 from sqlalchemy.engine import Connection, Engine
 
-from api import schema as t
-from api.partitions import id_window
+from api.storage import schema as t
 from api.storage.base import StoreBase
 from api.storage.engine import as_utc, keyset_before, rfc3339
+from api.storage.partitions import id_window
 from api.storage.records import Idempotent
 
 __all__ = ["BODY_CACHE_BYTES", "CheckStore", "GroupBy"]
@@ -56,7 +56,7 @@ class CheckStore(StoreBase):
         key too and its others ``key/1``, ``key/2``, … (a key has no ``/``), so the
         unique index on ``(operator, idempotency_key)`` refuses a key's second use on
         either route, race-free (on PostgreSQL the primary key of ``check_keys``, the
-        checks table being partitioned: :mod:`api.partitions`). The first row is found
+        checks table being partitioned: :mod:`api.storage.partitions`). The first row is found
         by its exact key, a batch's others by its ``batch_id`` (indexed). Exact
         comparisons only, no ``LIKE`` pattern, so the result is the same on every
         backend and collation (case-sensitive, ``%`` and ``_`` taken literally). The
@@ -127,7 +127,7 @@ class CheckStore(StoreBase):
 
     def get_check(self, check_id: str) -> dict[str, Any] | None:
         """One audit-log record, or None. On PostgreSQL (partitioned by month), looked
-        for first around the time its id was drawn (:func:`api.partitions.id_window`)."""
+        for first around the time its id was drawn (:func:`api.storage.partitions.id_window`)."""
         q = sa.select(t.checks).where(t.checks.c.check_id == check_id)
         window = id_window(check_id) if self.dialect == "postgresql" else None
         with self.engine.connect() as c:

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
-from api import schema as t
+from api.storage import schema as t
 from api.storage.base import StoreBase
 from api.storage.records import ROLES, ApiKey, _key_from_row
 

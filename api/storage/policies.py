@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
-from api import schema as t
+from api.storage import schema as t
 from api.storage.base import StoreBase, _point
 from api.storage.records import PolicyInfo, _policy_from_row
 

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 import orjson
 
-from api import schema as t
+from api.storage import schema as t
 from api.storage.engine import as_utc, rfc3339
 
 __all__ = ["ROLES", "ApiKey", "Idempotent", "PolicyInfo", "Role", "ZoneSetInfo"]

@@ -15,7 +15,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from api import schema as t
+from api.storage import schema as t
 from api.storage.base import StoreBase, _point
 from api.storage.engine import as_utc, rfc3339
 from api.storage.records import _ZS_COLS, ZoneSetInfo, _zs_from_row

@@ -25,7 +25,7 @@ rate). Not a test: it reports numbers. Every load is bounded in time; traffic go
 to 127.0.0.1 only.
 
 * processes: ``geofence serve --workers 1`` and ``--workers 2``, on SQLite and on
-  PostgreSQL (a local throwaway cluster, :mod:`api.pgtest`): checks/s, the audit-log
+  PostgreSQL (a local throwaway cluster, :mod:`api.testing.pgtest`): checks/s, the audit-log
   rows committed per second (single checks and batches), and how long an activation
   takes to reach the other worker (``--only processes`` runs this part alone and
   merges it into ``http.json``).

@@ -146,9 +146,9 @@ def audit_bytes(work: Path, n_checks: int = 2000) -> list[dict[str, Any]]:
     from fastapi.testclient import TestClient
 
     from api.app import create_app
-    from api.pgtest import TempCluster
     from api.settings import DEFAULT_SEED_FILE, Settings
     from api.storage import Store
+    from api.testing.pgtest import TempCluster
 
     def size(store: Store) -> int:
         with store.engine.begin() as c:

@@ -1,5 +1,5 @@
 """Worker processes: ``geofence serve --workers 1`` and ``--workers 2``, on SQLite and on
-PostgreSQL (a local throwaway cluster, :mod:`api.pgtest`): checks/s, the audit-log rows
+PostgreSQL (a local throwaway cluster, :mod:`api.testing.pgtest`): checks/s, the audit-log rows
 committed per second (single checks and batches), and how long an activation takes to
 reach the other worker (its log line).
 """
@@ -35,9 +35,9 @@ def run_processes(work: Path, bodies_file: Path, lua: Path, duration: int) -> di
     counted in the database, under single checks and under 1,000-check batches)."""
     import httpx
 
-    from api.pgtest import TempCluster
     from api.settings import DEFAULT_SEED_FILE
     from api.storage import Store
+    from api.testing.pgtest import TempCluster
 
     runs = []
     # PostgreSQL with its durable defaults (fsync, synchronous_commit on), like SQLite
@@ -119,7 +119,7 @@ def run_processes(work: Path, bodies_file: Path, lua: Path, duration: int) -> di
         "and audit writer process) on the bundled 18,300 zones; wrk -t1 -c32 for "
         f"{duration} s on POST /v1/checks; then 1,000-check batches (3 fixes each) from 2 "
         "clients; audit rows counted in the database. SQLite: WAL, synchronous=FULL. "
-        "PostgreSQL: a local cluster (api.pgtest, fsync and synchronous_commit on, Unix "
+        "PostgreSQL: a local cluster (api.testing.pgtest, fsync and synchronous_commit on, Unix "
         "socket) on the same 2 cores. Propagation: from the activation's answer to the "
         "other worker's swap (its log line), after re-uploading the whole city as a new "
         "version (index build included).",

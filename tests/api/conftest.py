@@ -5,7 +5,7 @@ once over a SQLite file in ``tmp_path`` and once over a fresh database of a real
 PostgreSQL server (``[sqlite]`` / ``[postgresql]`` in the test ids), with the real
 app factory, seeded from a small slice of the bundled Zhuhai zone set (so startup
 is fast). The PostgreSQL server is a throwaway cluster of this test session
-(:class:`api.pgtest.TempCluster`: Debian's binaries, a temporary folder, a Unix
+(:class:`api.testing.pgtest.TempCluster`: Debian's binaries, a temporary folder, a Unix
 socket), removed at the end; if it cannot start, those tests fail, never skip.
 """
 
@@ -24,9 +24,9 @@ import shapely
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from api.pgtest import TempCluster
 from api.settings import DEFAULT_SEED_FILE, Settings
 from api.storage import Store
+from api.testing.pgtest import TempCluster
 
 ENDED_AT = "2026-11-26T08:15:30+08:00"
 

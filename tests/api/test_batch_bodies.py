@@ -23,9 +23,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from api import columns
-from api import schema as t
-from api.auditexport import prune, prune_bodies
+from api.operations.auditexport import prune, prune_bodies
 from api.storage import Store
+from api.storage import schema as t
 
 _WS = st.sampled_from(["", " ", "\n", "\t", "  ", "\r\n "])
 

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 import geofence
 from api.cli import app
-from api.labels import labels_from_audit
+from api.operations.labels import labels_from_audit
 from api.service import load_zone_set
 from geofence import crs
 from geofence.fitting import OUTLIER_SIGMA_M, SIGMA_PER_R68

@@ -11,8 +11,8 @@ import pytest
 import sqlalchemy as sa
 
 import geofence
-from api import schema
-from api.replay import replay
+from api.operations.replay import replay
+from api.storage import schema
 from geofence.decisions.inputs import Q_UNKNOWN, QUALITIES
 
 STRIP = {"check_id", "decided_at"}

@@ -20,7 +20,7 @@ import httpx
 import orjson
 import pytest
 
-from api.servetest import Server, check_in
+from api.testing.servetest import Server, check_in
 
 ENV = {
     "GEOFENCE_HEADER_TIMEOUT_S": "1",

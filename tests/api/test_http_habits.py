@@ -18,11 +18,10 @@ import orjson
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from api import schema
 from api.app import create_app
 from api.paging import encode_cursor
-from api.servetest import Server
-from api.storage import Store
+from api.storage import Store, schema
+from api.testing.servetest import Server
 from tests.api.conftest import wait_ready
 
 BATCH = "/v1/checks/batch"

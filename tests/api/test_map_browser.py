@@ -34,10 +34,10 @@ import orjson
 import pytest
 import shapely
 
-from api.servetest import Server, check_at
 from api.service import audit_row, new_id
 from api.settings import DEFAULT_SEED_FILE
 from api.storage import Store
+from api.testing.servetest import Server, check_at
 from geofence import crs as gcrs
 from zones.districts import district_of
 

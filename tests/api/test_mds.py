@@ -153,7 +153,7 @@ def test_cli_export_from_a_running_service(tmp_path, seed_file):
     from typer.testing import CliRunner
 
     from api.cli import app
-    from api.servetest import Server
+    from api.testing.servetest import Server
 
     srv = Server(tmp_path, f"sqlite:///{tmp_path / 'var' / 'g.db'}", seed_file).start()
     try:

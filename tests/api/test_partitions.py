@@ -1,4 +1,4 @@
-"""The audit log partitioned by month on PostgreSQL (:mod:`api.partitions`, the
+"""The audit log partitioned by month on PostgreSQL (:mod:`api.storage.partitions`, the
 migration that converts a plain ``checks`` table), against an oracle: the same rows in a
 SQLite file, whose plain table answers every read the same way (the API's answers are
 the store's).
@@ -27,12 +27,11 @@ import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
-from api import schema
 from api.audit import COLUMNS, COMMITTED, CONFLICT, AuditWriter
-from api.auditexport import prune
 from api.cli import app
-from api.partitions import DEFAULT, ensure_months, month_of, partitions
-from api.storage import Store, china_day
+from api.operations.auditexport import prune
+from api.storage import Store, china_day, schema
+from api.storage.partitions import DEFAULT, ensure_months, month_of, partitions
 
 runner = CliRunner()
 T0 = datetime(2026, 7, 1, tzinfo=UTC)
@@ -417,8 +416,8 @@ def test_reads_replay_and_export_through_the_app_across_months(
 
 
 def test_an_id_window_holds_the_time_its_id_was_drawn() -> None:
-    from api.partitions import ID_SLACK, id_window
     from api.service import new_id, new_ids
+    from api.storage.partitions import ID_SLACK, id_window
 
     before = datetime.now(UTC) - timedelta(milliseconds=1)
     ids = [new_id(), *new_ids(50), new_id("b_")]
@@ -441,7 +440,7 @@ def test_prune_waits_for_its_lock_a_bounded_time_and_can_be_run_again(
     import threading
     import time
 
-    from api import partitions as parts
+    from api.storage import partitions as parts
 
     monkeypatch.setattr(parts, "LOCK_TIMEOUT", "100ms")
     monkeypatch.setattr(parts, "LOCK_TRIES", 3)

@@ -16,10 +16,9 @@ import pytest
 import sqlalchemy as sa
 
 import geofence
-from api import schema
-from api.replay import replay
-from api.servetest import Server
-from api.storage import Store
+from api.operations.replay import replay
+from api.storage import Store, schema
+from api.testing.servetest import Server
 
 PROPAGATION_S = 2.0
 STRICT = {"settle_p": 0.9999, "reject_p": 0.0}  # settles only the surest checks

@@ -21,8 +21,8 @@ from typing import Any
 import httpx
 import pytest
 
-from api.servetest import Server, check_in
 from api.storage import Store
+from api.testing.servetest import Server, check_in
 
 # A liveness bound, not a speed figure: a worker must pick up an activation on its own,
 # within its poll interval plus one index build (~0.5 s on a quiet machine). Under a

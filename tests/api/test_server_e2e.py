@@ -26,10 +26,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import geofence
-from api.servetest import ENDED_AT, Server, check_in, free_port
 from api.service import parse_time
 from api.settings import DEFAULT_SEED_FILE
 from api.storage import Store
+from api.testing.servetest import ENDED_AT, Server, check_in, free_port
 
 
 @pytest.fixture(scope="module")

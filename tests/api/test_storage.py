@@ -16,9 +16,8 @@ import orjson
 import pytest
 import sqlalchemy as sa
 
-from api import schema
 from api.audit import COMMITTED, CONFLICT, AuditWriter, WriterClosed
-from api.storage import Store, china_day, hash_key
+from api.storage import Store, china_day, hash_key, schema
 
 COUNTS = {"n_zones": 1, "n_parking": 1, "n_fenced": 1, "n_no_parking": 0}
 

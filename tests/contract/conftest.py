@@ -1,7 +1,7 @@
 """Fixtures of the contract tests: a real ``geofence serve`` on loopback, its served
 ``/openapi.json``, and a checker that holds a real answer to the document.
 
-The server is the README's command (:class:`api.servetest.Server`) over a SQLite file,
+The server is the README's command (:class:`api.testing.servetest.Server`) over a SQLite file,
 seeded from a slice of the bundled zone set (fast to start); the keys are the ones it
 prints on its first run. :class:`Contract` finds the operation a request hit, asserts
 that the answer's status and media type are declared for it, and validates the body
@@ -29,8 +29,8 @@ import pytest
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from api.servetest import Server
 from api.settings import DEFAULT_SEED_FILE
+from api.testing.servetest import Server
 from geofence.rfc3339 import parse_rfc3339
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import shapely
 
-from api.servetest import Server
+from api.testing.servetest import Server
 
 HERE = Path(__file__).resolve().parent
 

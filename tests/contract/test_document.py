@@ -20,7 +20,7 @@ import shapely
 
 from api.errors import PROBLEM_TYPES
 from api.routes.docs import EXPLAIN
-from api.servetest import Server, check_in
+from api.testing.servetest import Server, check_in
 
 from .conftest import Contract, validator
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from api.servetest import Server
+from api.testing.servetest import Server
 
 
 def test_redocly_lint_finds_no_error(tools: Path, document: dict[str, Any], tmp_path: Path) -> None:

@@ -53,7 +53,7 @@ What partitioning costs, and how it is paid:
 
 Partitions are created ahead: :func:`ensure_months` makes the current month's and
 the next :data:`MONTHS_AHEAD`' partitions, run by every migration (every command that
-opens the database and every server start, :func:`api.schema.migrate`) under the
+opens the database and every server start, :func:`api.storage.schema.migrate`) under the
 migration lock, waiting 5 s at most for its locks (then the start goes on and the
 months come at the next one). Rows that landed in the default partition (a server
 that ran for months without a restart) are moved into their month's partition when it
@@ -250,7 +250,7 @@ def partition_checks(conn: Connection, now: datetime) -> None:
     along, in order); the indexes and the primary key are built after the copy (one
     sort per index rather than a B-tree insert per row).
     """
-    from api import schema as t
+    from api.storage import schema as t
 
     if is_partitioned(conn):
         return

@@ -1,7 +1,7 @@
 """What the city map (``GET /map``) reads: district outlines, zone density, recent
 decisions, a zone's recent checks, in-box rates over time.
 
-Reads only: SQLAlchemy Core over the audit-log table of :mod:`api.schema` (the same
+Reads only: SQLAlchemy Core over the audit-log table of :mod:`api.storage.schema` (the same
 queries on SQLite and PostgreSQL) and the active index held by the app.
 """
 
@@ -17,8 +17,8 @@ import orjson
 import shapely
 import sqlalchemy as sa
 
-from api import schema as t
 from api.storage import Store, as_utc, china_day, keyset_before, rfc3339
+from api.storage import schema as t
 
 __all__ = [
     "density",

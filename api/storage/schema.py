@@ -36,7 +36,7 @@ Tables
                    its batch's body in ``batch_bodies``.
 ``batch_bodies``   a batch's request body as received, once, zstd-compressed.
                    and time, trip and time (migration 5). On PostgreSQL partitioned by
-                   month of ``decided_at`` (migration 7, :mod:`api.partitions`): the
+                   month of ``decided_at`` (migration 7, :mod:`api.storage.partitions`): the
                    primary key is ``(check_id, decided_at)`` there, and the key
                    uniqueness lives in ``check_keys``; this definition is SQLite's and
                    the columns every query uses.
@@ -324,13 +324,13 @@ def _v6(conn: Connection) -> None:
 
 
 def _partition_checks(conn: Connection) -> None:
-    """PostgreSQL: the audit log partitioned by month (:mod:`api.partitions`), every row
+    """PostgreSQL: the audit log partitioned by month (:mod:`api.storage.partitions`), every row
     copied in this step's transaction; the idempotency keys in ``check_keys``. SQLite:
     nothing (its plain table stays)."""
     if conn.dialect.name == "postgresql":
         from datetime import UTC, datetime
 
-        from api.partitions import partition_checks
+        from api.storage.partitions import partition_checks
 
         partition_checks(conn, datetime.now(UTC))
 
@@ -393,9 +393,9 @@ def migrate(engine: sa.Engine, upto: int | None = None) -> int:
 
 def _months_ahead(conn: Connection, now: Any) -> None:
     """PostgreSQL: the audit log's partitions of this month and the next ones, created
-    at every migration (every start) if missing (:func:`api.partitions.ensure_months`)."""
+    at every migration (every start) if missing (:func:`api.storage.partitions.ensure_months`)."""
     if conn.dialect.name == "postgresql":
-        from api.partitions import ensure_months, is_partitioned
+        from api.storage.partitions import ensure_months, is_partitioned
 
         if not is_partitioned(conn):
             return

@@ -21,7 +21,7 @@ and deletes them only when asked to (the command refuses without ``--yes`` and s
 what it would remove), in one transaction, in chunks of rows by their keys (a
 million-row delete in one statement holds SQLite's lock and PostgreSQL's memory for
 its whole length). On PostgreSQL the months wholly before the cut are dropped whole
-(:func:`api.partitions.prune_partitions`) and only the rows of the month the cut
+(:func:`api.storage.partitions.prune_partitions`) and only the rows of the month the cut
 falls in are deleted. :func:`prune_bodies` then removes the batch bodies (migration 6)
 no check points to any more, and counts them (without ``--yes``: those the pruning
 would leave with no check).
@@ -39,8 +39,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import sqlalchemy as sa
 
-from api import schema as t
 from api.storage import Store
+from api.storage import schema as t
 from geofence.rfc3339 import parse_rfc3339
 
 __all__ = ["SCHEMA", "count_checks", "export_parquet", "prune", "prune_bodies", "rows_of"]
@@ -224,7 +224,7 @@ def prune(store: Store, before: datetime, *, confirm: bool, chunk: int = 10_000)
     if not confirm:
         return count_checks(store, None, before)
     if store.dialect == "postgresql":  # partitioned by month: whole months dropped
-        from api.partitions import prune_partitions
+        from api.storage.partitions import prune_partitions
 
         return prune_partitions(store.engine, before)
     cond = t.checks.c.decided_at < before.astimezone(UTC)

@@ -1,5 +1,5 @@
 """A real ``geofence serve`` process on a loopback port, for the end-to-end tests
-(beside :mod:`api.pgtest`, the tests' PostgreSQL).
+(beside :mod:`api.testing.pgtest`, the tests' PostgreSQL).
 
 One helper for every test that needs the server as a user runs it (test_server_e2e,
 test_map_browser, test_scale_out): the README's command when the console script is

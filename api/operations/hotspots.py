@@ -30,8 +30,8 @@ import numpy as np
 import orjson
 import sqlalchemy as sa
 
-from api import schema as t
 from api.storage import Store, rfc3339
+from api.storage import schema as t
 from zones.suggest import Suggestion, draft, propose
 
 __all__ = [
