@@ -279,6 +279,7 @@ def test_kill_9_mid_load_loses_no_answered_check(
         up = _cli(srv, "upload", str(v2_file), "--activate", "--json")
         assert up.returncode == 0, up.stderr
         answered: list[str] = []
+        sent_in_batches: dict[str, dict] = {}  # a batch's check id -> the check as sent
         lock = threading.Lock()
         stop = threading.Event()
 
@@ -301,6 +302,8 @@ def test_kill_9_mid_load_loses_no_answered_check(
                                 if r.status_code == 200
                                 else []
                             )
+                            with lock:
+                                sent_in_batches.update(zip(ids, bodies[:10], strict=False))
                         else:
                             r = c.post("/v1/checks", json=bodies[i % 50], headers=srv.h("meituan"))
                             ids = [r.json()["check_id"]] if r.status_code == 200 else []
@@ -332,9 +335,16 @@ def test_kill_9_mid_load_loses_no_answered_check(
         srv.port = free_port()
         srv.start()
         assert httpx.get(srv.url + "/readyz").json()["zone_set_version"] == 2
+        admin = {"X-API-Key": srv.keys["admin"]}
         some = answered[-1]
-        r = httpx.get(f"{srv.url}/v1/checks/{some}", headers={"X-API-Key": srv.keys["admin"]})
+        r = httpx.get(f"{srv.url}/v1/checks/{some}", headers=admin)
         assert r.status_code == 200
+        # a batch's checks read back as sent through the batch's stored body (migration 6)
+        assert sent_in_batches, "no batch was answered before the kill"
+        for cid in list(sent_in_batches)[-20:]:
+            r = httpx.get(f"{srv.url}/v1/checks/{cid}", headers=admin)
+            assert r.status_code == 200, (cid, r.text)
+            assert r.json()["request"] == sent_in_batches[cid], cid
     finally:
         srv.stop()
 
