@@ -48,7 +48,7 @@ bench: install postgres
 # the HTTP service against a bare FastAPI endpoint (needs Debian's wrk)
 bench-http: install
 	@command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk"; exit 1; }
-	$(PY) bench/http.py
+	$(PY) -m bench.http
 
 clean:
 	rm -rf $(VENV) .tools var .pytest_cache .mypy_cache .ruff_cache .hypothesis

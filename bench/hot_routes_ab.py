@@ -5,9 +5,9 @@ The machine is shared and noisy, so two ``geofence serve`` processes run side by
 package of a base commit, ``B`` this checkout's; ``geofence/`` and ``zones/`` are the
 checkout's for both (the compiled kernels' cache is shared, and the A/B is about the web
 layer). Rounds alternate the order (A B, B A, ...); each round measures, on each server,
-``POST /v1/checks`` with wrk (closed loop, :func:`bench.http.run_wrk`, 2,000 distinct
+``POST /v1/checks`` with wrk (closed loop, :func:`bench.http.harness.run_wrk`, 2,000 distinct
 3-fix bodies) and ``POST /v1/checks/batch`` (1,000 checks of 10 fixes,
-:func:`bench.http.run_batches`). The report is the median of the rounds per server,
+:func:`bench.http.scenarios.run_batches`). The report is the median of the rounds per server,
 and each round's figures.
 
     python bench/hot_routes_ab.py --base b920fbd [--rounds 5] [--duration 8] [--out FILE]
@@ -16,7 +16,6 @@ and each round's figures.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import re
@@ -32,10 +31,14 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-_spec = importlib.util.spec_from_file_location("bench_http", ROOT / "bench" / "http.py")
-assert _spec is not None and _spec.loader is not None
-bh = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(bh)
+# run as a file, this folder is first on the import path, and its bench/http/ would
+# shadow the standard library's `http` (httpx and uvicorn need it): the checkout instead
+sys.path[:] = [p for p in sys.path if p and Path(p).resolve() != Path(__file__).resolve().parent]
+sys.path.insert(0, str(ROOT))
+
+from bench.http import harness as bh  # noqa: E402
+from bench.http import report  # noqa: E402
+from bench.http.scenarios import run_batches  # noqa: E402
 
 
 def base_tree(commit: str, into: Path) -> Path:
@@ -127,7 +130,7 @@ def main() -> None:
                 c0 = _tree_cpu_s(pids[name])
                 w = bh.run_wrk(url, "/v1/checks", key, bodies_file, lua, args.duration)
                 c1 = _tree_cpu_s(pids[name])
-                b = bh.run_batches(url, key, 1000, 10, 5, 1)
+                b = run_batches(url, key, 1000, 10, 5, 1)
                 c2 = _tree_cpu_s(pids[name])
                 row[name] = {
                     "checks_rps": w["rps"],
@@ -158,7 +161,7 @@ def main() -> None:
     summary = {n: {k: med(n, k) for k in keys} for n in ("A", "B")}
     result = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": bh.machine(),
+        "machine": report.machine(),
         "A": f"api/ of {args.base} (before)",
         "B": f"api/ of {head}{' + uncommitted changes' if dirty else ''} (after)",
         "method": f"{args.rounds} interleaved rounds (ABBA...); per round and server: wrk "

@@ -15,7 +15,7 @@ import timeit
 from pathlib import Path
 from typing import Any
 
-# bench/http.py would shadow the standard library's `http` (starlette imports it)
+# bench/http/ would shadow the standard library's `http` (starlette imports it)
 sys.path[:] = [p for p in sys.path if p and Path(p).resolve() != Path(__file__).resolve().parent]
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 

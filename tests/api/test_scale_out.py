@@ -27,7 +27,7 @@ from api.storage import Store
 # A liveness bound, not a speed figure: a worker must pick up an activation on its own,
 # within its poll interval plus one index build (~0.5 s on a quiet machine). Under a
 # shared CI runner's load that took up to 2 s, so the bound is generous; the speed itself
-# is measured by ``bench/http.py --only processes`` (``processes`` in http.json).
+# is measured by ``python -m bench.http --only processes`` (``processes`` in http.json).
 PROPAGATION_S = 20.0
 
 

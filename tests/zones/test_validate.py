@@ -351,7 +351,7 @@ def test_table_limit() -> None:
 
 # ---------------------------------------------------------------------------- the bundled set
 def test_bundled_zone_set_validates_clean() -> None:
-    # How long it takes is the upload bench's business (bench/http.py), not a timed
+    # How long it takes is the upload bench's business (bench.http), not a timed
     # assertion on a shared machine.
     report = validate(BUNDLED)
     assert report.errors == [], report.errors[:5]
