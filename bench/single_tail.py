@@ -44,7 +44,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:] = [p for p in sys.path if p and Path(p).resolve() != Path(__file__).resolve().parent]
 sys.path.insert(0, str(ROOT))
 
-import bench.http as bh  # noqa: E402
+from bench.http import harness as bh  # noqa: E402
+from bench.http.baselines import start_bare  # noqa: E402
 
 SITECUSTOMIZE = """
 import gc, os, sys, time
@@ -319,7 +320,7 @@ def main() -> None:
             gl = work / f"gc-{name}.log" if args.events else None
             if tree.name == "bare-audit":  # the baseline of bench.http, this checkout's
                 (work / name).mkdir()
-                bh.start_bare(work / name, port, audit=True)
+                start_bare(work / name, port, audit=True)
                 servers[name] = (port, "-", gl, "/bare")
             else:
                 _, key = start(tree, work / f"db-{name}", port, gl)
