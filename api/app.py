@@ -255,8 +255,8 @@ async def _load(app_state: AppState) -> None:
             "ready: zone set version %d (%d zones), policy version %d, index built in %.3f s, "
             "%.2f s after start",
             version,
-            policy_version,
             len(active.zone_set),
+            policy_version,
             active.build_seconds,
             app_state.ready_at - app_state.started_at,
         )
