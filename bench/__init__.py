@@ -13,5 +13,10 @@
 * :mod:`~bench.hostile`: the hostile-input probes against a real server
   (:mod:`api.testing.servetest`) while an honest operator keeps checking;
 * :mod:`~bench.hot_routes_ab`, :mod:`~bench.response_class_ab`: A/B runs of the web
-  layer's hot routes.
+  layer's hot routes;
+* :mod:`~bench.single_tail`: latency against time of single checks at a fixed rate,
+  interleaved A/B of two source trees, each slow request matched to what the server
+  and its audit writer were doing (gc, commits, checkpoints) while it waited;
+* :mod:`~bench.partitions`: PostgreSQL's monthly partitions of the audit log (the
+  migration, prune against ``DELETE``, look-ups by id, the writer's cost a row).
 """
