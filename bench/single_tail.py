@@ -118,18 +118,11 @@ async def _record(
     async def one(i: int) -> None:
         for attempt in range(2):
             try:
-                if attempt or not free:
-                    r, w = await asyncio.open_connection("127.0.0.1", port)
-                else:
-                    r, w = free.pop()
-                w.write(reqs[i % len(reqs)])
-                head = await r.readuntil(b"\r\n\r\n")
-                m = re.search(rb"(?i)content-length:\s*(\d+)", head)
-                if m:
-                    await r.readexactly(int(m.group(1)))
-                if head[9:12] == b"200":
+                conn = None if attempt or not free else free.pop()
+                status, conn = await bh.http_exchange(port, reqs[i % len(reqs)], conn)
+                if status == 200:
                     lat[i] = clock() - due[i]
-                free.append((r, w))
+                free.append(conn)
                 return
             except (OSError, RuntimeError, asyncio.IncompleteReadError):
                 continue  # a pooled connection the server closed: once more on a new one

@@ -208,6 +208,20 @@ def run_wrk(
 
 
 # ---------------------------------------------------------------------------- open loop
+async def http_exchange(
+    port: int, req: bytes, conn: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None
+) -> tuple[int, tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
+    """One raw HTTP/1.1 request and its whole answer, on ``conn`` (a kept-alive
+    connection) or a new one to ``127.0.0.1:port``: the status and the connection."""
+    r, w = conn if conn is not None else await asyncio.open_connection("127.0.0.1", port)
+    w.write(req)
+    head = await r.readuntil(b"\r\n\r\n")
+    m = re.search(rb"(?i)content-length:\s*(\d+)", head)
+    if m:
+        await r.readexactly(int(m.group(1)))
+    return int(head[9:12]), (r, w)
+
+
 async def _open_loop(
     port: int, reqs: list[bytes], rate: float, duration: float, max_conns: int = 256
 ) -> dict[str, Any]:
@@ -225,17 +239,9 @@ async def _open_loop(
 
     async def exchange(i: int, fresh: bool) -> tuple[int, Any]:
         nonlocal opened
-        if fresh or not free:
-            opened += 1
-            r, w = await asyncio.open_connection("127.0.0.1", port)
-        else:
-            r, w = free.pop()
-        w.write(reqs[i % len(reqs)])
-        head = await r.readuntil(b"\r\n\r\n")
-        m = re.search(rb"(?i)content-length:\s*(\d+)", head)
-        if m:
-            await r.readexactly(int(m.group(1)))
-        return int(head[9:12]), (r, w)
+        conn = None if fresh or not free else free.pop()
+        opened += conn is None
+        return await http_exchange(port, reqs[i % len(reqs)], conn)
 
     async def one(i: int, t_due: float) -> None:
         nonlocal bad, errors
